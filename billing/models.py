@@ -1,0 +1,1 @@
+"""Billing data: prices (filled by the billing issue)."""

@@ -1,0 +1,148 @@
+"""The call record (one row per model call) and the trace context around it.
+
+All three tables are range-partitioned by day on start_time (see migration 0001 and
+ingest/partitions.py). Django sees `id` as the primary key; in PostgreSQL the key is
+(id, start_time), because every unique key of a partitioned table must include the partition key.
+Foreign keys carry no database constraint: the hot write path is COPY, and tenancy rows are
+never deleted while calls refer to them.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class CostStatus(models.TextChoices):
+    PENDING = "pending", "Not priced yet"
+    PRICED = "priced", "Priced from the catalog"
+    PROVIDED = "provided", "Cost provided by the instrumentation"
+    UNKNOWN_MODEL = "unknown_model", "No price for this model"
+    FREE = "free", "Free (no billable tokens)"
+
+
+class LLMCall(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(
+        "observatory.Organization", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True, default="")
+    start_time = models.DateTimeField()
+    duration_ms = models.FloatField(default=0)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    provider = models.TextField(blank=True, default="")
+    operation = models.TextField(blank=True, default="")
+    request_model = models.TextField(blank=True, default="")
+    response_model = models.TextField(blank=True, default="")
+    input_tokens = models.BigIntegerField(default=0, help_text="All input tokens, including cached read and cache write.")
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0, help_text="All output tokens, including reasoning.")
+    reasoning_tokens = models.BigIntegerField(default=0)
+    usage_reported = models.BooleanField(default=True)
+    streaming = models.BooleanField(default=False)
+    status = models.CharField(max_length=8, default="ok")
+    error_type = models.TextField(blank=True, default="")
+    http_status = models.SmallIntegerField(null=True, blank=True)
+    finish_reason = models.TextField(blank=True, default="")
+    team = models.ForeignKey(
+        "observatory.Team", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    product = models.ForeignKey(
+        "observatory.Product", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    feature = models.TextField(blank=True, default="")
+    environment = models.TextField(blank=True, default="")
+    end_user = models.TextField(blank=True, default="")
+    session = models.TextField(blank=True, default="")
+    service_name = models.TextField(blank=True, default="")
+    source = models.TextField(blank=True, default="")
+    source_version = models.TextField(blank=True, default="")
+    app_cache_hit = models.BooleanField(default=False)
+    cost_avoided_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    prompt_prefix_hash = models.TextField(blank=True, default="")
+    request_hash = models.TextField(blank=True, default="")
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    cost_status = models.CharField(max_length=16, choices=CostStatus.choices, default=CostStatus.PENDING)
+    price_id = models.BigIntegerField(null=True, blank=True)
+    provided_cost_usd = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    api_key = models.ForeignKey(
+        "observatory.ApiKey", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    attributes = models.JSONField(default=dict, blank=True)
+    ingested_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trace_id", "span_id", "start_time", "organization"], name="llmcall_unique_span"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "start_time"], name="llmcall_org_time"),
+            models.Index(fields=["organization", "ingested_at"], name="llmcall_org_ingested"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.response_model or self.request_model} @ {self.start_time:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def model(self) -> str:
+        return self.response_model or self.request_model
+
+
+class TraceSpan(models.Model):
+    """A span that is not a model call (HTTP, DB, agent step), kept so a call's trace can be shown."""
+
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(
+        "observatory.Organization", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True, default="")
+    name = models.TextField(blank=True, default="")
+    kind = models.SmallIntegerField(default=0)
+    start_time = models.DateTimeField()
+    duration_ms = models.FloatField(default=0)
+    status = models.CharField(max_length=8, default="ok")
+    service_name = models.TextField(blank=True, default="")
+    scope_name = models.TextField(blank=True, default="")
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trace_id", "span_id", "start_time", "organization"], name="tracespan_unique_span"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.span_id})"
+
+
+class CallContent(models.Model):
+    """Prompt and completion text of a call; written only when the organization captures content."""
+
+    id = models.BigAutoField(primary_key=True)
+    organization = models.ForeignKey(
+        "observatory.Organization", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    start_time = models.DateTimeField()
+    input_content = models.TextField(blank=True, default="")
+    output_content = models.TextField(blank=True, default="")
+    truncated = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["trace_id", "span_id", "start_time", "organization"], name="callcontent_unique_span"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"content of {self.span_id}"

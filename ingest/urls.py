@@ -1,0 +1,3 @@
+"""Ingest URLs (OTLP/HTTP receiver and REST call API)."""
+
+urlpatterns: list = []

@@ -1,0 +1,39 @@
+"""Test setup: real PostgreSQL — the embedded server unless DATABASE_URL points elsewhere."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # Playwright's sync API runs an event loop in the test thread
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    from django.conf import settings
+
+    if settings.EMBEDDED_DATABASE:
+        from observatory.embedded_db import ensure_postgres, socket_dir
+
+        server = ensure_postgres(settings.EMBEDDED_PGDATA, cleanup_mode="stop")
+        settings.DATABASES["default"]["HOST"] = socket_dir(server)
+
+
+@pytest.fixture
+def org(db):
+    from observatory.models import Organization
+
+    return Organization.objects.create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def team(org):
+    from observatory.models import Team
+
+    return Team.objects.create(organization=org, name="Search", slug="search")
+
+
+@pytest.fixture
+def other_team(org):
+    from observatory.models import Team
+
+    return Team.objects.create(organization=org, name="Ads", slug="ads")
