@@ -13,6 +13,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 DEFAULT_SECRET_KEY = "insecure-local-only-observatory-key-change-me"  # noqa: S105 (a placeholder, refused in production)
 
 
+SUPPORTED_BROKERS = {"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem", "memory", "sqla+postgresql"}
+
+
 class ConfigError(Exception):
     """A configuration value is missing or malformed; the message says which and how to fix it."""
 
@@ -160,7 +163,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
     embedded_broker = not broker_url
     if embedded_broker:
         broker_url = "filesystem://"
-    elif broker_url.split("://", 1)[0] not in {"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem", "memory", "sqla+postgresql"}:
+    elif broker_url.split("://", 1)[0] not in SUPPORTED_BROKERS:
         raise ConfigError(
             f"CELERY_BROKER_URL={broker_url!r} is not a supported broker URL: "
             "use redis://host:6379/0 or amqp://user:pass@host:5672//"
