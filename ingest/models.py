@@ -146,3 +146,28 @@ class CallContent(models.Model):
 
     def __str__(self) -> str:
         return f"content of {self.span_id}"
+
+
+class MetricSample(models.Model):
+    """A GPU / serving metric point (e.g. DCGM or NVML utilization) kept for GPU cost attribution.
+
+    GenAI client metrics (token usage, durations) repeat what the spans already say and are not kept.
+    """
+
+    organization = models.ForeignKey(
+        "observatory.Organization", on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    name = models.TextField()
+    series = models.CharField(max_length=64, help_text="Hash of the point's attributes: one series per device/label set.")
+    time = models.DateTimeField()
+    value = models.FloatField()
+    attributes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name", "series", "time"], name="metricsample_unique_point"),
+        ]
+        indexes = [models.Index(fields=["organization", "name", "time"], name="metricsample_org_name_time")]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value} @ {self.time:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,129 @@
+"""Span -> call mapping: one mapper per instrumentation convention, chosen per span, plus batch selection
+that counts each model call once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+from ingest.mappers import (
+    anthropic_sdk,
+    genai_semconv,
+    langfuse,
+    logfire,
+    observatory_sdk,
+    openinference,
+    openlit,
+    openllmetry,
+)
+from ingest.mappers.duplicates import DUPLICATES_KEY, deduplicate
+from ingest.mappers.log_events import ContentFragment, map_log_record
+from ingest.mappers.normalize import HTTP_STATUS_KEYS, InvalidSpan, as_int, error_from_http
+from ingest.records import CallFields, SpanView
+
+__all__ = [
+    "DUPLICATES_KEY",
+    "ContentFragment",
+    "InvalidSpan",
+    "map_log_record",
+    "map_span",
+    "select_calls",
+]
+
+Mapper = Callable[[SpanView], CallFields | None]
+
+_BY_SCOPE_PREFIX: tuple[tuple[str, Mapper], ...] = (
+    (observatory_sdk.SCOPE_NAME, observatory_sdk.map_observatory_sdk),
+    (anthropic_sdk.SCOPE_PREFIX, anthropic_sdk.map_anthropic_sdk),
+    ("openlit", openlit.map_openlit),
+    ("openinference", openinference.map_openinference),
+    ("langfuse", langfuse.map_langfuse),
+    ("logfire", logfire.map_logfire),
+)
+_BY_ATTRIBUTES: tuple[tuple[Callable[[SpanView], bool], Mapper], ...] = (
+    (openinference.claims, openinference.map_openinference),
+    (langfuse.claims, langfuse.map_langfuse),
+    (logfire.claims, logfire.map_logfire),
+    (openlit.claims, openlit.map_openlit),
+    (openllmetry.claims, openllmetry.map_openllmetry),
+)
+
+
+@lru_cache(maxsize=1024)
+def _mapper_for_scope(scope_name: str) -> Mapper | None:
+    for prefix, mapper in _BY_SCOPE_PREFIX:
+        if scope_name.startswith(prefix):
+            return mapper
+    return None
+
+
+def _mapper_for(span: SpanView) -> Mapper:
+    mapper = _mapper_for_scope(span.scope_name)
+    if mapper is not None:
+        return mapper
+    for claims, candidate in _BY_ATTRIBUTES:
+        if claims(span):
+            return candidate
+    return genai_semconv.map_genai
+
+
+def map_span(span: SpanView) -> CallFields | None:
+    """The model call a span reports, or None for trace context (HTTP, DB, agent/chain/tool steps).
+
+    Raises InvalidSpan (with `.span` set) when the span's usage is garbage.
+    """
+    try:
+        return _mapper_for(span)(span)
+    except InvalidSpan as exc:
+        exc.span = span
+        raise
+
+
+def select_calls(spans: list[SpanView], invalid: list[InvalidSpan] | None = None) -> tuple[list[CallFields], list[SpanView]]:
+    """The model calls of a batch, each counted once, and the remaining spans (kept as trace context).
+
+    Spans whose usage is garbage are appended to `invalid` (their InvalidSpan, `.span` set) and left out
+    of both lists; without an `invalid` list the first one raises.
+    """
+    pairs: list[tuple[CallFields, SpanView]] = []
+    rest: list[SpanView] = []
+    for span in spans:
+        try:
+            call = map_span(span)
+        except InvalidSpan as exc:
+            if invalid is None:
+                raise
+            invalid.append(exc)
+            continue
+        if call is None:
+            rest.append(span)
+        else:
+            pairs.append((call, span))
+    if not pairs:
+        return [], rest
+    _http_status_from_children(pairs, rest)
+    calls, dropped = deduplicate(pairs, spans)
+    rest.extend(dropped)
+    return calls, rest
+
+
+def _http_status_from_children(pairs: list[tuple[CallFields, SpanView]], rest: list[SpanView]) -> None:
+    """openlit's HTTP status lives only on its httpx child span (`POST`, http.status_code)."""
+    if not rest:
+        return
+    missing = {(call.trace_id, call.span_id): call for call, _ in pairs if call.http_status is None}
+    if not missing:
+        return
+    for span in rest:
+        if span.parent_span_id is None:
+            continue
+        call = missing.get((span.trace_id, span.parent_span_id))
+        if call is None:
+            continue
+        for key in HTTP_STATUS_KEYS:
+            status = as_int(span.attributes.get(key))
+            if status is not None:
+                call.http_status = status
+                if call.status == "error" and call.error_type == "other":
+                    call.error_type = error_from_http(status) or "other"
+                break

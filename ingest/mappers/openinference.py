@@ -1,0 +1,95 @@
+"""OpenInference (Arize; openinference.instrumentation.*): its own llm.* / embedding.* convention, model in
+JSON invocation parameters, flattened messages, TTFT as the `First Token Stream Event` span event."""
+
+from __future__ import annotations
+
+from ingest.mappers.genai_semconv import FILTER, build, complete
+from ingest.mappers.normalize import (
+    Usage,
+    as_bool,
+    finish_reason,
+    first_label,
+    first_tokens,
+    json_object,
+    label,
+    provider_name,
+    ttft_from_event,
+)
+from ingest.records import CallFields, SpanView
+
+SOURCE = "openinference"
+
+_CALL_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings"}
+_SPAN_NAME_OPERATIONS = {"Response": "responses", "Completion": "text_completion"}
+_FILTER = FILTER.extend(
+    {
+        "openinference.span.kind",
+        "llm.provider",
+        "llm.system",
+        "llm.model_name",
+        "llm.request.model_name",
+        "llm.response.model_name",
+        "embedding.model_name",
+        "llm.token_count.prompt",
+        "llm.token_count.completion",
+        "llm.token_count.total",
+        "llm.token_count.prompt_details.cache_read",
+        "llm.token_count.prompt_details.cache_write",
+        "llm.token_count.completion_details.reasoning",
+        "llm.finish_reason",
+    }
+)
+
+
+def claims(span: SpanView) -> bool:
+    return span.scope_name.startswith("openinference") or "openinference.span.kind" in span.attributes
+
+
+def _usage(attrs: dict) -> Usage:
+    return Usage(
+        input=first_tokens(attrs, ("llm.token_count.prompt",)),
+        output=first_tokens(attrs, ("llm.token_count.completion",)),
+        total=first_tokens(attrs, ("llm.token_count.total",)),
+        cache_read=first_tokens(attrs, ("llm.token_count.prompt_details.cache_read",)),
+        cache_write=first_tokens(attrs, ("llm.token_count.prompt_details.cache_write",)),
+        reasoning=first_tokens(attrs, ("llm.token_count.completion_details.reasoning",)),
+    )
+
+
+def _context(attrs: dict, params: dict) -> dict[str, str]:
+    """Attribution from `metadata` (JSON from using_attributes) and the request's own user fields."""
+    found: dict[str, str] = {}
+    metadata = json_object(attrs.get("metadata"))
+    for name in ("team", "product", "feature", "environment"):
+        value = label(metadata.get(name))
+        if value:
+            found[name] = value
+    request_meta = params.get("metadata")
+    user = label(metadata.get("user_id")) or label(params.get("user"))
+    if not user and type(request_meta) is dict:
+        user = label(request_meta.get("user_id"))
+    if user:
+        found["user"] = user
+    session = label(metadata.get("session_id"))
+    if session:
+        found["session"] = session
+    return found
+
+
+def map_openinference(span: SpanView) -> CallFields | None:
+    attrs = span.attributes
+    operation = _CALL_KINDS.get(label(attrs.get("openinference.span.kind")).upper())
+    if operation is None:
+        return None
+    params = json_object(attrs.get("llm.invocation_parameters") or attrs.get("embedding.invocation_parameters"))
+    call = build(span, SOURCE, usage=_usage(attrs), attribute_filter=_FILTER, fallback=_context(attrs, params))
+    call.operation = _SPAN_NAME_OPERATIONS.get(span.name, operation)
+    call.provider = provider_name(attrs.get("llm.provider") or attrs.get("llm.system"))
+    call.request_model = first_label(attrs, ("llm.request.model_name",)) or label(params.get("model"))
+    call.response_model = first_label(attrs, ("llm.response.model_name", "llm.model_name", "embedding.model_name"))
+    if call.status == "error" and call.response_model == call.request_model:
+        call.response_model = ""
+    call.ttft_ms = ttft_from_event(span, "First Token Stream Event") if span.events else None
+    call.streaming = as_bool(params.get("stream")) is True or call.ttft_ms is not None
+    call.finish_reason = finish_reason(attrs.get("llm.finish_reason"))
+    return complete(call, span)

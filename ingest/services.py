@@ -1,0 +1,235 @@
+"""Ingest: decoded spans → normalized, attributed, priced call rows → the store.
+
+The HTTP views and the REST API both end here, so every path applies the same rules:
+team/product from the call, else the API key's defaults; content dropped unless the organization
+captures it; cost from the price catalog in effect at the call's start time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from django.utils.text import slugify
+
+from ingest import store
+from ingest.mappers import InvalidSpan, map_log_record, select_calls
+from ingest.mappers.normalize import CONTENT_KEYS, CONTENT_PREFIXES
+from ingest.models import MetricSample
+from ingest.records import CallFields, SpanView
+from observatory.models import ApiKey, Product, Team
+
+MAX_TEXT = 512  # longest stored label (model, feature, user ...); longer values are cut
+_CONTEXT_ATTRIBUTE_LIMIT = 64
+
+
+@dataclass
+class IngestOutcome:
+    calls_inserted: int = 0
+    calls_duplicate: int = 0
+    context_spans: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        if not self.errors:
+            return ""
+        shown = "; ".join(self.errors[:5])
+        more = f" (and {len(self.errors) - 5} more)" if len(self.errors) > 5 else ""
+        return f"{self.rejected} span(s) rejected: {shown}{more}"
+
+
+class TenancyCache:
+    """slug → id for teams and products, per organization; new slugs create the team/product."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._teams: dict[tuple[int, str], int] = {}
+        self._products: dict[tuple[int, str], int] = {}
+
+    def team_id(self, organization_id: int, name: str) -> int | None:
+        slug = slugify(name)[:100]
+        if not slug:
+            return None
+        key = (organization_id, slug)
+        found = self._teams.get(key)
+        if found is None:
+            team, _ = Team.objects.get_or_create(organization_id=organization_id, slug=slug, defaults={"name": name[:200]})
+            with self._lock:
+                self._teams[key] = found = team.pk
+        return found
+
+    def product_id(self, organization_id: int, name: str, team_id: int | None) -> int | None:
+        slug = slugify(name)[:100]
+        if not slug:
+            return None
+        key = (organization_id, slug)
+        found = self._products.get(key)
+        if found is None:
+            product, _ = Product.objects.get_or_create(
+                organization_id=organization_id, slug=slug, defaults={"name": name[:200], "team_id": team_id}
+            )
+            with self._lock:
+                self._products[key] = found = product.pk
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._teams.clear()
+            self._products.clear()
+
+
+tenancy_cache = TenancyCache()
+
+
+def _cut(value: str) -> str:
+    return value if len(value) <= MAX_TEXT else value[:MAX_TEXT]
+
+
+def split_calls(spans: list[SpanView]) -> tuple[list[CallFields], list[SpanView], list[str]]:
+    """Model calls and context spans of a batch; spans whose values are nonsense are rejected one by one."""
+    invalid: list[InvalidSpan] = []
+    calls, context = select_calls(spans, invalid)
+    return calls, context, [f"span {exc.span.span_id}: {exc}" for exc in invalid]
+
+
+def is_content_attribute(key: str) -> bool:
+    """Prompt or completion text (or a known container of it), which is dropped unless capture is on."""
+    return key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES)
+
+
+def ingest_spans(api_key: ApiKey, spans: list[SpanView], rejected: int = 0, errors: list[str] | None = None) -> IngestOutcome:
+    """Normalize, attribute, price and store one export's spans. Idempotent on (trace, span, start)."""
+    outcome = IngestOutcome(rejected=rejected, errors=list(errors or []))
+    calls, context, invalid = split_calls(spans)
+    outcome.rejected += len(invalid)
+    outcome.errors.extend(invalid)
+    return store_calls(api_key, calls, context, outcome)
+
+
+def store_calls(
+    api_key: ApiKey, calls: list[CallFields], context: list[SpanView] = (), outcome: IngestOutcome | None = None
+) -> IngestOutcome:
+    """Attribute, price and write normalized calls (from OTLP or the REST API) in one transaction."""
+    from billing.pricing_at_ingest import price_for_ingest
+
+    outcome = outcome or IngestOutcome()
+    organization = api_key.organization
+    org_id = organization.pk
+    capture = organization.capture_content
+    content_cap = organization.content_max_bytes
+    call_rows, content_rows = [], []
+    for call in calls:
+        team_id, product_id = attribute_call(api_key, call)
+        cost = price_for_ingest(org_id, call)
+        call_rows.append(call_row(org_id, api_key.pk, call, team_id, product_id, cost))
+        if capture and (call.input_content or call.output_content):
+            content_rows.append(content_row(org_id, call, content_cap))
+    span_rows = [context_row(org_id, span, capture) for span in context]
+    result = store.write_batch(call_rows, span_rows, content_rows)
+    outcome.calls_inserted = result.calls_inserted
+    outcome.calls_duplicate = result.calls_duplicate
+    outcome.context_spans = len(span_rows)
+    return outcome
+
+
+def attribute_call(api_key: ApiKey, call: CallFields) -> tuple[int | None, int | None]:
+    """Team and product: from the call's own attributes first, else the API key's defaults."""
+    org_id = api_key.organization_id
+    team_id = tenancy_cache.team_id(org_id, call.team) if call.team else None
+    if team_id is None:
+        team_id = api_key.default_team_id
+    product_id = tenancy_cache.product_id(org_id, call.product, team_id) if call.product else None
+    if product_id is None:
+        product_id = api_key.default_product_id
+    return team_id, product_id
+
+
+def call_row(org_id: int, api_key_id: int | None, c: CallFields, team_id, product_id, cost) -> tuple:
+    return (
+        org_id, c.trace_id, c.span_id, c.parent_span_id or "", c.start_time, c.duration_ms, c.ttft_ms,
+        _cut(c.provider), _cut(c.operation), _cut(c.request_model), _cut(c.response_model),
+        c.input_tokens, c.cached_input_tokens, c.cache_write_tokens, c.output_tokens, c.reasoning_tokens,
+        c.usage_reported, c.streaming, c.status, _cut(c.error_type), c.http_status, _cut(c.finish_reason),
+        team_id, product_id, _cut(c.feature), _cut(c.environment), _cut(c.end_user), _cut(c.session),
+        _cut(c.service_name), _cut(c.source), _cut(c.source_version), c.app_cache_hit, cost.cost_avoided_usd,
+        _cut(c.prompt_prefix_hash), _cut(c.request_hash), cost.cost_usd, cost.cost_status, cost.price_id,
+        c.provided_cost_usd, api_key_id, c.attributes,
+    )
+
+
+def content_row(org_id: int, call: CallFields, cap: int) -> tuple:
+    text_in, cut_in = _cap_text(call.input_content or "", cap)
+    text_out, cut_out = _cap_text(call.output_content or "", cap)
+    return (org_id, call.trace_id, call.span_id, call.start_time, text_in, text_out, cut_in or cut_out)
+
+
+def _cap_text(text: str, cap: int) -> tuple[str, bool]:
+    raw = text.encode()
+    if len(raw) <= cap:
+        return text, False
+    return raw[:cap].decode(errors="ignore"), True
+
+
+def context_row(org_id: int, span: SpanView, capture_content: bool = False) -> tuple:
+    attributes = {
+        key: value for key, value in list(span.attributes.items())[:_CONTEXT_ATTRIBUTE_LIMIT]
+        if capture_content or not is_content_attribute(key)
+    }
+    return (
+        org_id, span.trace_id, span.span_id, span.parent_span_id or "", _cut(span.name), span.kind,
+        datetime.fromtimestamp(span.start_ns / 1e9, UTC), max(0.0, (span.end_ns - span.start_ns) / 1e6),
+        "error" if span.status_code == 2 else "ok", _cut(str(span.resource.get("service.name", ""))),
+        _cut(span.scope_name), attributes,
+    )
+
+
+GPU_METRIC_MARKERS = ("gpu", "dcgm_fi_", "nvml", "vllm:", "sglang:", "tgi_")
+
+
+def is_gpu_metric(name: str) -> bool:
+    lowered = name.lower()
+    return any(marker in lowered for marker in GPU_METRIC_MARKERS)
+
+
+def ingest_metric_points(api_key: ApiKey, decoded) -> tuple[int, str]:
+    """Keep GPU and serving-engine gauges (for GPU cost); GenAI client metrics duplicate spans and are skipped."""
+    rows = []
+    for point in decoded.points:
+        if not is_gpu_metric(point.name):
+            continue
+        series = hashlib.sha256(orjson.dumps(point.attributes, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:32]
+        rows.append(MetricSample(
+            organization_id=api_key.organization_id, name=point.name[:MAX_TEXT], series=series,
+            time=datetime.fromtimestamp(point.time_ns / 1e9, UTC), value=point.value, attributes=point.attributes,
+        ))
+    if rows:
+        MetricSample.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    message = "; ".join(decoded.errors[:5])
+    return decoded.rejected, (f"{decoded.rejected} data point(s) rejected: {message}" if decoded.rejected else "")
+
+
+def ingest_log_records(api_key: ApiKey, decoded) -> tuple[int, str]:
+    """Prompt/completion content carried by log events (older instrumentations); kept only with capture on."""
+    organization = api_key.organization
+    rows = []
+    if organization.capture_content:
+        for record in decoded.records:
+            fragment = map_log_record(record)
+            if fragment is None or not fragment.trace_id or not fragment.span_id:
+                continue
+            when = datetime.fromtimestamp(record.time_ns / 1e9, UTC)
+            text, cut = _cap_text(fragment.content, organization.content_max_bytes)
+            is_output = fragment.kind in ("output", "choice", "assistant", "completion")
+            rows.append((
+                organization.pk, fragment.trace_id, fragment.span_id, when,
+                "" if is_output else text, text if is_output else "", cut,
+            ))
+    if rows:
+        store.write_batch([], [], rows)
+    message = "; ".join(decoded.errors[:5])
+    return decoded.rejected, (f"{decoded.rejected} log record(s) rejected: {message}" if decoded.rejected else "")

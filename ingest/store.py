@@ -1,0 +1,117 @@
+"""The fast write path for call records: binary COPY into a session-temporary staging table,
+then one INSERT … ON CONFLICT DO NOTHING into the partitioned table, so a retried export is a no-op.
+
+This module is the only place that writes raw calls; a column store could take its place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import orjson
+from django.db import connection, transaction
+from psycopg.types.json import set_json_dumps
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (column, PostgreSQL type for binary COPY)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    @property
+    def staging(self) -> str:
+        return f"stage_{self.name}"
+
+
+LLMCALL = Table(
+    "ingest_llmcall",
+    (
+        ("organization_id", "int8"), ("trace_id", "varchar"), ("span_id", "varchar"), ("parent_span_id", "varchar"),
+        ("start_time", "timestamptz"), ("duration_ms", "float8"), ("ttft_ms", "float8"),
+        ("provider", "text"), ("operation", "text"), ("request_model", "text"), ("response_model", "text"),
+        ("input_tokens", "int8"), ("cached_input_tokens", "int8"), ("cache_write_tokens", "int8"),
+        ("output_tokens", "int8"), ("reasoning_tokens", "int8"), ("usage_reported", "bool"), ("streaming", "bool"),
+        ("status", "varchar"), ("error_type", "text"), ("http_status", "int2"), ("finish_reason", "text"),
+        ("team_id", "int8"), ("product_id", "int8"), ("feature", "text"), ("environment", "text"),
+        ("end_user", "text"), ("session", "text"), ("service_name", "text"), ("source", "text"),
+        ("source_version", "text"), ("app_cache_hit", "bool"), ("cost_avoided_usd", "numeric"),
+        ("prompt_prefix_hash", "text"), ("request_hash", "text"), ("cost_usd", "numeric"), ("cost_status", "varchar"),
+        ("price_id", "int8"), ("provided_cost_usd", "numeric"), ("api_key_id", "int8"), ("attributes", "jsonb"),
+    ),
+)
+
+TRACESPAN = Table(
+    "ingest_tracespan",
+    (
+        ("organization_id", "int8"), ("trace_id", "varchar"), ("span_id", "varchar"), ("parent_span_id", "varchar"),
+        ("name", "text"), ("kind", "int2"), ("start_time", "timestamptz"), ("duration_ms", "float8"),
+        ("status", "varchar"), ("service_name", "text"), ("scope_name", "text"), ("attributes", "jsonb"),
+    ),
+)
+
+CALLCONTENT = Table(
+    "ingest_callcontent",
+    (
+        ("organization_id", "int8"), ("trace_id", "varchar"), ("span_id", "varchar"), ("start_time", "timestamptz"),
+        ("input_content", "text"), ("output_content", "text"), ("truncated", "bool"),
+    ),
+)
+
+
+def _json_dumps(obj) -> bytes:
+    return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _ensure_staging(cursor, table: Table) -> None:
+    # A temporary table lives as long as the (reused) connection; ON COMMIT DELETE ROWS empties it.
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {table.staging} ON COMMIT DELETE ROWS AS "  # noqa: S608 (constant names)
+        f"SELECT {', '.join(table.column_names)} FROM {table.name} WITH NO DATA"
+    )
+
+
+def copy_rows(table: Table, rows: Sequence[Sequence]) -> int:
+    """Insert `rows` (tuples in `table.columns` order); rows already stored are skipped. Returns rows inserted.
+
+    Must run inside a transaction: the staging table empties itself at commit.
+    """
+    if not rows:
+        return 0
+    columns = ", ".join(table.column_names)
+    with connection.cursor() as cursor:
+        _ensure_staging(cursor, table)
+        raw = cursor.cursor
+        set_json_dumps(_json_dumps, context=raw)
+        with raw.copy(f"COPY {table.staging} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types([kind for _, kind in table.columns])
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.staging} "  # noqa: S608
+            "ON CONFLICT DO NOTHING"
+        )
+        return cursor.rowcount
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    calls_inserted: int
+    calls_duplicate: int
+    spans_inserted: int
+
+
+def write_batch(
+    calls: Sequence[Sequence], spans: Iterable[Sequence] = (), contents: Iterable[Sequence] = ()
+) -> WriteResult:
+    """Write one request's rows atomically: all of them or (on error) none, so a retry cannot double count."""
+    spans, contents = list(spans), list(contents)
+    with transaction.atomic():
+        inserted = copy_rows(LLMCALL, calls)
+        spans_inserted = copy_rows(TRACESPAN, spans)
+        copy_rows(CALLCONTENT, contents)
+    return WriteResult(calls_inserted=inserted, calls_duplicate=len(calls) - inserted, spans_inserted=spans_inserted)

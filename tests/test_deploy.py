@@ -1,0 +1,154 @@
+"""docker-compose.yml, the Dockerfile and the collector config, read as files (no Docker engine needed)."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPORTER_TYPES = {"otlp_http", "otlphttp"}  # otlphttp: the alias before collector 0.144
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+@pytest.fixture(scope="module")
+def collector():
+    return yaml.safe_load((ROOT / "deploy" / "otel-collector.yaml").read_text())
+
+
+def exporter_of(collector):
+    names = [name for name in collector["exporters"] if name.split("/")[0] in EXPORTER_TYPES]
+    assert len(names) == 1
+    return names[0]
+
+
+def published(service):
+    """Published ports as "host:container" strings."""
+    return {str(port) for port in service.get("ports", [])}
+
+
+def test_it_defines_every_service(compose):
+    assert {"postgres", "redis", "web", "worker", "beat", "otel-collector"} <= set(compose["services"])
+
+
+def test_it_publishes_the_web_port(compose):
+    assert published(compose["services"]["web"]) == {"8000:8000"}
+
+
+def test_it_serves_the_django_project_with_gunicorn(compose):
+    command = compose["services"]["web"]["command"]
+    assert command[:2] == ["gunicorn", "observatory.wsgi:application"]
+    assert "0.0.0.0:8000" in command
+
+
+def test_it_runs_celery_worker_and_database_beat(compose):
+    assert compose["services"]["worker"]["command"][:4] == ["celery", "-A", "observatory", "worker"]
+    beat = compose["services"]["beat"]["command"]
+    assert beat[:4] == ["celery", "-A", "observatory", "beat"]
+    assert "django_celery_beat.schedulers:DatabaseScheduler" in beat
+
+
+def test_it_points_the_app_at_postgres_and_redis(compose):
+    for name in ("web", "worker", "beat"):
+        env = compose["services"][name]["environment"]
+        assert re.fullmatch(r"postgresql://observatory:.+@postgres:5432/observatory", env["DATABASE_URL"])
+        assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+        assert env["DJANGO_ENV"] == "production"
+        assert env["SECRET_KEY"].startswith("${SECRET_KEY:?")
+
+
+def test_it_migrates_before_the_app_starts(compose):
+    services = compose["services"]
+    assert "migrate" in services["migrate"]["command"]
+    for name in ("web", "worker", "beat"):
+        assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+        assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_it_checks_postgres_health_and_keeps_its_data(compose):
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"] == "postgres:17"
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert any(volume.endswith(":/var/lib/postgresql/data") for volume in postgres["volumes"])
+
+
+def test_it_lets_the_collector_reach_the_app_by_service_name(compose):
+    assert "web" in compose["services"]["web"]["environment"]["ALLOWED_HOSTS"].split(",")
+
+
+def test_it_publishes_the_collector_otlp_ports(compose):
+    assert published(compose["services"]["otel-collector"]) == {"4317:4317", "4318:4318"}
+
+
+def test_it_pins_the_collector_image(compose):
+    image = compose["services"]["otel-collector"]["image"]
+    assert re.fullmatch(r"otel/opentelemetry-collector-contrib:\d+\.\d+\.\d+", image)
+
+
+def test_it_mounts_the_collector_config(compose):
+    service = compose["services"]["otel-collector"]
+    mounts = {volume.split(":")[0]: volume.split(":")[1] for volume in service["volumes"]}
+    target = mounts["./deploy/otel-collector.yaml"]
+    assert f"--config={target}" in service["command"]
+    assert (ROOT / "deploy" / "otel-collector.yaml").is_file()
+    assert "OBSERVATORY_API_KEY" in service["environment"]
+
+
+def test_it_receives_otlp_over_grpc_and_http(collector):
+    protocols = collector["receivers"]["otlp"]["protocols"]
+    assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
+    assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
+
+
+def test_it_sends_every_signal_to_observatory(collector):
+    exporter = exporter_of(collector)
+    pipelines = collector["service"]["pipelines"]
+    assert set(pipelines) == {"traces", "metrics", "logs"}
+    for pipeline in pipelines.values():
+        assert pipeline["receivers"] == ["otlp"]
+        assert pipeline["processors"][0] == "memory_limiter"
+        assert "batch" in pipeline["processors"]
+        assert pipeline["exporters"][-1] == exporter
+
+
+def test_it_exports_to_the_web_service_on_port_8000(collector):
+    config = collector["exporters"][exporter_of(collector)]
+    assert config["endpoint"] == "http://web:8000"
+    assert config["compression"] == "gzip"
+    assert config["retry_on_failure"]["enabled"] is True
+    assert config["sending_queue"]["enabled"] is True
+
+
+def test_it_authenticates_with_the_api_key_from_the_environment(collector):
+    headers = collector["exporters"][exporter_of(collector)]["headers"]
+    assert headers["Authorization"] == "Bearer ${env:OBSERVATORY_API_KEY}"
+    assert "obs_" not in (ROOT / "deploy" / "otel-collector.yaml").read_text()
+    assert "obs_" not in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_it_has_a_dockerfile_for_every_build_context(compose):
+    contexts = []
+    for service in compose["services"].values():
+        build = service.get("build")
+        if build is None:
+            continue
+        context = build if isinstance(build, str) else build.get("context", ".")
+        dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+        contexts.append(ROOT / context / dockerfile)
+    assert contexts
+    assert all(path.is_file() for path in contexts)
+
+
+def test_it_builds_a_non_root_image_serving_the_wsgi_app():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11-slim", dockerfile, re.MULTILINE)
+    assert "collectstatic" in dockerfile
+    assert re.search(r"^USER (?!root)\S+", dockerfile, re.MULTILINE)
+    assert re.search(r"^EXPOSE 8000$", dockerfile, re.MULTILINE)
+    cmd = re.findall(r"^CMD (.+)$", dockerfile, re.MULTILINE)[-1]
+    assert "gunicorn" in cmd
+    assert "observatory.wsgi:application" in cmd
