@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from fnmatch import fnmatchcase
 
 from django.db.models import Max
@@ -18,7 +18,7 @@ from django.db.models import Max
 from billing.catalog import PriceSpec
 from billing.models import Price, PriceOverride
 from billing.price_rows import spec_from_price
-from billing.pricing import CallUsage, PriceIndex, apply_override, price_call
+from billing.pricing import TOTAL_QUANTUM, CallUsage, PriceIndex, apply_override, price_call
 from billing.pricing import PriceOverride as OverrideTerms
 from ingest.models import CostStatus
 from ingest.records import CallFields
@@ -142,6 +142,26 @@ def usage_of(call) -> CallUsage:
     )
 
 
+def quick_total(call, price: PriceSpec) -> Decimal | None:
+    """The same total as price_call for the common case (standard prices, below any long-context tier),
+    without building a breakdown; None when the full price_call is needed."""
+    if price.tiers and call.input_tokens > min(tier.threshold for tier in price.tiers):
+        return None
+    cached = min(call.cached_input_tokens, call.input_tokens)
+    write = min(call.cache_write_tokens, call.input_tokens - cached)
+    reasoning = min(call.reasoning_tokens, call.output_tokens)
+    total = (call.input_tokens - cached - write) * price.input
+    if cached:
+        total += cached * (price.cached_input_read if price.cached_input_read is not None else price.input)
+    if write:
+        total += write * (price.cache_write if price.cache_write is not None else price.input)
+    if price.reasoning is not None and reasoning:
+        total += (call.output_tokens - reasoning) * price.output + reasoning * price.reasoning
+    else:
+        total += call.output_tokens * price.output
+    return total.quantize(TOTAL_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
 def cost_of(organization_id: int, call, when: datetime) -> IngestCost:
     """Cost of one call at the prices in force at `when` (pure apart from the cached catalog)."""
     spec = catalog_cache.index.resolve(call.provider, call.response_model, call.request_model)
@@ -153,7 +173,9 @@ def cost_of(organization_id: int, call, when: datetime) -> IngestCost:
             return IngestCost(ZERO, CostStatus.FREE, None)
         return IngestCost(None, CostStatus.UNKNOWN_MODEL, None)
     priced = catalog_cache.with_override(organization_id, version, when)
-    total = price_call(usage_of(call), priced).total
+    total = quick_total(call, priced)
+    if total is None:
+        total = price_call(usage_of(call), priced).total
     if call.app_cache_hit:
         return IngestCost(ZERO, CostStatus.FREE, version.price_id, cost_avoided_usd=total)
     return IngestCost(total, CostStatus.PRICED, version.price_id)

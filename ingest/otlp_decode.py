@@ -31,6 +31,8 @@ MIN_TIME_NS = 946_684_800 * 10**9  # 2000-01-01T00:00:00Z
 MAX_FUTURE_NS = 86_400 * 10**9  # a start time more than a day ahead of our clock is rejected
 
 _ZERO16 = bytes(16)
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
 _ZERO8 = bytes(8)
 
 
@@ -583,7 +585,10 @@ def _jvalue(value: Any, depth: int) -> AttrValue:
                 return item
             raise _Reject("stringValue must be a string")
         if kind == _INT:
-            return _jint(item, "intValue")
+            number = _jint(item, "intValue")
+            if not _INT64_MIN <= number <= _INT64_MAX:
+                raise _Reject("intValue is outside the int64 range")
+            return number
         if kind == _DOUBLE:
             return _jfloat(item, "doubleValue")
         if kind == _BOOL:
@@ -635,11 +640,12 @@ def _jattrs(pairs: Any, depth: int = 1) -> dict[str, AttrValue]:
             number = value.get("intValue")
             if type(number) is str and number.isascii():
                 try:
-                    out[key] = int(number)
+                    number = int(number)
                 except ValueError:
                     raise _Reject("intValue must be an integer") from None
-                continue
             if type(number) is int:
+                if not _INT64_MIN <= number <= _INT64_MAX:
+                    raise _Reject("intValue is outside the int64 range")
                 out[key] = number
                 continue
         out[key] = None if value is None else _jvalue(value, depth)

@@ -44,7 +44,7 @@ class IngestOutcome:
 
 
 class TenancyCache:
-    """slug → id for teams and products, per organization; new slugs create the team/product."""
+    """Reported team/product name → id, per organization; a new name creates the team/product (by its slug)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -52,24 +52,24 @@ class TenancyCache:
         self._products: dict[tuple[int, str], int] = {}
 
     def team_id(self, organization_id: int, name: str) -> int | None:
-        slug = slugify(name)[:100]
-        if not slug:
-            return None
-        key = (organization_id, slug)
+        key = (organization_id, name)
         found = self._teams.get(key)
         if found is None:
+            slug = slugify(name)[:100]
+            if not slug:
+                return None
             team, _ = Team.objects.get_or_create(organization_id=organization_id, slug=slug, defaults={"name": name[:200]})
             with self._lock:
                 self._teams[key] = found = team.pk
         return found
 
     def product_id(self, organization_id: int, name: str, team_id: int | None) -> int | None:
-        slug = slugify(name)[:100]
-        if not slug:
-            return None
-        key = (organization_id, slug)
+        key = (organization_id, name)
         found = self._products.get(key)
         if found is None:
+            slug = slugify(name)[:100]
+            if not slug:
+                return None
             product, _ = Product.objects.get_or_create(
                 organization_id=organization_id, slug=slug, defaults={"name": name[:200], "team_id": team_id}
             )

@@ -1,16 +1,18 @@
-"""The fast write path for call records: binary COPY into a session-temporary staging table,
-then one INSERT … ON CONFLICT DO NOTHING into the partitioned table, so a retried export is a no-op.
+"""The fast write path for call records: binary COPY into the partitioned table, and for a retried
+export (the unique key says some rows are already there) COPY into a staging table then
+INSERT … ON CONFLICT DO NOTHING, so a replay is a no-op and never double counts.
 
 This module is the only place that writes raw calls; a column store could take its place.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import orjson
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from psycopg.types.json import set_json_dumps
 
 
@@ -67,35 +69,63 @@ def _json_dumps(obj) -> bytes:
     return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
+_staging_made: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # psycopg connection → staging tables
+
+
 def _ensure_staging(cursor, table: Table) -> None:
-    # A temporary table lives as long as the (reused) connection; ON COMMIT DELETE ROWS empties it.
+    """Create the session's staging table once per database connection (connections are reused).
+
+    It is remembered only after a commit: a rolled-back transaction takes the new table with it.
+    """
+    raw_connection = cursor.cursor.connection
+    made = _staging_made.setdefault(raw_connection, set())
+    if table.name in made:
+        return
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {table.staging} ON COMMIT DELETE ROWS AS "  # noqa: S608 (constant names)
         f"SELECT {', '.join(table.column_names)} FROM {table.name} WITH NO DATA"
     )
+    transaction.on_commit(lambda: made.add(table.name))
+
+
+def _copy(cursor, target: str, table: Table, rows: Sequence[Sequence]) -> None:
+    raw = cursor.cursor
+    set_json_dumps(_json_dumps, context=raw)
+    # The raw psycopg cursor bypasses Django's error translation; restore it so callers see IntegrityError etc.
+    with connection.wrap_database_errors, raw.copy(
+        f"COPY {target} ({', '.join(table.column_names)}) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types([kind for _, kind in table.columns])
+        for row in rows:
+            copy.write_row(row)
 
 
 def copy_rows(table: Table, rows: Sequence[Sequence]) -> int:
     """Insert `rows` (tuples in `table.columns` order); rows already stored are skipped. Returns rows inserted.
 
-    Must run inside a transaction: the staging table empties itself at commit.
+    Fast path: COPY straight into the table inside a savepoint. Only when that hits the unique key
+    (an exporter retrying a batch) are the rows copied into a staging table and inserted with
+    ON CONFLICT DO NOTHING. Must run inside a transaction.
     """
     if not rows:
         return 0
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _copy(cursor, table.name, table, rows)
+        return len(rows)
+    except IntegrityError:
+        pass
     columns = ", ".join(table.column_names)
     with connection.cursor() as cursor:
         _ensure_staging(cursor, table)
-        raw = cursor.cursor
-        set_json_dumps(_json_dumps, context=raw)
-        with raw.copy(f"COPY {table.staging} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types([kind for _, kind in table.columns])
-            for row in rows:
-                copy.write_row(row)
+        _copy(cursor, table.staging, table, rows)
         cursor.execute(
             f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {table.staging} "  # noqa: S608
             "ON CONFLICT DO NOTHING"
         )
-        return cursor.rowcount
+        inserted = cursor.rowcount
+        cursor.execute(f"TRUNCATE {table.staging}")  # several batches may share one transaction
+        return inserted
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ingest import otlp_decode
 from ingest.http import RequestRejected, export_response, read_otlp_body, response_content_type, status_response
 from ingest.services import ingest_log_records, ingest_metric_points, ingest_spans
 from observatory.api_auth import key_from_headers
-from observatory.services import authenticate_key
+from observatory.services import authenticate_key_cached
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ def _handle(request: HttpRequest, work) -> HttpResponse:
         plaintext = key_from_headers(request.headers)
         if not plaintext:
             raise RequestRejected(401, "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
-        api_key = authenticate_key(plaintext)
+        api_key = authenticate_key_cached(plaintext)
         if api_key is None:
             raise RequestRejected(401, "invalid or revoked API key")
         otlp = read_otlp_body(request)

@@ -40,3 +40,7 @@ def run_manage(argv: list[str]) -> int:
 def main() -> None:
     argv = ["observatory", *sys.argv[1:]]
     sys.exit(run_manage(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -81,7 +82,33 @@ def authenticate_key(plaintext: str) -> ApiKey | None:
     return api_key
 
 
+KEY_CACHE_SECONDS = 10.0
+_key_cache: dict[str, tuple[float, ApiKey]] = {}
+
+
+def authenticate_key_cached(plaintext: str) -> ApiKey | None:
+    """authenticate_key with a short per-process memory for the ingest hot path.
+
+    A revoked key stops working in this process at once and in the others within KEY_CACHE_SECONDS.
+    """
+    digest = hash_key(plaintext or "")
+    hit = _key_cache.get(digest)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
+    api_key = authenticate_key(plaintext)
+    if api_key is None:
+        _key_cache.pop(digest, None)
+        return None
+    if len(_key_cache) > 10_000:
+        _key_cache.clear()
+    _key_cache[digest] = (now, api_key)
+    return api_key
+
+
 def revoke_api_key(api_key: ApiKey) -> None:
+    for digest in [d for d, (_, cached) in _key_cache.items() if cached.pk == api_key.pk]:
+        _key_cache.pop(digest, None)
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])

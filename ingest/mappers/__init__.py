@@ -17,8 +17,8 @@ from ingest.mappers import (
     openllmetry,
 )
 from ingest.mappers.duplicates import DUPLICATES_KEY, deduplicate
-from ingest.mappers.log_events import ContentFragment, map_log_record
-from ingest.mappers.normalize import HTTP_STATUS_KEYS, InvalidSpan, as_int, error_from_http
+from ingest.mappers.log_events import ContentFragment, map_log_record, merge_fragments
+from ingest.mappers.normalize import HTTP_STATUS_KEYS, InvalidSpan, error_from_http, http_code
 from ingest.records import CallFields, SpanView
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "InvalidSpan",
     "map_log_record",
     "map_span",
+    "merge_fragments",
     "select_calls",
 ]
 
@@ -121,7 +122,7 @@ def _http_status_from_children(pairs: list[tuple[CallFields, SpanView]], rest: l
         if call is None:
             continue
         for key in HTTP_STATUS_KEYS:
-            status = as_int(span.attributes.get(key))
+            status = http_code(span.attributes.get(key))
             if status is not None:
                 call.http_status = status
                 if call.status == "error" and call.error_type == "other":

@@ -11,7 +11,8 @@ Three rules, applied in this order to the calls of one batch:
    the batch) agrees with it on provider and model family is the same call seen twice (the Anthropic
    SDK's own span under OpenInference's, a framework LLM span over a client span). An ancestor with
    exactly one agreeing descendant call is merged with it; an ancestor with several is a wrapper
-   (retries, a chain) and is dropped as trace context while its descendants stay calls.
+   (retries, a chain) and is dropped as trace context while its descendants stay calls, and so is
+   an ancestor whose only agreeing descendant is such a wrapper.
 3. Twin roots. Streaming double instrumentation can give two roots in different traces (OpenInference
    plus the Anthropic SDK in `anthropic_messages_stream*`). Two calls are twins only when all hold:
    different instrumentations (`source`), same provider, same resource identity (service.name,
@@ -199,12 +200,17 @@ def _merge_nested(pairs: list[tuple[CallFields, SpanView]], spans: list[SpanView
         ancestor = _nearest_call_ancestor(span, call_index, by_key)
         if ancestor is not None and agree(pairs[ancestor][0], call):
             children[ancestor].append(index)
-    wrappers: set[int] = set()
+    wrappers = {ancestor for ancestor, descendants in children.items() if len(descendants) > 1}
+    grew = bool(wrappers)
+    while grew:  # an ancestor whose only call descendant is a wrapper wraps the same calls
+        grown = {
+            ancestor for ancestor, descendants in children.items() if ancestor not in wrappers and descendants[0] in wrappers
+        }
+        wrappers |= grown
+        grew = bool(grown)
     for ancestor, descendants in children.items():
-        if len(descendants) == 1:
+        if ancestor not in wrappers:
             groups.union(ancestor, descendants[0])
-        else:
-            wrappers.add(ancestor)
     return wrappers
 
 
@@ -271,7 +277,7 @@ def _merge(kept: tuple[CallFields, SpanView], others: list[tuple[CallFields, Spa
     if token_source is not call:
         for name in _TOKEN_FIELDS:
             setattr(call, name, getattr(token_source, name))
-        call.usage_reported = True
+        call.usage_reported = token_source.usage_reported
     duplicates = list(call.attributes.get(DUPLICATES_KEY) or [])
     for other, span in others:
         for name in _FILLED_FIELDS:

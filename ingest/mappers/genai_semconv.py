@@ -127,14 +127,15 @@ def build(
 
 
 def complete(call: CallFields, span: SpanView) -> CallFields:
-    """Fill what is still unknown from the span name (`{operation} {model}`) and the model name."""
+    """Fill what is still unknown from a `{operation} {model}` span name and from the model name."""
     if not call.operation or not call.request_model:
         head, _, tail = span.name.partition(" ")
-        if not call.operation:
-            named = operation_name(head)
-            call.operation = named if named in MODEL_OPERATIONS else "chat"
-        if not call.request_model and tail and " " not in tail:
-            call.request_model = tail[:512]
+        named = operation_name(head)
+        if named in MODEL_OPERATIONS:
+            call.operation = call.operation or named
+            if not call.request_model and tail and " " not in tail:
+                call.request_model = tail[:512]
+        call.operation = call.operation or "chat"
     if not call.provider:
         call.provider = provider_from_model(call.response_model or call.request_model)
     return call

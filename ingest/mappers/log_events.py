@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.mappers.normalize import content_text, finish_reason, split_content
+from ingest.mappers.normalize import CONTENT_KEYS, content_text, finish_reason, label, split_content
 from ingest.otlp_decode import LogRecordView
 from ingest.records import AttrValue
 
@@ -30,6 +30,14 @@ class ContentFragment:
     input_content: str | None = None
     output_content: str | None = None
     finish_reason: str = ""  # normalized; 2.3b0 streams report it only in gen_ai.choice
+    response_id: str = ""  # gen_ai.response.id: joins records exported without trace context (openlit streams)
+
+    @property
+    def content(self) -> str:
+        """The fragment's text: the output for kind "output", else the input (an exchange has both fields)."""
+        if self.kind == "output":
+            return self.output_content or ""
+        return self.input_content or ""
 
 
 def _message_text(body: AttrValue) -> str | None:
@@ -68,7 +76,7 @@ def map_log_record(record: LogRecordView) -> ContentFragment | None:
         )
     attrs = record.attributes
     if name == OPERATION_DETAILS or "gen_ai.input.messages" in attrs or "gen_ai.output.messages" in attrs:
-        content = {key: value for key, value in attrs.items() if key.startswith("gen_ai.") and value is not None}
+        content = {key: value for key, value in attrs.items() if key in CONTENT_KEYS and value is not None}
         prompt, completion = split_content(content)
         if prompt is None and completion is None:
             return None
@@ -81,6 +89,7 @@ def map_log_record(record: LogRecordView) -> ContentFragment | None:
             input_content=prompt,
             output_content=completion,
             finish_reason=finish_reason(attrs.get("gen_ai.response.finish_reasons")),
+            response_id=label(attrs.get("gen_ai.response.id")),
         )
     return None
 

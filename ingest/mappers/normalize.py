@@ -4,6 +4,7 @@ vocabularies, time to first token, attribution and moving prompt/completion cont
 from __future__ import annotations
 
 import base64
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -97,11 +98,17 @@ def as_int(value: AttrValue) -> int | None:
     kind = type(value)
     if kind is int:
         return value
-    if kind is str and value.isascii() and value.strip().isdigit():
+    if kind is str and len(value) <= 20 and value.isascii() and value.strip().isdigit():
         return int(value)
     if kind is float and value.is_integer():
         return int(value)
     return None
+
+
+def http_code(value: AttrValue) -> int | None:
+    """An HTTP status code (100-599) from an attribute value, else None."""
+    code = as_int(value)
+    return code if code is not None and 100 <= code <= 599 else None
 
 
 def as_seconds(value: AttrValue) -> float | None:
@@ -164,7 +171,10 @@ def content_text(value: AttrValue) -> str:
     """Content as a string: strings as they are, anything else JSON-encoded."""
     if type(value) is str:
         return value
-    return orjson.dumps(jsonable(value)).decode()
+    try:
+        return orjson.dumps(jsonable(value)).decode()
+    except TypeError:  # integers beyond 64 bits, which no OTLP decoder produces
+        return json.dumps(jsonable(value), default=str)
 
 
 # --- token counts ---------------------------------------------------------------------------------
@@ -177,7 +187,7 @@ def token_count(value: AttrValue, name: str) -> int | None:
     kind = type(value)
     if kind is int:
         count = value
-    elif kind is str and value.isascii() and value.strip().isdigit():
+    elif kind is str and len(value) <= 20 and value.isascii() and value.strip().isdigit():
         count = int(value)
     elif kind is float and value.is_integer():
         count = int(value)
@@ -704,7 +714,7 @@ def apply_status(
     attrs = span.attributes
     http_status = None
     for key in HTTP_STATUS_KEYS:
-        http_status = as_int(attrs.get(key))
+        http_status = http_code(attrs.get(key))
         if http_status is not None:
             break
     raw_label = label(raw_error_type)
@@ -919,7 +929,7 @@ def _pick(content: dict[str, AttrValue], keys: tuple[str, ...], prefixes: tuple[
     for prefix in prefixes:
         items = unflatten(content, prefix)
         if items:
-            return orjson.dumps(items).decode()
+            return content_text(items)
     return None
 
 
@@ -929,13 +939,13 @@ def split_content(content: dict[str, AttrValue]) -> tuple[str | None, str | None
     if prompt is None:
         texts = [item.get("embedding.text") for item in unflatten(content, "embedding.embeddings.") if "embedding.text" in item]
         if texts:
-            prompt = orjson.dumps(texts).decode()
+            prompt = content_text(texts)
     system = content.get("gen_ai.system_instructions")
     if system is not None and system != "":
         if prompt is None:
             prompt = content_text(system)
         else:
-            prompt = orjson.dumps({"system_instructions": _structured(system), "messages": _structured(prompt)}).decode()
+            prompt = content_text({"system_instructions": _structured(system), "messages": _structured(prompt)})
     completion = _pick(content, _OUTPUT_KEYS, ("gen_ai.completion.", "llm.output_messages."))
     return prompt, completion
 

@@ -638,7 +638,10 @@ def _decode_and_map(decoder, body: bytes, content_type: str) -> None:
         return
     if decoder is decode_traces:
         invalid: list[InvalidSpan] = []
-        select_calls(result.spans, invalid)
+        calls, rest = select_calls(result.spans, invalid)
+        assert len(calls) + len(rest) + len(invalid) == len(result.spans)
+        for call in calls:
+            orjson.dumps(call.attributes)  # storable as JSONB
     elif decoder is decode_logs:
         for record in result.records:
             map_log_record(record)

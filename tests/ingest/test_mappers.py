@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -368,9 +369,18 @@ def test_it_maps_our_sdk_spans_with_attribution_and_hashes():
 
 
 def test_our_sdk_reports_app_cache_hits_and_an_explicit_environment():
-    call = map_span(sdk_span(**{"observatory.app_cache_hit": True, "observatory.environment": "staging"}))
+    call = map_span(
+        sdk_span(
+            **{
+                "observatory.app_cache_hit": True,
+                "observatory.cost_avoided_usd": 0.0123,
+                "observatory.environment": "staging",
+            }
+        )
+    )
 
     assert call.app_cache_hit is True
+    assert call.cost_avoided_usd == Decimal("0.0123")
     assert call.environment == "staging"
     assert call.input_tokens == 1200
 
@@ -890,6 +900,28 @@ def test_a_wrapper_llm_span_over_two_client_calls_is_context_not_a_call():
     assert rest == [wrapper]
 
 
+def test_an_llm_span_over_a_wrapper_is_context_too():
+    outer = make_span(
+        {"openinference.span.kind": "LLM", "llm.system": "openai"},
+        scope="openinference.instrumentation.crewai",
+        name="Agent LLM",
+    )
+    wrapper = make_span(
+        {"openinference.span.kind": "LLM", "llm.system": "openai", "llm.model_name": "gpt-4o-mini"},
+        scope="openinference.instrumentation.langchain",
+        name="ChatOpenAI",
+        parent_span_id=outer.span_id,
+    )
+    children = [sdk_span() for _ in range(2)]
+    for child in children:
+        child.parent_span_id = wrapper.span_id
+
+    calls, rest = select_calls([outer, wrapper, *children])
+
+    assert sorted(call.span_id for call in calls) == sorted(child.span_id for child in children)
+    assert rest == [outer, wrapper]
+
+
 def test_openllmetry_over_the_official_instrumentation_keeps_the_complete_token_counts():
     official = make_span(
         {
@@ -994,6 +1026,7 @@ def test_it_reads_2_3b0_message_events_and_the_streamed_finish_reason():
     assert (system.kind, system.role, system.input_content) == ("input", "system", "You are brief.")
     assert (user.trace_id, user.span_id) == ("5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174")
     assert (choice.kind, choice.output_content, choice.finish_reason) == ("output", "Paris", "length")
+    assert (user.content, choice.content) == ("Capital of France?", "Paris")
 
     (merged,) = merge_fragments([system, user, choice]).values()
     assert json.loads(merged.input_content) == [
@@ -1071,7 +1104,7 @@ ATTRIBUTE_VALUES = st.recursive(
     st.one_of(
         st.none(),
         st.booleans(),
-        st.integers(min_value=-(2**64), max_value=2**64),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
         st.floats(),
         st.text(max_size=30),
         st.binary(max_size=8),
@@ -1139,4 +1172,8 @@ def test_random_spans_raise_only_invalid_span(spans):
             assert exc.span is span
     invalid: list[InvalidSpan] = []
     calls, rest = select_calls(spans, invalid)
-    assert len(calls) + len(rest) + len(invalid) <= len(spans)
+    assert len(calls) + len(rest) + len(invalid) == len(spans)
+    for call in calls:
+        orjson.dumps(call.attributes)  # storable as JSONB
+        assert call.input_content is None or isinstance(call.input_content, str)
+        assert call.status in ("ok", "error")

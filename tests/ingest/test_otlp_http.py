@@ -190,7 +190,7 @@ def test_non_model_spans_are_kept_as_trace_context(post_otlp):
 @pytest.mark.django_db(transaction=True)
 def test_the_database_down_gives_503_with_retry_after(post_otlp, api_key, monkeypatch):
     key = api_key.api_key
-    monkeypatch.setattr("ingest.views.authenticate_key", lambda _plaintext: key)
+    monkeypatch.setattr("ingest.views.authenticate_key_cached", lambda _plaintext: key)
     saved = dict(connection.settings_dict)
     connection.close()
     connection.settings_dict["HOST"] = "/nonexistent-socket-dir"

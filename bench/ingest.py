@@ -1,0 +1,209 @@
+"""Ingest throughput: spans/s over HTTP (protobuf + gzip, 100 spans per request, several client processes)
+against `observatory up` as users run it, and in the same run the PostgreSQL COPY ceiling for the same rows.
+
+    .venv/bin/python bench/ingest.py [--requests 600] [--clients 2] [--workers 3]
+
+Prints a table and writes bench/results/ingest.json. Uses a throwaway OBSERVATORY_HOME (embedded
+PostgreSQL) unless DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import http.client
+import json
+import multiprocessing
+import os
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+MODELS = [("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"), ("anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5-20250929"),
+          ("openai", "gpt-4o", "gpt-4o-2024-08-06"), ("openai", "text-embedding-3-small", "text-embedding-3-small")]
+
+
+def make_body(spans_per_request: int, start_ns: int, rng: random.Random) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+    def kv(key, value):
+        if isinstance(value, bool):
+            return KeyValue(key=key, value=AnyValue(bool_value=value))
+        if isinstance(value, int):
+            return KeyValue(key=key, value=AnyValue(int_value=value))
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+
+    request = ExportTraceServiceRequest()
+    rs = request.resource_spans.add()
+    rs.resource.attributes.extend([kv("service.name", "bench-app"), kv("deployment.environment.name", "production")])
+    ss = rs.scope_spans.add()
+    ss.scope.name, ss.scope.version = "observatory_sdk", "0.1.0"
+    for i in range(spans_per_request):
+        provider, model, response_model = rng.choice(MODELS)
+        begin = start_ns + i * 1_000_000
+        attrs = {
+            "gen_ai.provider.name": provider, "gen_ai.operation.name": "chat", "gen_ai.request.model": model,
+            "gen_ai.response.model": response_model, "gen_ai.usage.input_tokens": rng.randint(100, 5000),
+            "gen_ai.usage.cache_read.input_tokens": rng.choice([0, 0, 64]), "gen_ai.usage.output_tokens": rng.randint(10, 800),
+            "gen_ai.request.stream": rng.random() < 0.5, "gen_ai.response.finish_reasons": "stop",
+            "observatory.team": rng.choice(["search", "support", "growth"]), "observatory.product": rng.choice(["web", "bot"]),
+            "observatory.feature": rng.choice(["answer", "rewrite", "triage"]), "user.id": f"user-{rng.randint(1, 500)}",
+            "session.id": f"s-{rng.randint(1, 5000)}", "server.address": "api.openai.com",
+        }
+        ss.spans.append(Span(trace_id=secrets.token_bytes(16), span_id=secrets.token_bytes(8), name=f"chat {model}", kind=3,
+                             start_time_unix_nano=begin, end_time_unix_nano=begin + rng.randint(200, 4000) * 1_000_000,
+                             attributes=[kv(k, v) for k, v in attrs.items()]))
+    return gzip.compress(request.SerializeToString(), compresslevel=6)
+
+
+def client_worker(port: int, key: str, bodies: list[bytes], results) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    headers = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip", "Authorization": f"Bearer {key}"}
+    failures = 0
+    for body in bodies:
+        conn.request("POST", "/v1/traces", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            failures += 1
+    results.put(failures)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=600)
+    parser.add_argument("--spans", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=3)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="obs-bench-"))
+    env = {**os.environ, "OBSERVATORY_HOME": str(home)}
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "observatory.cli", "up", "--no-celery", "--port", str(port),
+                               "--workers", str(args.workers)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        key = None
+        for line in server.stdout:
+            if "ingest API key:" in line:
+                key = line.split("ingest API key:")[1].split()[0]
+            if "press Ctrl-C" in line:
+                break
+        assert key, "observatory up did not print a key"
+        rng = random.Random(1)
+        start_ns = time.time_ns() - 3600 * 10**9
+        print(f"generating {args.requests} requests × {args.spans} spans …", flush=True)
+        bodies = [make_body(args.spans, start_ns + n * 10**9, rng) for n in range(args.requests)]
+        warmup = [make_body(args.spans, start_ns - 10**12, rng) for _ in range(20)]
+        queue = multiprocessing.Queue()
+        client_worker(port, key, warmup, queue)
+        queue.get()
+
+        shares = [bodies[i::args.clients] for i in range(args.clients)]
+        procs = [multiprocessing.Process(target=client_worker, args=(port, key, share, queue)) for share in shares]
+        began = time.perf_counter()
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join()
+        elapsed = time.perf_counter() - began
+        failures = sum(queue.get() for _ in procs)
+        spans = args.requests * args.spans
+        http_rate = spans / elapsed
+        print(f"HTTP: {spans:,} spans in {elapsed:.2f} s = {http_rate:,.0f} spans/s ({failures} failed requests)", flush=True)
+
+        copy = copy_ceiling(env, bodies)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(60)
+
+    result = {
+        "spans_per_request": args.spans, "requests": args.requests, "client_processes": args.clients,
+        "web_workers": args.workers, "http_spans_per_s": round(http_rate), "failed_requests": failures,
+        **copy, "http_share_of_copy_ceiling": round(http_rate / copy["copy_binary_rows_per_s"], 3),
+        "cpu_count": os.cpu_count(),
+    }
+    print(json.dumps(result, indent=2))
+    out = REPO / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ingest.json").write_text(json.dumps(result, indent=2))
+
+
+def copy_ceiling(env: dict, bodies: list[bytes]) -> dict:
+    """Decode+map the same bodies once, then time (a) plain binary COPY into the partitioned table and
+    (b) the ingest store path (COPY into staging + INSERT … ON CONFLICT), on the same database."""
+    code = r'''
+import gzip, json, sys, time
+import django
+django.setup()
+from django.db import connection, transaction
+from ingest import otlp_decode, store
+from ingest.mappers import select_calls
+from ingest.services import call_row
+from billing.pricing_at_ingest import IngestCost
+bodies = [gzip.decompress(b) for b in json.load(sys.stdin)]
+t0 = time.perf_counter()
+calls = []
+for body in bodies:
+    decoded = otlp_decode.decode_traces(body, "application/x-protobuf")
+    calls.extend(select_calls(decoded.spans)[0])
+decode_s = time.perf_counter() - t0
+cost = IngestCost(None, "pending", None)
+def rows(org):
+    return [call_row(org, None, c, None, None, cost) for c in calls]
+cols = ", ".join(store.LLMCALL.column_names)
+results = {}
+for label, org in (("copy_binary", 900001), ("store_path", 900002)):
+    data = rows(org)
+    with connection.cursor() as c:
+        c.execute("CHECKPOINT")
+    t0 = time.perf_counter()
+    if label == "copy_binary":
+        with transaction.atomic(), connection.cursor() as c:
+            with c.cursor.copy(f"COPY ingest_llmcall ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
+                cp.set_types([t for _, t in store.LLMCALL.columns])
+                for r in data:
+                    cp.write_row(r)
+    else:
+        for i in range(0, len(data), 100):  # one transaction per 100-row request, as ingest does
+            store.write_batch(data[i:i + 100])
+    results[label] = len(data) / (time.perf_counter() - t0)
+print(json.dumps({"decode_map_us_per_span": decode_s / len(calls) * 1e6,
+                  "copy_binary_rows_per_s": round(results["copy_binary"]),
+                  "store_path_rows_per_s_100_per_batch": round(results["store_path"])}))
+'''
+    payload = json.dumps([b.decode("latin-1") for b in bodies])
+    code = code.replace('json.load(sys.stdin)', '[s.encode("latin-1") for s in json.load(sys.stdin)]')
+    run_env = {**env, "DJANGO_SETTINGS_MODULE": "observatory.settings"}
+    pgdata = Path(env["OBSERVATORY_HOME"]) / "pgdata"
+    if "DATABASE_URL" not in env:
+        host = (pgdata / "postmaster.pid").read_text().splitlines()[4]
+        run_env["DATABASE_URL"] = f"postgresql://postgres@/observatory?host={host}"
+    out = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, text=True, cwd=REPO, env=run_env)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"decode+map: {figures['decode_map_us_per_span']:.1f} µs/span; COPY binary ceiling: "
+          f"{figures['copy_binary_rows_per_s']:,} rows/s; store path: {figures['store_path_rows_per_s_100_per_batch']:,} rows/s")
+    return figures
+
+
+if __name__ == "__main__":
+    main()
