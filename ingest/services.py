@@ -223,12 +223,9 @@ def ingest_log_records(api_key: ApiKey, decoded) -> tuple[int, str]:
             if fragment is None or not fragment.trace_id or not fragment.span_id:
                 continue
             when = datetime.fromtimestamp(record.time_ns / 1e9, UTC)
-            text, cut = _cap_text(fragment.content, organization.content_max_bytes)
-            is_output = fragment.kind in ("output", "choice", "assistant", "completion")
-            rows.append((
-                organization.pk, fragment.trace_id, fragment.span_id, when,
-                "" if is_output else text, text if is_output else "", cut,
-            ))
+            text_in, cut_in = _cap_text(fragment.input_content or "", organization.content_max_bytes)
+            text_out, cut_out = _cap_text(fragment.output_content or "", organization.content_max_bytes)
+            rows.append((organization.pk, fragment.trace_id, fragment.span_id, when, text_in, text_out, cut_in or cut_out))
     if rows:
         store.write_batch([], [], rows)
     message = "; ".join(decoded.errors[:5])

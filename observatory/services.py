@@ -106,6 +106,11 @@ def authenticate_key_cached(plaintext: str) -> ApiKey | None:
     return api_key
 
 
+def forget_cached_keys() -> None:
+    """Drop this process's key memory (after organization or key settings change)."""
+    _key_cache.clear()
+
+
 def revoke_api_key(api_key: ApiKey) -> None:
     for digest in [d for d, (_, cached) in _key_cache.items() if cached.pk == api_key.pk]:
         _key_cache.pop(digest, None)

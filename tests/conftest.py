@@ -18,6 +18,17 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         settings.DATABASES["default"]["HOST"] = socket_dir(server)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Each test starts with empty in-process caches (API keys, team names), as a new worker would."""
+    from ingest.services import tenancy_cache
+    from observatory.services import forget_cached_keys
+
+    forget_cached_keys()
+    tenancy_cache.clear()
+    yield
+
+
 @pytest.fixture
 def org(db):
     from observatory.models import Organization
