@@ -150,14 +150,15 @@ def attribute_call(api_key: ApiKey, call: CallFields) -> tuple[int | None, int |
 
 
 def call_row(org_id: int, api_key_id: int | None, c: CallFields, team_id, product_id, cost) -> tuple:
+    """The LLMCALL column tuple. Mappers already cap text fields at 512 characters."""
     return (
         org_id, c.trace_id, c.span_id, c.parent_span_id or "", c.start_time, c.duration_ms, c.ttft_ms,
-        _cut(c.provider), _cut(c.operation), _cut(c.request_model), _cut(c.response_model),
+        c.provider, c.operation, c.request_model, c.response_model,
         c.input_tokens, c.cached_input_tokens, c.cache_write_tokens, c.output_tokens, c.reasoning_tokens,
-        c.usage_reported, c.streaming, c.status, _cut(c.error_type), c.http_status, _cut(c.finish_reason),
-        team_id, product_id, _cut(c.feature), _cut(c.environment), _cut(c.end_user), _cut(c.session),
-        _cut(c.service_name), _cut(c.source), _cut(c.source_version), c.app_cache_hit, cost.cost_avoided_usd,
-        _cut(c.prompt_prefix_hash), _cut(c.request_hash), cost.cost_usd, cost.cost_status, cost.price_id,
+        c.usage_reported, c.streaming, c.status, c.error_type, c.http_status, c.finish_reason,
+        team_id, product_id, c.feature, c.environment, c.end_user, c.session,
+        c.service_name, c.source, c.source_version, c.app_cache_hit, cost.cost_avoided_usd,
+        c.prompt_prefix_hash, c.request_hash, cost.cost_usd, cost.cost_status, cost.price_id,
         c.provided_cost_usd, api_key_id, c.attributes,
     )
 
