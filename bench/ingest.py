@@ -156,7 +156,7 @@ django.setup()
 from django.db import connection, transaction
 from ingest import otlp_decode, store
 from ingest.mappers import select_calls
-from ingest.services import call_row
+from ingest.services import Attribution, call_row
 from billing.pricing_at_ingest import IngestCost
 bodies = [gzip.decompress(b) for b in json.load(sys.stdin)]
 t0 = time.perf_counter()
@@ -167,7 +167,7 @@ for body in bodies:
 decode_s = time.perf_counter() - t0
 cost = IngestCost(None, "pending", None)
 def rows(org):
-    return [call_row(org, None, c, None, None, cost) for c in calls]
+    return [call_row(org, None, c, Attribution(None, None, ""), cost) for c in calls]
 cols = ", ".join(store.LLMCALL.column_names)
 results = {}
 for label, org in (("copy_binary", 900001), ("store_path", 900002)):

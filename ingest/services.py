@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import orjson
 from django.utils.text import slugify
 
+from billing.attribution import matching_rule
 from ingest import store
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
 from ingest.mappers.normalize import CONTENT_KEYS, CONTENT_PREFIXES
@@ -24,6 +25,13 @@ from observatory.models import ApiKey, Product, Team
 
 MAX_TEXT = 512  # longest stored label (model, feature, user ...); longer values are cut
 _CONTEXT_ATTRIBUTE_LIMIT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    team_id: int | None
+    product_id: int | None
+    source: str  # call | rule | key | "" (unattributed)
 
 
 @dataclass
@@ -124,9 +132,9 @@ def store_calls(
     content_cap = organization.content_max_bytes
     call_rows, content_rows = [], []
     for call in calls:
-        team_id, product_id = attribute_call(api_key, call)
+        attribution = attribute_call(api_key, call)
         cost = price_for_ingest(org_id, call)
-        call_rows.append(call_row(org_id, api_key.pk, call, team_id, product_id, cost))
+        call_rows.append(call_row(org_id, api_key.pk, call, attribution, cost))
         if capture and (call.input_content or call.output_content):
             content_rows.append(content_row(org_id, call, content_cap))
     span_rows = [context_row(org_id, span, capture) for span in context]
@@ -137,29 +145,42 @@ def store_calls(
     return outcome
 
 
-def attribute_call(api_key: ApiKey, call: CallFields) -> tuple[int | None, int | None]:
-    """Team and product: from the call's own attributes first, else the API key's defaults."""
+def attribute_call(api_key: ApiKey, call: CallFields) -> Attribution:
+    """Team and product: from the call's own attributes, else the first matching attribution rule,
+    else the API key's defaults; what is left stays unattributed (never dropped)."""
     org_id = api_key.organization_id
     team_id = tenancy_cache.team_id(org_id, call.team) if call.team else None
-    if team_id is None:
-        team_id = api_key.default_team_id
     product_id = tenancy_cache.product_id(org_id, call.product, team_id) if call.product else None
-    if product_id is None:
-        product_id = api_key.default_product_id
-    return team_id, product_id
+    if team_id is not None or product_id is not None:
+        source = "call"
+    else:
+        source = ""
+    if team_id is None or product_id is None:
+        rule = matching_rule(org_id, call, api_key.prefix)
+        if rule is not None:
+            team_id = team_id if team_id is not None else rule.team_id
+            product_id = product_id if product_id is not None else rule.product_id
+            if rule.feature and not call.feature:
+                call.feature = rule.feature
+            source = source or "rule"
+    if team_id is None and api_key.default_team_id is not None:
+        team_id, source = api_key.default_team_id, source or "key"
+    if product_id is None and api_key.default_product_id is not None:
+        product_id, source = api_key.default_product_id, source or "key"
+    return Attribution(team_id, product_id, source)
 
 
-def call_row(org_id: int, api_key_id: int | None, c: CallFields, team_id, product_id, cost) -> tuple:
+def call_row(org_id: int, api_key_id: int | None, c: CallFields, attribution: Attribution, cost) -> tuple:
     """The LLMCALL column tuple. Mappers already cap text fields at 512 characters."""
     return (
         org_id, c.trace_id, c.span_id, c.parent_span_id or "", c.start_time, c.duration_ms, c.ttft_ms,
         c.provider, c.operation, c.request_model, c.response_model,
         c.input_tokens, c.cached_input_tokens, c.cache_write_tokens, c.output_tokens, c.reasoning_tokens,
         c.usage_reported, c.streaming, c.status, c.error_type, c.http_status, c.finish_reason,
-        team_id, product_id, c.feature, c.environment, c.end_user, c.session,
+        attribution.team_id, attribution.product_id, c.feature, c.environment, c.end_user, c.session,
         c.service_name, c.source, c.source_version, c.app_cache_hit, cost.cost_avoided_usd,
         c.prompt_prefix_hash, c.request_hash, cost.cost_usd, cost.cost_status, cost.price_id,
-        c.provided_cost_usd, api_key_id, c.attributes,
+        c.provided_cost_usd, api_key_id, attribution.source, c.attributes,
     )
 
 

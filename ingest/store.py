@@ -43,7 +43,8 @@ LLMCALL = Table(
         ("end_user", "text"), ("session", "text"), ("service_name", "text"), ("source", "text"),
         ("source_version", "text"), ("app_cache_hit", "bool"), ("cost_avoided_usd", "numeric"),
         ("prompt_prefix_hash", "text"), ("request_hash", "text"), ("cost_usd", "numeric"), ("cost_status", "varchar"),
-        ("price_id", "int8"), ("provided_cost_usd", "numeric"), ("api_key_id", "int8"), ("attributes", "jsonb"),
+        ("price_id", "int8"), ("provided_cost_usd", "numeric"), ("api_key_id", "int8"), ("attribution", "varchar"),
+        ("attributes", "jsonb"),
     ),
 )
 

@@ -146,6 +146,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "maintain-partitions": {"task": "ingest.tasks.maintain_partitions", "schedule": crontab(minute=7)},
+    "roll-up": {"task": "billing.tasks.roll_up", "schedule": 60.0},
 }
 
 LOGGING = {

@@ -1,0 +1,198 @@
+"""Reads for the dashboard and API: spend, percentiles, cache savings, GPU cost, top movers — from rollups.
+
+Every function takes a `Scope` (an organization, optionally narrowed to some teams) so no query can
+leave the requester's teams. Ranges are [start, end) in UTC; full days come from daily rollups and
+the partial days at either end from hourly rollups, so totals are exact at any boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Q, QuerySet, Sum
+
+from billing.models import DailyRollup, GpuCostHour, HourlyRollup
+from billing.rollups import merge_buckets, percentiles_from_buckets
+
+GROUPABLE = ("team", "product", "provider", "model", "environment", "feature")
+SUMMED = (
+    "calls", "errors", "streaming_calls", "unpriced_calls", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+    "output_tokens", "reasoning_tokens", "cost_usd", "error_cost_usd", "cache_read_savings_usd", "app_cache_hits",
+    "cost_avoided_usd", "latency_sum_ms", "ttft_calls", "ttft_sum_ms",
+)
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a requester may see: one organization, all of it (team_ids None) or only some teams."""
+
+    organization_id: int
+    team_ids: tuple[int, ...] | None = None
+
+    def q(self, prefix: str = "") -> Q:
+        condition = Q(**{f"{prefix}organization_id": self.organization_id})
+        if self.team_ids is not None:
+            condition &= Q(**{f"{prefix}team_id__in": self.team_ids})
+        return condition
+
+
+def _midnight_after(moment: datetime) -> datetime:
+    day = datetime.combine(moment.astimezone(UTC).date(), datetime.min.time(), UTC)
+    return day if day == moment else day + timedelta(days=1)
+
+
+def rollup_pieces(scope: Scope, start: datetime, end: datetime) -> list[QuerySet]:
+    """Querysets whose rows together cover [start, end) exactly once."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    first_midnight = _midnight_after(start)
+    last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
+    hourly = HourlyRollup.objects.filter(scope.q())
+    if first_midnight >= last_midnight:
+        return [hourly.filter(hour__gte=start, hour__lt=end)]
+    return [
+        hourly.filter(hour__gte=start, hour__lt=first_midnight),
+        DailyRollup.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date()),
+        hourly.filter(hour__gte=last_midnight, hour__lt=end),
+    ]
+
+
+def _group_fields(group_by: Sequence[str]) -> list[str]:
+    fields = []
+    for name in group_by:
+        if name not in GROUPABLE:
+            raise ValueError(f"cannot group by {name!r}: use {', '.join(GROUPABLE)}")
+        fields.append(f"{name}_id" if name in ("team", "product") else name)
+    return fields
+
+
+def with_derived(row: dict) -> dict:
+    """Add cost per 1,000 calls, tokens per call, error rate, cache hit rate and averages to a summed row."""
+    calls = row.get("calls") or 0
+    cost = row.get("cost_usd") or ZERO
+    input_tokens = row.get("input_tokens") or 0
+    row["cost_per_1k_calls"] = (cost * 1000 / calls) if calls else None
+    row["tokens_per_call"] = ((input_tokens + (row.get("output_tokens") or 0)) / calls) if calls else None
+    row["error_rate"] = (row.get("errors", 0) / calls) if calls else None
+    row["cache_hit_rate"] = ((row.get("cached_input_tokens") or 0) / input_tokens) if input_tokens else None
+    row["mean_latency_ms"] = (row.get("latency_sum_ms", 0) / calls) if calls else None
+    ttft_calls = row.get("ttft_calls") or 0
+    row["mean_ttft_ms"] = (row.get("ttft_sum_ms", 0) / ttft_calls) if ttft_calls else None
+    return row
+
+
+def spend(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] = ()) -> list[dict]:
+    """Summed calls, tokens and dollars per group over the range, most expensive first."""
+    fields = _group_fields(group_by)
+    merged: dict[tuple, dict] = {}
+    for piece in rollup_pieces(scope, start, end):
+        for row in piece.values(*fields).annotate(**{name: Sum(name) for name in SUMMED}).order_by():
+            key = tuple(row[f] for f in fields)
+            target = merged.setdefault(key, {**{f: row[f] for f in fields}, **{name: 0 for name in SUMMED}})
+            for name in SUMMED:
+                target[name] += row[name] or 0
+    rows = [with_derived(row) for row in merged.values()]
+    rows.sort(key=lambda r: r["cost_usd"], reverse=True)
+    return rows
+
+
+def total(scope: Scope, start: datetime, end: datetime) -> dict:
+    rows = spend(scope, start, end)
+    return rows[0] if rows else with_derived({name: 0 for name in SUMMED})
+
+
+def timeseries(scope: Scope, start: datetime, end: datetime, interval: str = "day", group_by: Sequence[str] = ()) -> list[dict]:
+    """Spend per hour or per day (UTC), optionally split by a grouping."""
+    fields = _group_fields(group_by)
+    if interval == "hour":
+        rows = (HourlyRollup.objects.filter(scope.q(), hour__gte=start, hour__lt=end)
+                .values("hour", *fields).annotate(**{n: Sum(n) for n in SUMMED}).order_by("hour"))
+        return [with_derived({**row, "period": row.pop("hour")}) for row in rows]
+    if interval != "day":
+        raise ValueError("interval is 'hour' or 'day'")
+    series: dict[tuple, dict] = {}
+    for piece in rollup_pieces(scope, start, end):
+        time_field = "day" if piece.model is DailyRollup else "hour"
+        for row in piece.values(time_field, *fields).annotate(**{n: Sum(n) for n in SUMMED}).order_by():
+            moment = row[time_field]
+            day = moment if time_field == "day" else moment.astimezone(UTC).date()
+            key = (day, *(row[f] for f in fields))
+            target = series.setdefault(key, {"period": day, **{f: row[f] for f in fields}, **{n: 0 for n in SUMMED}})
+            for name in SUMMED:
+                target[name] += row[name] or 0
+    return [with_derived(series[key]) for key in sorted(series)]
+
+
+def percentiles(
+    scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] = ("model",), metric: str = "latency",
+    quantiles: Iterable[float] = (0.5, 0.95, 0.99),
+) -> list[dict]:
+    """p50/p95/p99 (ms) of latency or time to first token per group, from the rollups' histograms."""
+    if metric not in ("latency", "ttft"):
+        raise ValueError("metric is 'latency' or 'ttft'")
+    fields = _group_fields(group_by)
+    column = f"{metric}_buckets"
+    histograms: dict[tuple, list[dict]] = {}
+    for piece in rollup_pieces(scope, start, end):
+        for row in piece.values_list(*fields, column):
+            histograms.setdefault(tuple(row[:-1]), []).append(row[-1])
+    quantiles = tuple(quantiles)
+    out = []
+    for key, parts in histograms.items():
+        merged = merge_buckets(parts)
+        count = sum(merged.values())
+        if not count:
+            continue
+        values = percentiles_from_buckets(merged, quantiles)
+        out.append({**dict(zip(fields, key, strict=True)), "count": count,
+                    **{f"p{round(q * 100):d}": values[q] for q in quantiles}})
+    out.sort(key=lambda r: r["count"], reverse=True)
+    return out
+
+
+def exact_percentiles(scope: Scope, start: datetime, end: datetime, column: str = "duration_ms",
+                      quantiles: Sequence[float] = (0.5, 0.95, 0.99)) -> list[float]:
+    """Exact nearest-rank percentiles over raw calls (slow; for checks and benchmarks)."""
+    if column not in ("duration_ms", "ttft_ms"):
+        raise ValueError(column)
+    teams = "" if scope.team_ids is None else "AND team_id = ANY(%(teams)s)"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT percentile_disc(%(q)s) WITHIN GROUP (ORDER BY {column}) FROM ingest_llmcall "  # noqa: S608 (checked)
+            f"WHERE organization_id = %(org)s AND start_time >= %(start)s AND start_time < %(end)s "
+            f"AND {column} IS NOT NULL {teams}",
+            {"q": list(quantiles), "org": scope.organization_id, "start": start, "end": end,
+             "teams": list(scope.team_ids or ())},
+        )
+        return list(cursor.fetchone()[0] or [])
+
+
+def top_movers(scope: Scope, start: datetime, end: datetime, group_by: str = "team", limit: int = 5) -> list[dict]:
+    """Groups whose spend changed most against the previous period of the same length."""
+    length = end - start
+    now = {row[_group_fields([group_by])[0]]: row["cost_usd"] for row in spend(scope, start, end, [group_by])}
+    before = {row[_group_fields([group_by])[0]]: row["cost_usd"] for row in spend(scope, start - length, start, [group_by])}
+    movers = []
+    for key in set(now) | set(before):
+        current, previous = now.get(key, ZERO), before.get(key, ZERO)
+        change = current - previous
+        movers.append({group_by: key, "cost_usd": current, "previous_cost_usd": previous, "change_usd": change,
+                       "change_ratio": (change / previous) if previous else None})
+    movers.sort(key=lambda m: abs(m["change_usd"]), reverse=True)
+    return movers[:limit]
+
+
+def gpu_cost(scope: Scope, start: datetime, end: datetime) -> dict:
+    """GPU pool cost in the range: per team, unattributed, and idle."""
+    rows = GpuCostHour.objects.filter(organization_id=scope.organization_id, hour__gte=start, hour__lt=end)
+    if scope.team_ids is not None:
+        rows = rows.filter(team_id__in=scope.team_ids, is_idle=False)
+    by_team = {team: cost for team, cost in rows.filter(is_idle=False).values_list("team_id").annotate(c=Sum("cost_usd"))}
+    idle = rows.filter(is_idle=True).aggregate(c=Sum("cost_usd"))["c"] or ZERO
+    total_cost = sum(by_team.values(), ZERO) + idle
+    return {"by_team": by_team, "idle_usd": idle, "total_usd": total_cost,
+            "idle_share": (idle / total_cost) if total_cost else None}
