@@ -11,41 +11,46 @@ import time
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from django.db import transaction
-from django.db.models import Max, Q
+from django.utils import timezone
 
 from billing.models import AttributionRule
+from billing.repricing import call_pages, day_windows
+from ingest.models import LLMCall
+from observatory.models import ApiKey
 
 REFRESH_SECONDS = 5.0
+ATTRIBUTION_INPUTS = (
+    "start_time", "team", "product", "attribution", "feature", "api_key", "service_name", "provider",
+    "request_model", "response_model", "environment", "end_user", "attributes",
+)
 
 
 class RuleCache:
+    """Each organization's rules in order, re-read at most every REFRESH_SECONDS (rules are few; an edited
+    rule must be picked up too, so no id/count stamp)."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: dict[int, list[AttributionRule]] = {}
-        self._stamp: tuple | None = None
-        self._checked = 0.0
+        self._checked: float | None = None
 
     def rules_for(self, organization_id: int) -> list[AttributionRule]:
         now = time.monotonic()
-        if now - self._checked >= REFRESH_SECONDS:
+        if self._checked is None or now - self._checked >= REFRESH_SECONDS:
             self._checked = now
-            stamp = tuple(AttributionRule.objects.aggregate(n=Max("id")).values()) + (AttributionRule.objects.count(),)
-            if stamp != self._stamp:
-                self.reload(stamp)
+            self.reload()
         return self._rules.get(organization_id, [])
 
-    def reload(self, stamp: tuple | None = None) -> None:
+    def reload(self) -> None:
         grouped: dict[int, list[AttributionRule]] = {}
         for rule in AttributionRule.objects.order_by("position", "id"):
             grouped.setdefault(rule.organization_id, []).append(rule)
         with self._lock:
             self._rules = grouped
-            self._stamp = stamp
 
     def clear(self) -> None:
         with self._lock:
-            self._rules, self._stamp, self._checked = {}, None, 0.0
+            self._rules, self._checked = {}, None
 
 
 rule_cache = RuleCache()
@@ -79,37 +84,45 @@ def matching_rule(organization_id: int, call, key_prefix: str = "") -> Attributi
     return first_match(rules, call, key_prefix) if rules else None
 
 
+def attribution_for(
+    rules: list[AttributionRule], call, api_key: ApiKey | None
+) -> tuple[int | None, int | None, str, str]:
+    """(team, product, source, feature) of a call that names neither team nor product: the first matching
+    rule, then the key's defaults — the same order as ingest (ingest.services.attribute_call)."""
+    rule = first_match(rules, call, api_key.prefix if api_key else "")
+    team_id = rule.team_id if rule else None
+    product_id = rule.product_id if rule else None
+    source = "rule" if rule else ""
+    feature = rule.feature if rule and rule.feature and not call.feature else call.feature
+    if team_id is None and api_key and api_key.default_team_id is not None:
+        team_id, source = api_key.default_team_id, source or "key"
+    if product_id is None and api_key and api_key.default_product_id is not None:
+        product_id, source = api_key.default_product_id, source or "key"
+    return team_id, product_id, source, feature
+
+
 def reattribute(organization_id: int, since: datetime, until: datetime | None = None, batch: int = 5000) -> int:
-    """Apply the current rules (then key defaults) to stored calls whose team/product did not come from
-    the call itself. Returns the number of calls changed. Idempotent."""
-    from ingest.models import LLMCall
-
+    """Apply the current rules (then key defaults) to stored calls that started in [since, until) and did not
+    name their own team/product. Changed rows get a new `ingested_at` so their hours are rolled up again.
+    Reads a UTC day (partition) at a time in pages; each page's changes are one transaction.
+    Returns the number of calls changed. Idempotent."""
     rules = list(AttributionRule.objects.filter(organization_id=organization_id).order_by("position", "id"))
-    calls = LLMCall.objects.filter(organization_id=organization_id, start_time__gte=since).exclude(attribution="call")
-    if until is not None:
-        calls = calls.filter(start_time__lt=until)
+    keys = {key.pk: key for key in ApiKey.objects.filter(organization_id=organization_id)}
+    calls = LLMCall.objects.filter(organization_id=organization_id).exclude(attribution="call")
     changed = 0
-    for call in calls.select_related("api_key").iterator(chunk_size=batch):
-        prefix = call.api_key.prefix if call.api_key_id and call.api_key else ""
-        rule = first_match(rules, call, prefix)
-        team_id = rule.team_id if rule else None
-        product_id = rule.product_id if rule else None
-        source = "rule" if rule and (team_id or product_id) else ""
-        if team_id is None and call.api_key_id and call.api_key and call.api_key.default_team_id:
-            team_id, source = call.api_key.default_team_id, source or "key"
-        if product_id is None and call.api_key_id and call.api_key and call.api_key.default_product_id:
-            product_id, source = call.api_key.default_product_id, source or "key"
-        feature = rule.feature if rule and rule.feature and not call.feature else call.feature
-        if (team_id, product_id, source, feature) != (call.team_id, call.product_id, call.attribution, call.feature):
-            with transaction.atomic():
-                LLMCall.objects.filter(Q(pk=call.pk) & Q(start_time=call.start_time)).update(
-                    team_id=team_id, product_id=product_id, attribution=source, feature=feature, ingested_at=_now()
-                )
-            changed += 1
+    for start, end in day_windows(since, until or timezone.now()):
+        window = calls.filter(start_time__gte=start, start_time__lt=end)
+        for page in call_pages(window.only(*ATTRIBUTION_INPUTS), batch):
+            moved = []
+            for call in page:
+                new = attribution_for(rules, call, keys.get(call.api_key_id))
+                if new != (call.team_id, call.product_id, call.attribution, call.feature):
+                    call.team_id, call.product_id, call.attribution, call.feature = new
+                    moved.append(call)
+            if moved:
+                now = timezone.now()
+                for call in moved:
+                    call.ingested_at = now
+                window.bulk_update(moved, ["team", "product", "attribution", "feature", "ingested_at"], batch_size=1000)
+            changed += len(moved)
     return changed
-
-
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()

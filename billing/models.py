@@ -99,7 +99,8 @@ class RollupDims(models.Model):
     cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
     error_cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
     cache_read_savings_usd = models.DecimalField(
-        max_digits=24, decimal_places=10, default=0, help_text="What cached input would have cost at the input price, minus what it cost."
+        max_digits=24, decimal_places=10, default=0,
+        help_text="What cached input would have cost at the input price, minus what it cost.",
     )
     app_cache_hits = models.BigIntegerField(default=0)
     cost_avoided_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)

@@ -125,6 +125,9 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         return 0
     days = sorted({h.date() for h in hours})
     with transaction.atomic(), connection.cursor() as cursor:
+        # The CTE joins below match one row to one row on all dimensions; without this the planner may
+        # pick nested loops over CTE scans, quadratic in the number of groups.
+        cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute(
             "DELETE FROM billing_hourlyrollup WHERE organization_id = %s AND hour = ANY(%s)", [organization_id, hours]
         )

@@ -1,10 +1,32 @@
 """Celery tasks of billing: thin wrappers over services."""
 
-from celery import shared_task
+from datetime import UTC, datetime, timedelta
 
+from celery import shared_task
+from django.utils.dateparse import parse_datetime
+
+from billing.gpu import compute_gpu_cost_range
+from billing.models import GpuPool
+from billing.repricing import reprice
 from billing.rollups import rollup_pending
 
 
 @shared_task
 def roll_up() -> dict:
     return rollup_pending()
+
+
+@shared_task
+def gpu_cost_recent_hours(hours: int = 3) -> int:
+    """Recompute the last few complete hours of every GPU pool (late metrics are picked up)."""
+    until = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    since = until - timedelta(hours=hours)
+    org_ids = set(GpuPool.objects.values_list("organization_id", flat=True))
+    return sum(compute_gpu_cost_range(org_id, since, until) for org_id in org_ids)
+
+
+@shared_task
+def reprice_calls(since: str, until: str | None = None, model: str | None = None, organization_id: int | None = None) -> dict:
+    """Re-price stored calls after a price change (the UI and API queue this)."""
+    result = reprice(organization_id, parse_datetime(since), parse_datetime(until) if until else None, model=model)
+    return {"examined": result.examined, "changed": result.changed}

@@ -72,7 +72,7 @@ class LLMCall(models.Model):
         "observatory.ApiKey", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
     )
     attribution = models.CharField(
-        max_length=8, blank=True, default="", help_text="Where team/product came from: call, rule, key, or empty."
+        max_length=8, blank=True, default="", db_default="", help_text="Where team/product came from: call, rule, key, or empty."
     )
     attributes = models.JSONField(default=dict, blank=True)
     ingested_at = models.DateTimeField(default=timezone.now)

@@ -147,6 +147,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "maintain-partitions": {"task": "ingest.tasks.maintain_partitions", "schedule": crontab(minute=7)},
     "roll-up": {"task": "billing.tasks.roll_up", "schedule": 60.0},
+    "gpu-cost": {"task": "billing.tasks.gpu_cost_recent_hours", "schedule": crontab(minute=5)},
 }
 
 LOGGING = {
