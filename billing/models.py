@@ -227,3 +227,24 @@ class AttributionRule(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.position} {self.field} {self.pattern} → {self.team or '-'} / {self.product or '-'}"
+
+
+class DailyModelLatency(models.Model):
+    """Latency and TTFT histograms per day and model for a whole organization: org-wide percentile
+    queries read a few rows per day instead of every team/product/feature group."""
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    provider = models.TextField(blank=True, default="")
+    model = models.TextField(blank=True, default="")
+    calls = models.BigIntegerField(default=0)
+    latency_buckets = models.JSONField(default=dict)
+    ttft_buckets = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day", "provider", "model"], name="dailymodellatency_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model}"

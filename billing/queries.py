@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 
-from billing.models import DailyRollup, GpuCostHour, HourlyRollup
+from billing.models import DailyModelLatency, DailyRollup, GpuCostHour, HourlyRollup
 from billing.rollups import merge_buckets, percentiles_from_buckets
 
 GROUPABLE = ("team", "product", "provider", "model", "environment", "feature")
@@ -137,7 +137,7 @@ def percentiles(
     fields = _group_fields(group_by)
     column = f"{metric}_buckets"
     histograms: dict[tuple, list[dict]] = {}
-    for piece in rollup_pieces(scope, start, end):
+    for piece in _latency_pieces(scope, start, end, fields):
         for row in piece.values_list(*fields, column):
             histograms.setdefault(tuple(row[:-1]), []).append(row[-1])
     quantiles = tuple(quantiles)
@@ -152,6 +152,18 @@ def percentiles(
                     **{f"p{round(q * 100):d}": values[q] for q in quantiles}})
     out.sort(key=lambda r: r["count"], reverse=True)
     return out
+
+
+def _latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[str]) -> list[QuerySet]:
+    """Like rollup_pieces, but org-wide by-model queries read the small per-day model histograms."""
+    pieces = rollup_pieces(scope, start, end)
+    if scope.team_ids is None and set(fields) <= {"provider", "model"} and len(pieces) == 3:
+        pieces[1] = DailyModelLatency.objects.filter(
+            organization_id=scope.organization_id,
+            day__gte=_midnight_after(start.astimezone(UTC)).date(),
+            day__lt=datetime.combine(end.astimezone(UTC).date(), datetime.min.time(), UTC).date(),
+        )
+    return pieces
 
 
 def exact_percentiles(scope: Scope, start: datetime, end: datetime, column: str = "duration_ms",

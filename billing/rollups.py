@@ -114,6 +114,27 @@ FROM g LEFT JOIN lh USING (day, team_id, product_id, provider, model, environmen
 """
 
 
+MODEL_LATENCY_SQL = """
+WITH h AS (
+    SELECT day, provider, model, calls, latency_buckets, ttft_buckets FROM billing_dailyrollup
+    WHERE organization_id = %(org)s AND day = ANY(%(days)s)
+), g AS (
+    SELECT day, provider, model, sum(calls) AS calls FROM h GROUP BY 1, 2, 3
+), lh AS (
+    SELECT day, provider, model, jsonb_object_agg(k, n) AS buckets FROM (
+        SELECT day, provider, model, e.key AS k, sum(e.value::bigint) AS n
+        FROM h, jsonb_each_text(h.latency_buckets) e GROUP BY 1, 2, 3, 4) x GROUP BY 1, 2, 3
+), th AS (
+    SELECT day, provider, model, jsonb_object_agg(k, n) AS buckets FROM (
+        SELECT day, provider, model, e.key AS k, sum(e.value::bigint) AS n
+        FROM h, jsonb_each_text(h.ttft_buckets) e GROUP BY 1, 2, 3, 4) x GROUP BY 1, 2, 3
+)
+INSERT INTO billing_dailymodellatency (organization_id, day, provider, model, calls, latency_buckets, ttft_buckets)
+SELECT %(org)s, g.day, g.provider, g.model, g.calls, coalesce(lh.buckets, '{}'::jsonb), coalesce(th.buckets, '{}'::jsonb)
+FROM g LEFT JOIN lh USING (day, provider, model) LEFT JOIN th USING (day, provider, model)
+"""
+
+
 def _hour(value: datetime) -> datetime:
     return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
@@ -138,6 +159,9 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         day_start = datetime.combine(days[0], datetime.min.time(), UTC)
         day_end = datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(days=1)
         cursor.execute(DAILY_SQL, {"org": organization_id, "start": day_start, "end": day_end, "days": days})
+        cursor.execute("DELETE FROM billing_dailymodellatency WHERE organization_id = %s AND day = ANY(%s)",
+                       [organization_id, days])
+        cursor.execute(MODEL_LATENCY_SQL, {"org": organization_id, "days": days})
     return written
 
 

@@ -139,3 +139,19 @@ def test_daily_timeseries_and_top_movers(org, team, other_team, dataset):
         current = LLMCall.objects.filter(team_id=mover["team"], start_time__gte=DAY + timedelta(days=2),
                                          start_time__lt=DAY + timedelta(days=3)).aggregate(c=Sum("cost_usd"))["c"]
         assert mover["cost_usd"] == current
+
+
+@pytest.mark.django_db
+def test_org_wide_percentiles_by_model_read_the_model_histograms_and_agree(org, team, dataset):
+    from billing.models import DailyModelLatency
+
+    rollup_pending()
+    assert DailyModelLatency.objects.count() == 3 * 2  # three days × two models
+    start, end = DAY + timedelta(hours=3), DAY + timedelta(days=2, hours=20)
+    by_model = {row["model"]: row for row in queries.percentiles(Scope(org.id), start, end, ["model"])}
+    for model, row in by_model.items():
+        calls = LLMCall.objects.filter(response_model=model, start_time__gte=start, start_time__lt=end)
+        assert row["count"] == calls.count()
+        durations = sorted(calls.values_list("duration_ms", flat=True))
+        exact = durations[max(0, -(-99 * len(durations) // 100) - 1)]
+        assert abs(row["p99"] - exact) / exact <= 0.025
