@@ -248,3 +248,24 @@ class DailyModelLatency(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.model}"
+
+
+class HourlyModelLatency(models.Model):
+    """Latency and TTFT histograms per hour and model for a whole organization (the partial days at
+    the ends of a range)."""
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    provider = models.TextField(blank=True, default="")
+    model = models.TextField(blank=True, default="")
+    calls = models.BigIntegerField(default=0)
+    latency_buckets = models.JSONField(default=dict)
+    ttft_buckets = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "hour", "provider", "model"], name="hourlymodellatency_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.model}"

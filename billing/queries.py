@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 
-from billing.models import DailyModelLatency, DailyRollup, GpuCostHour, HourlyRollup
+from billing.models import DailyModelLatency, DailyRollup, GpuCostHour, HourlyModelLatency, HourlyRollup
 from billing.rollups import merge_buckets, percentiles_from_buckets
 
 GROUPABLE = ("team", "product", "provider", "model", "environment", "feature")
@@ -155,15 +155,21 @@ def percentiles(
 
 
 def _latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[str]) -> list[QuerySet]:
-    """Like rollup_pieces, but org-wide by-model queries read the small per-day model histograms."""
-    pieces = rollup_pieces(scope, start, end)
-    if scope.team_ids is None and set(fields) <= {"provider", "model"} and len(pieces) == 3:
-        pieces[1] = DailyModelLatency.objects.filter(
-            organization_id=scope.organization_id,
-            day__gte=_midnight_after(start.astimezone(UTC)).date(),
-            day__lt=datetime.combine(end.astimezone(UTC).date(), datetime.min.time(), UTC).date(),
-        )
-    return pieces
+    """Like rollup_pieces, but org-wide by-model queries read the small per-model histograms."""
+    if scope.team_ids is not None or not set(fields) <= {"provider", "model"}:
+        return rollup_pieces(scope, start, end)
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    first_midnight = _midnight_after(start)
+    last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
+    hourly = HourlyModelLatency.objects.filter(organization_id=scope.organization_id)
+    if first_midnight >= last_midnight:
+        return [hourly.filter(hour__gte=start, hour__lt=end)]
+    return [
+        hourly.filter(hour__gte=start, hour__lt=first_midnight),
+        DailyModelLatency.objects.filter(organization_id=scope.organization_id, day__gte=first_midnight.date(),
+                                         day__lt=last_midnight.date()),
+        hourly.filter(hour__gte=last_midnight, hour__lt=end),
+    ]
 
 
 def exact_percentiles(scope: Scope, start: datetime, end: datetime, column: str = "duration_ms",

@@ -114,25 +114,32 @@ FROM g LEFT JOIN lh USING (day, team_id, product_id, provider, model, environmen
 """
 
 
-MODEL_LATENCY_SQL = """
+def model_latency_sql(source: str, target: str, period: str) -> str:
+    """Merge the histograms of `source` rollup rows into per-(period, provider, model) rows of `target`."""
+    return f"""
 WITH h AS (
-    SELECT day, provider, model, calls, latency_buckets, ttft_buckets FROM billing_dailyrollup
-    WHERE organization_id = %(org)s AND day = ANY(%(days)s)
+    SELECT {period}, provider, model, calls, latency_buckets, ttft_buckets FROM {source}
+    WHERE organization_id = %(org)s AND {period} = ANY(%(periods)s)
 ), g AS (
-    SELECT day, provider, model, sum(calls) AS calls FROM h GROUP BY 1, 2, 3
+    SELECT {period}, provider, model, sum(calls) AS calls FROM h GROUP BY 1, 2, 3
 ), lh AS (
-    SELECT day, provider, model, jsonb_object_agg(k, n) AS buckets FROM (
-        SELECT day, provider, model, e.key AS k, sum(e.value::bigint) AS n
+    SELECT {period}, provider, model, jsonb_object_agg(k, n) AS buckets FROM (
+        SELECT {period}, provider, model, e.key AS k, sum(e.value::bigint) AS n
         FROM h, jsonb_each_text(h.latency_buckets) e GROUP BY 1, 2, 3, 4) x GROUP BY 1, 2, 3
 ), th AS (
-    SELECT day, provider, model, jsonb_object_agg(k, n) AS buckets FROM (
-        SELECT day, provider, model, e.key AS k, sum(e.value::bigint) AS n
+    SELECT {period}, provider, model, jsonb_object_agg(k, n) AS buckets FROM (
+        SELECT {period}, provider, model, e.key AS k, sum(e.value::bigint) AS n
         FROM h, jsonb_each_text(h.ttft_buckets) e GROUP BY 1, 2, 3, 4) x GROUP BY 1, 2, 3
 )
-INSERT INTO billing_dailymodellatency (organization_id, day, provider, model, calls, latency_buckets, ttft_buckets)
-SELECT %(org)s, g.day, g.provider, g.model, g.calls, coalesce(lh.buckets, '{}'::jsonb), coalesce(th.buckets, '{}'::jsonb)
-FROM g LEFT JOIN lh USING (day, provider, model) LEFT JOIN th USING (day, provider, model)
+INSERT INTO {target} (organization_id, {period}, provider, model, calls, latency_buckets, ttft_buckets)
+SELECT %(org)s, g.{period}, g.provider, g.model, g.calls, coalesce(lh.buckets, '{{}}'::jsonb),
+       coalesce(th.buckets, '{{}}'::jsonb)
+FROM g LEFT JOIN lh USING ({period}, provider, model) LEFT JOIN th USING ({period}, provider, model)
 """
+
+
+HOURLY_MODEL_LATENCY_SQL = model_latency_sql("billing_hourlyrollup", "billing_hourlymodellatency", "hour")
+DAILY_MODEL_LATENCY_SQL = model_latency_sql("billing_dailyrollup", "billing_dailymodellatency", "day")
 
 
 def _hour(value: datetime) -> datetime:
@@ -159,9 +166,12 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         day_start = datetime.combine(days[0], datetime.min.time(), UTC)
         day_end = datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(days=1)
         cursor.execute(DAILY_SQL, {"org": organization_id, "start": day_start, "end": day_end, "days": days})
+        cursor.execute("DELETE FROM billing_hourlymodellatency WHERE organization_id = %s AND hour = ANY(%s)",
+                       [organization_id, hours])
+        cursor.execute(HOURLY_MODEL_LATENCY_SQL, {"org": organization_id, "periods": hours})
         cursor.execute("DELETE FROM billing_dailymodellatency WHERE organization_id = %s AND day = ANY(%s)",
                        [organization_id, days])
-        cursor.execute(MODEL_LATENCY_SQL, {"org": organization_id, "days": days})
+        cursor.execute(DAILY_MODEL_LATENCY_SQL, {"org": organization_id, "periods": days})
     return written
 
 
