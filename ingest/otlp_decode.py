@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from google.protobuf.message import DecodeError
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from ingest.records import AttrValue, EventView, SpanView
 
@@ -184,6 +188,50 @@ def _log_ids(tid: bytes, sid: bytes) -> tuple[str | None, str | None]:
 _PB_SCALARS = frozenset(("string_value", "int_value", "double_value", "bool_value", "bytes_value"))
 
 
+def _lean_trace_request() -> type[Message]:
+    """ExportTraceServiceRequest with the same wire format, except that span attributes stay raw bytes.
+
+    upb parses a body in well under a microsecond per span; the cost is in building one Python message
+    per KeyValue and AnyValue afterwards. Declared as `repeated bytes`, each span's attributes come back
+    as serialized KeyValues, which `_pb_key_value` decodes (and validates, with the real KeyValue type)
+    and caches, since most attributes repeat from span to span. Everything else keeps its real type.
+    """
+    package = "observatory.ingest.lean"
+    pool = descriptor_pool.Default()
+    name = "observatory/ingest/lean_trace.proto"
+    real = (ExportTraceServiceRequest.DESCRIPTOR, ResourceSpans.DESCRIPTOR, ScopeSpans.DESCRIPTOR, Span.DESCRIPTOR)
+    try:
+        pool.FindFileByName(name)  # built already: this module was reloaded
+    except KeyError:
+        file = descriptor_pb2.FileDescriptorProto(name=name, package=package, syntax="proto3")
+        file.dependency.extend(message.file.name for message in (KeyValue.DESCRIPTOR, Resource.DESCRIPTOR, Span.DESCRIPTOR))
+        renamed = {f".{message.full_name}": f".{package}.{message.name}" for message in real}
+        for message in real:
+            lean = file.message_type.add()
+            message.CopyToProto(lean)
+            del lean.nested_type[:]  # Span.Event, Span.Link and Span.SpanKind stay the real ones
+            del lean.enum_type[:]
+            for lean_field in lean.field:
+                if lean_field.type_name in renamed:
+                    lean_field.type_name = renamed[lean_field.type_name]
+                elif message is Span.DESCRIPTOR and lean_field.name == "attributes":
+                    lean_field.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+                    lean_field.ClearField("type_name")
+        pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.ExportTraceServiceRequest"))
+
+
+_LeanTraceRequest = _lean_trace_request()
+
+# Decoded span attributes by their serialized KeyValue: model, operation, team, provider ... repeat on
+# every span. Only short KeyValues are kept: scalars as they are, flat arrays (finish reasons) as tuples
+# that each span gets a fresh list of. Content and nested values are decoded every time.
+_KEY_VALUES: dict[bytes, tuple[str, AttrValue]] = {}
+_SCALAR_ARRAYS: dict[bytes, tuple[str, tuple[AttrValue, ...]]] = {}
+_CACHE_SIZE = 16_384  # entries per cache; a full cache is emptied
+_CACHED_BYTES = 160
+
+
 def _pb_value(value: Any, depth: int) -> AttrValue:
     kind = value.WhichOneof("value")
     if kind in _PB_SCALARS:
@@ -230,8 +278,79 @@ def _pb_parse(message_type: Any, body: bytes, what: str) -> Any:
         raise OtlpDecodeError(f"body is not a valid OTLP protobuf {what} export") from exc
 
 
+def _pb_key_value(raw: bytes) -> tuple[str, AttrValue]:
+    """One span attribute from its serialized KeyValue (the `_KEY_VALUES` cache missed)."""
+    array = _SCALAR_ARRAYS.get(raw)
+    if array is not None:
+        return array[0], list(array[1])
+    pair = _pb_short_scalar(raw)
+    if pair is None:
+        kv = _pb_parse(KeyValue, raw, "trace")
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind is not None and kind not in _PB_SCALARS:
+            decoded = _pb_value(value, 1)
+            if kind == "array_value" and all(type(item) is not list and type(item) is not dict for item in decoded):
+                _remember(_SCALAR_ARRAYS, raw, (kv.key, tuple(decoded)))
+            return kv.key, decoded
+        pair = (kv.key, None if kind is None else getattr(value, kind))
+    _remember(_KEY_VALUES, raw, pair)
+    return pair
+
+
+def _remember(cache: dict[bytes, Any], raw: bytes, entry: Any) -> None:
+    if len(raw) <= _CACHED_BYTES:
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[raw] = entry
+
+
+def _pb_check_key_values(pairs: Any) -> None:
+    """Attributes of a rejected span are not all decoded, but a malformed one still fails the whole body."""
+    for raw in pairs:
+        if raw not in _KEY_VALUES and raw not in _SCALAR_ARRAYS:
+            _pb_parse(KeyValue, raw, "trace")
+
+
+def _pb_short_scalar(raw: bytes) -> tuple[str, AttrValue] | None:
+    """A short KeyValue holding a string, a non-negative int or a bool, read from its usual encoding.
+
+    That is `0A len key 12 len AnyValue` with AnyValue `0A len text`, `18 varint` or `10 00|01`, all of it
+    under 128 bytes (so every length is one byte). Anything else, including text that is not UTF-8, is
+    None: protobuf decodes it.
+    """
+    size = len(raw)
+    if size >= 0x80 or size < 5 or raw[0] != 0x0A:
+        return None
+    value_at = raw[1] + 2
+    if value_at + 4 > size or raw[value_at] != 0x12 or raw[value_at + 1] != size - value_at - 2:
+        return None
+    tag = raw[value_at + 2]
+    try:
+        if tag == 0x0A:
+            if raw[value_at + 3] != size - value_at - 4:
+                return None
+            return raw[2:value_at].decode(), raw[value_at + 4 :].decode()
+        if tag == 0x18 and size - value_at <= 12:  # at most 9 varint bytes: 0 <= value < 2**63
+            number = 0
+            shift = 0
+            for byte in raw[value_at + 3 : -1]:
+                if byte < 0x80:
+                    return None
+                number |= (byte & 0x7F) << shift
+                shift += 7
+            if raw[-1] >= 0x80:
+                return None
+            return raw[2:value_at].decode(), number | raw[-1] << shift
+        if tag == 0x10 and size == value_at + 4 and raw[-1] <= 1:
+            return raw[2:value_at].decode(), raw[-1] == 1
+    except UnicodeDecodeError:
+        return None
+    return None
+
+
 def _pb_traces(body: bytes) -> DecodedTraces:
-    request = _pb_parse(ExportTraceServiceRequest, body, "trace")
+    request = _pb_parse(_LeanTraceRequest, body, "trace")
     resource_spans = request.resource_spans
     total = 0
     for rs in resource_spans:
@@ -244,7 +363,7 @@ def _pb_traces(body: bytes) -> DecodedTraces:
     append = spans.append
     errors: list[str] = []
     rejected = 0
-    scalars = _PB_SCALARS
+    cached = _KEY_VALUES.get
     zero16 = _ZERO16
     zero8 = _ZERO8
     for rs in resource_spans:
@@ -270,16 +389,18 @@ def _pb_traces(body: bytes) -> DecodedTraces:
                     or end < start
                     or len(pairs) > MAX_ATTRIBUTES
                 ):
+                    _pb_check_key_values(pairs)
                     rejected += 1
                     problem = _span_problem(tid, sid, psid, start, end, latest) or f"more than {MAX_ATTRIBUTES} attributes"
                     _note(errors, f"{_span_label(sid)}: {problem}")
                     continue
                 attributes = {}
                 try:
-                    for kv in pairs:
-                        value = kv.value
-                        kind = value.WhichOneof("value")
-                        attributes[kv.key] = getattr(value, kind) if kind in scalars else _pb_value(value, 1)
+                    for raw in pairs:
+                        pair = cached(raw)
+                        if pair is None:
+                            pair = _pb_key_value(raw)
+                        attributes[pair[0]] = pair[1]
                     pb_events = s.events
                     if pb_events:
                         if len(pb_events) > MAX_EVENTS:
@@ -288,6 +409,7 @@ def _pb_traces(body: bytes) -> DecodedTraces:
                     else:
                         events = []
                 except _Reject as exc:
+                    _pb_check_key_values(pairs)
                     rejected += 1
                     _note(errors, f"{_span_label(sid)}: {exc.reason}")
                     continue

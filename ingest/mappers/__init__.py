@@ -90,8 +90,9 @@ def select_calls(spans: list[SpanView], invalid: list[InvalidSpan] | None = None
     rest: list[SpanView] = []
     for span in spans:
         try:
-            call = map_span(span)
+            call = _mapper_for(span)(span)
         except InvalidSpan as exc:
+            exc.span = span
             if invalid is None:
                 raise
             invalid.append(exc)

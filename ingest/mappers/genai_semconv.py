@@ -25,6 +25,7 @@ from ingest.mappers.normalize import (
     event_content,
     finish_reason,
     first_label,
+    label,
     operation_name,
     provider_from_model,
     provider_name,
@@ -38,16 +39,16 @@ from ingest.records import AttrValue, CallFields, SpanView
 SOURCE = "otel-genai"
 
 PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system")
-REQUEST_MODEL_KEYS = ("gen_ai.request.model",)
-RESPONSE_MODEL_KEYS = ("gen_ai.response.model",)
+REQUEST_MODEL_KEY = "gen_ai.request.model"
+RESPONSE_MODEL_KEY = "gen_ai.response.model"
 FINISH_KEYS = ("gen_ai.response.finish_reasons",)
 
 # Attributes whose value becomes a CallFields column; they leave `attributes`.
 CONSUMED = frozenset(
     {
         *PROVIDER_KEYS,
-        *REQUEST_MODEL_KEYS,
-        *RESPONSE_MODEL_KEYS,
+        REQUEST_MODEL_KEY,
+        RESPONSE_MODEL_KEY,
         *INPUT_KEYS,
         *OUTPUT_KEYS,
         *TOTAL_KEYS,
@@ -66,7 +67,7 @@ CONSUMED = frozenset(
 )
 FILTER = AttributeFilter(CONSUMED)
 
-_CALL_HINTS = (*REQUEST_MODEL_KEYS, *RESPONSE_MODEL_KEYS, *INPUT_KEYS, *OUTPUT_KEYS)
+_CALL_HINTS = (REQUEST_MODEL_KEY, RESPONSE_MODEL_KEY, *INPUT_KEYS, *OUTPUT_KEYS)
 
 
 def is_model_call(attrs: dict[str, AttrValue]) -> bool:
@@ -95,28 +96,34 @@ def build(
 ) -> CallFields:
     """A call from the gen_ai.* attributes every convention shares; mappers then refine it."""
     attrs = span.attributes
+    get = attrs.get
     start = span.start_ns
+    keep, content = attribute_filter.split(attrs)
     call = CallFields(
         trace_id=span.trace_id,
         span_id=span.span_id,
         parent_span_id=span.parent_span_id,
         start_time=timestamp(start),
         duration_ms=(span.end_ns - start) / 1e6,
+        provider=provider_name(first_label(attrs, PROVIDER_KEYS)),
+        operation=operation_name(get("gen_ai.operation.name")),
+        request_model=label(get(REQUEST_MODEL_KEY)),
+        response_model=label(get(RESPONSE_MODEL_KEY)),
         source=source,
         source_version=span.scope_version,
+        attributes=keep,
     )
-    call.provider = provider_name(first_label(attrs, PROVIDER_KEYS))
-    call.operation = operation_name(attrs.get("gen_ai.operation.name"))
-    call.request_model = first_label(attrs, REQUEST_MODEL_KEYS)
-    call.response_model = first_label(attrs, RESPONSE_MODEL_KEYS)
     apply_usage(call, semconv_usage(attrs) if usage is None else usage, input_excludes_cache=input_excludes_cache)
-    call.streaming = as_bool(attrs.get("gen_ai.request.stream")) is True
-    call.ttft_ms = ttft_from_seconds(attrs.get("gen_ai.response.time_to_first_chunk"))
-    call.finish_reason = finish_reason(attrs.get("gen_ai.response.finish_reasons"))
-    apply_status(call, span, attrs.get("error.type"))
+    stream = get("gen_ai.request.stream")
+    call.streaming = stream is True or (stream is not None and as_bool(stream) is True)
+    ttft = get("gen_ai.response.time_to_first_chunk")
+    if ttft is not None:
+        call.ttft_ms = ttft_from_seconds(ttft)
+    finish = get("gen_ai.response.finish_reasons")
+    if finish is not None:
+        call.finish_reason = finish_reason(finish)
+    apply_status(call, span, get("error.type"))
     apply_attribution(call, span, fallback)
-    keep, content = attribute_filter.split(attrs)
-    call.attributes = keep
     if content:
         call.input_content, call.output_content = split_content(content)
     if span.events and (call.input_content is None or call.output_content is None):

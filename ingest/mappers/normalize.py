@@ -46,10 +46,11 @@ def label(value: AttrValue) -> str:
 
 
 def first_label(attrs: dict[str, AttrValue], keys: tuple[str, ...]) -> str:
+    """The label of the first of `keys` that has a non-empty one."""
     for key in keys:
         value = attrs.get(key)
         if value is not None:
-            text = label(value)
+            text = value[:MAX_LABEL].strip() if type(value) is str else label(value)
             if text:
                 return text
     return ""
@@ -532,6 +533,9 @@ _FINISH = {
 def finish_reason(value: AttrValue) -> str:
     """stop / length / tool_call / content_filter / error from a list, a JSON list string or a scalar."""
     if type(value) is str:
+        known = _FINISH.get(value)
+        if known is not None:
+            return known
         text = value.strip()
         if text[:1] in ("[", '"'):
             parsed = parse_json(text)
@@ -714,10 +718,12 @@ def apply_status(
     attrs = span.attributes
     http_status = None
     for key in HTTP_STATUS_KEYS:
-        http_status = http_code(attrs.get(key))
-        if http_status is not None:
-            break
-    raw_label = label(raw_error_type)
+        value = attrs.get(key)
+        if value is not None:
+            http_status = http_code(value)
+            if http_status is not None:
+                break
+    raw_label = "" if raw_error_type is None else label(raw_error_type)
     failed = failed or span.status_code == 2 or bool(raw_label) or (http_status is not None and http_status >= 400)
     if not failed:
         call.status = "ok"
@@ -833,25 +839,32 @@ def apply_attribution(call: CallFields, span: SpanView, fallback: dict[str, str]
     library's own context mechanism carried (`fallback`), then (environment only)
     deployment.environment(.name) on the span or resource.
     """
-    get = span.attributes.get
+    attrs = span.attributes
+    get = attrs.get
     team, product, feature, environment, deployment, service = _resource_attribution(span.resource)
-    value = get("observatory.team")
-    call.team = (label(value) if value is not None else "") or team
-    value = get("observatory.product")
-    call.product = (label(value) if value is not None else "") or product
-    value = get("observatory.feature")
-    call.feature = (label(value) if value is not None else "") or feature
-    value = get("observatory.environment")
-    call.environment = (label(value) if value is not None else "") or environment
+    if (value := get("observatory.team")) is not None:
+        team = label(value) or team
+    if (value := get("observatory.product")) is not None:
+        product = label(value) or product
+    if (value := get("observatory.feature")) is not None:
+        feature = label(value) or feature
+    if (value := get("observatory.environment")) is not None:
+        environment = label(value) or environment
+    end_user = first_label(attrs, USER_KEYS)
+    session = first_label(attrs, SESSION_KEYS)
     if fallback:
-        call.team = call.team or fallback.get("team", "")
-        call.product = call.product or fallback.get("product", "")
-        call.feature = call.feature or fallback.get("feature", "")
-        call.environment = call.environment or fallback.get("environment", "")
-    if not call.environment:
-        call.environment = first_label(span.attributes, ENVIRONMENT_KEYS) or deployment
-    call.end_user = first_label(span.attributes, USER_KEYS) or (fallback.get("user", "") if fallback else "")
-    call.session = first_label(span.attributes, SESSION_KEYS) or (fallback.get("session", "") if fallback else "")
+        team = team or fallback.get("team", "")
+        product = product or fallback.get("product", "")
+        feature = feature or fallback.get("feature", "")
+        environment = environment or fallback.get("environment", "")
+        end_user = end_user or fallback.get("user", "")
+        session = session or fallback.get("session", "")
+    call.team = team
+    call.product = product
+    call.feature = feature
+    call.environment = environment or first_label(attrs, ENVIRONMENT_KEYS) or deployment
+    call.end_user = end_user
+    call.session = session
     call.service_name = service
 
 
@@ -972,20 +985,24 @@ def event_content(span: SpanView) -> tuple[str | None, str | None]:
 
 _KEEP, _DROP, _CONTENT = 0, 1, 2
 _MAX_CACHED_KEYS = 20_000
+_MAX_CACHED_LAYOUTS = 2048
+_MAX_LAYOUT_CHARS = 2048  # longer tuples of names (all names together) are classified again on each span
 
 
 class AttributeFilter:
     """Splits a span's attributes: consumed into columns (dropped), content (moved out), the rest kept.
 
-    Each mapper has one; key classifications are cached since attribute names repeat across spans.
+    Each mapper has one. Spans of one instrumentation carry the same attribute names in the same order,
+    so the split is cached per tuple of names (its "layout"), and key classifications per name.
     """
 
-    __slots__ = ("_classes", "consumed", "consumed_prefixes")
+    __slots__ = ("_classes", "_layouts", "consumed", "consumed_prefixes")
 
     def __init__(self, consumed: frozenset[str], consumed_prefixes: tuple[str, ...] = ("observatory.",)) -> None:
         self.consumed = consumed
         self.consumed_prefixes = consumed_prefixes
         self._classes: dict[str, int] = {}
+        self._layouts: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     def _classify(self, key: str) -> int:
         if key in self.consumed or key.startswith(self.consumed_prefixes):
@@ -998,21 +1015,39 @@ class AttributeFilter:
             self._classes[key] = kind
         return kind
 
+    def _layout(self, keys: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(names to keep, content names) among `keys`, in their order."""
+        keep: list[str] = []
+        content: list[str] = []
+        classes = self._classes
+        for key in keys:
+            kind = classes.get(key)
+            if kind is None:
+                kind = self._classify(key)
+            if kind == _KEEP:
+                keep.append(key)
+            elif kind == _CONTENT:
+                content.append(key)
+        layout = (tuple(keep), tuple(content))
+        if sum(map(len, keys)) <= _MAX_LAYOUT_CHARS:
+            if len(self._layouts) >= _MAX_CACHED_LAYOUTS:
+                self._layouts.clear()
+            self._layouts[keys] = layout
+        return layout
+
     def extend(self, consumed: set[str] | frozenset[str]) -> AttributeFilter:
         return AttributeFilter(self.consumed | consumed, self.consumed_prefixes)
 
     def split(self, attrs: dict[str, AttrValue]) -> tuple[dict[str, AttrValue], dict[str, AttrValue]]:
         """(attributes to keep, content attributes)."""
+        keys = tuple(attrs)
+        layout = self._layouts.get(keys)
+        if layout is None:
+            layout = self._layout(keys)
+        keep_keys, content_keys = layout
         keep: dict[str, AttrValue] = {}
-        content: dict[str, AttrValue] = {}
-        classes = self._classes
-        for key, value in attrs.items():
-            kind = classes.get(key)
-            if kind is None:
-                kind = self._classify(key)
-            if kind == _KEEP:
-                value_type = type(value)
-                keep[key] = jsonable(value) if value_type is list or value_type is dict or value_type is bytes else value
-            elif kind == _CONTENT:
-                content[key] = value
-        return keep, content
+        for key in keep_keys:
+            value = attrs[key]
+            value_type = type(value)
+            keep[key] = jsonable(value) if value_type is list or value_type is dict or value_type is bytes else value
+        return keep, {key: attrs[key] for key in content_keys} if content_keys else {}

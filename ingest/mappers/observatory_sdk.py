@@ -20,8 +20,13 @@ def map_observatory_sdk(span: SpanView) -> CallFields | None:
     if not is_model_call(attrs):
         return None
     call = build(span, SOURCE)
-    call.app_cache_hit = as_bool(attrs.get("observatory.app_cache_hit")) is True
-    call.cost_avoided_usd = as_decimal(attrs.get("observatory.cost_avoided_usd"))
-    call.prompt_prefix_hash = label(attrs.get("observatory.prompt_prefix_hash"))
-    call.request_hash = label(attrs.get("observatory.request_hash"))
+    get = attrs.get
+    if (hit := get("observatory.app_cache_hit")) is not None:
+        call.app_cache_hit = as_bool(hit) is True
+    if (avoided := get("observatory.cost_avoided_usd")) is not None:
+        call.cost_avoided_usd = as_decimal(avoided)
+    if (prefix_hash := get("observatory.prompt_prefix_hash")) is not None:
+        call.prompt_prefix_hash = label(prefix_hash)
+    if (request_hash := get("observatory.request_hash")) is not None:
+        call.request_hash = label(request_hash)
     return complete(call, span)
