@@ -1,0 +1,138 @@
+"""OTLP/HTTP transport: posts one encoded ExportTraceServiceRequest and says whether it landed,
+should be retried (and when), or was refused for good."""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import http.client
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+from .failures import log_once
+from .version import __version__
+
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+REQUEST_TIMEOUT = 10.0
+_GZIP_MIN_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class SendResult:
+    delivered: bool
+    retryable: bool = False
+    retry_after: float | None = None
+    rejected_spans: int = 0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class OtlpHttpSender:
+    """Keeps one keep-alive connection to the traces URL; reconnects after any failure."""
+
+    def __init__(self, url: str, api_key: str | None, timeout: float = REQUEST_TIMEOUT) -> None:
+        parts = urlsplit(url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or "localhost"
+        self._port = parts.port
+        self._path = parts.path or "/v1/traces"
+        if parts.query:
+            self._path += "?" + parts.query
+        self._timeout = timeout
+        self._headers = {
+            "Content-Type": "application/x-protobuf",
+            "User-Agent": f"observatory-sdk-python/{__version__}",
+        }
+        if api_key:
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._connection: http.client.HTTPConnection | None = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            if self._https:
+                self._connection = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._timeout, context=ssl.create_default_context()
+                )
+            else:
+                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+        return self._connection
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def forget_connection(self) -> None:
+        """After fork: the socket belongs to the parent; drop it without closing it."""
+        self._connection = None
+
+    def send(self, body: bytes) -> SendResult:
+        headers = dict(self._headers)
+        if len(body) >= _GZIP_MIN_BYTES:
+            body = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        while True:
+            reused = self._connection is not None
+            try:
+                connection = self._connect()
+                connection.request("POST", self._path, body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+                status = response.status
+                retry_after = parse_retry_after(response.getheader("Retry-After"))
+                if response.will_close:
+                    self.close()
+                break
+            except (OSError, http.client.HTTPException) as error:
+                self.close()
+                if reused and not isinstance(error, TimeoutError):
+                    continue  # the server closed an idle keep-alive connection: once more, on a new one
+                log_once(
+                    f"connect-{type(error).__name__}",
+                    "observatory_sdk: cannot reach %s (%s); spans stay queued and are retried",
+                    self._host,
+                    type(error).__name__,
+                )
+                return SendResult(delivered=False, retryable=True)
+        if 200 <= status < 300:
+            return SendResult(delivered=True, rejected_spans=_rejected(payload))
+        if status in RETRYABLE_STATUS:
+            log_once(f"status-{status}", "observatory_sdk: export got HTTP %d; retrying with backoff", status)
+            return SendResult(delivered=False, retryable=True, retry_after=retry_after)
+        log_once(f"status-{status}", "observatory_sdk: export refused with HTTP %d; spans dropped", status)
+        return SendResult(delivered=False)
+
+
+def _rejected(payload: bytes) -> int:
+    if not payload:
+        return 0
+    response = ExportTraceServiceResponse()
+    try:
+        response.ParseFromString(payload)
+    except Exception:  # a JSON or empty-ish body from a proxy is still a success
+        return 0
+    rejected = response.partial_success.rejected_spans
+    if rejected:
+        log_once(
+            "partial-success",
+            "observatory_sdk: server rejected %d spans: %s",
+            rejected,
+            response.partial_success.error_message,
+        )
+    return rejected

@@ -1,0 +1,137 @@
+"""OTLP/protobuf wire encoding written by hand: one `Span` message at a time as bytes, and the
+ExportTraceServiceRequest around a batch. Building generated protobuf objects costs several
+times more per span, and most attributes repeat from call to call, so their bytes are cached."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+
+_SMALL = [bytes((n,)) for n in range(128)]
+_PACK_FIXED64 = struct.Struct("<Q").pack
+_PACK_DOUBLE = struct.Struct("<d").pack
+_PACK_FIXED32 = struct.Struct("<I").pack
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+_CACHE_LIMIT = 8192
+_cache: dict[tuple[str, type, Any], bytes] = {}
+
+SPAN_KIND_CLIENT = 3
+STATUS_ERROR = 2
+
+
+def _varint(value: int) -> bytes:
+    if value < 128:
+        return _SMALL[value]
+    out = bytearray()
+    while value >= 128:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: its tag byte, the payload length, the payload."""
+    return tag + _varint(len(payload)) + payload
+
+
+def _any_value(value: Any) -> bytes:
+    if isinstance(value, str):
+        return _field(b"\x0a", value.encode("utf-8", "replace"))
+    if isinstance(value, bool):
+        return b"\x10\x01" if value else b"\x10\x00"
+    if isinstance(value, int):
+        return b"\x18" + _varint(value & 0xFFFFFFFFFFFFFFFF)
+    if isinstance(value, float):
+        return b"\x21" + _PACK_DOUBLE(value)
+    if isinstance(value, bytes):
+        return _field(b"\x3a", value)
+    if isinstance(value, Sequence):
+        return _field(b"\x2a", b"".join(_field(b"\x0a", _any_value(item)) for item in value))
+    return _field(b"\x0a", str(value).encode("utf-8", "replace"))
+
+
+def _key_value(tag: bytes, key: str, value: Any) -> bytes:
+    """One KeyValue field under `tag`, from the cache when this exact pair was seen before."""
+    cache_key = (key, type(value), value)
+    try:
+        encoded = _cache.get(cache_key)
+    except TypeError:  # an unhashable value, such as a list
+        return _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
+    if encoded is None:
+        encoded = _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
+        if len(_cache) >= _CACHE_LIMIT:
+            _cache.clear()
+        _cache[cache_key] = encoded
+    return encoded
+
+
+def encode_attributes(attributes: Mapping[str, Any], tag: bytes = b"\x4a") -> bytes:
+    """Repeated KeyValue fields (a Span's attributes by default)."""
+    return b"".join([_key_value(tag, key, value) for key, value in attributes.items()])
+
+
+def encode_span(
+    trace_id: int,
+    span_id: int,
+    parent_span_id: int | None,
+    parent_is_remote: bool,
+    name: str,
+    kind: int,
+    start_ns: int,
+    end_ns: int,
+    attributes: Mapping[str, Any],
+    status_code: int = 0,
+    status_message: str | None = None,
+) -> bytes:
+    """One `Span` message with its field tag, ready to join into `encode_request`."""
+    flags = _HAS_IS_REMOTE
+    parts = [b"\x0a\x10" + trace_id.to_bytes(16, "big"), b"\x12\x08" + span_id.to_bytes(8, "big")]
+    if parent_span_id is not None:
+        parts.append(b"\x22\x08" + parent_span_id.to_bytes(8, "big"))
+        if parent_is_remote:
+            flags |= _IS_REMOTE
+    parts.append(_field(b"\x2a", name.encode("utf-8", "replace")))
+    parts.append(b"\x30" + _SMALL[kind])
+    parts.append(b"\x39" + _PACK_FIXED64(start_ns))
+    parts.append(b"\x41" + _PACK_FIXED64(end_ns))
+    parts.append(encode_attributes(attributes))
+    if status_code:
+        status = _field(b"\x12", status_message.encode("utf-8", "replace")) if status_message else b""
+        parts.append(_field(b"\x7a", status + b"\x18" + _SMALL[status_code]))
+    parts.append(b"\x85\x01" + _PACK_FIXED32(flags))
+    return _field(b"\x12", b"".join(parts))
+
+
+def encode_readable_span(span: ReadableSpan) -> bytes:
+    """`encode_span` for a finished OpenTelemetry SDK span."""
+    parent = span.parent
+    return encode_span(
+        span.context.trace_id,
+        span.context.span_id,
+        parent.span_id if parent is not None else None,
+        bool(parent is not None and parent.is_remote),
+        span.name,
+        span.kind.value + 1,  # the SDK counts from INTERNAL = 0, OTLP from UNSPECIFIED = 0
+        span.start_time or 0,
+        span.end_time or 0,
+        span.attributes or {},
+        span.status.status_code.value,
+        span.status.description,
+    )
+
+
+def encode_scope(name: str, version: str | None) -> bytes:
+    scope = _field(b"\x0a", name.encode())
+    return scope + (_field(b"\x12", version.encode()) if version else b"")
+
+
+def encode_request(resource_attributes: Mapping[str, Any], scope: bytes, spans: Iterable[bytes]) -> bytes:
+    """An ExportTraceServiceRequest: one resource, one instrumentation scope, the encoded spans."""
+    resource = _field(b"\x0a", encode_attributes(resource_attributes, b"\x0a"))
+    scope_spans = _field(b"\x12", _field(b"\x0a", scope) + b"".join(spans))
+    return _field(b"\x0a", resource + scope_spans)

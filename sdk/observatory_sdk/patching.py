@@ -1,0 +1,302 @@
+"""Wrapping of client methods and streams: each model call leaves a `Call` on the pipeline queue,
+while the app gets the client's own return value, exceptions and stream behaviour back."""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable, Mapping
+from time import perf_counter_ns, time_ns
+from typing import Any, Protocol
+
+from opentelemetry import context as otel_context
+
+from . import pipeline
+from .attribution import current_attribution
+from .calls import Call, Operation, Summary, request_attributes, response_attributes
+from .failures import log_once
+
+MARK = "__observatory_operation__"
+
+
+class StreamAccumulator(Protocol):
+    """Reads stream chunks as they pass (cheaply: it runs on the app's thread)."""
+
+    def observe(self, chunk: Any) -> None: ...
+
+    def summary(self) -> Any:
+        """A `Summary`, or a whole response object for the background thread to summarize."""
+
+
+class StreamingOperation(Operation):
+    """An operation whose calls can stream; `stream_types` are the client's stream classes."""
+
+    stream_types: tuple[type, ...] = ()
+
+    def accumulator(self, capture_content: bool) -> StreamAccumulator:
+        raise NotImplementedError
+
+
+def _client_of(resource: Any) -> Any:
+    return getattr(resource, "_client", None)
+
+
+def start_call(
+    active: pipeline.Pipeline, operation: Operation, kwargs: Mapping[str, Any], client: Any
+) -> tuple[Call | None, int]:
+    """A Call stamped with the start time, the request's attributes, attribution and trace
+    context, and the perf counter; (None, 0) if that fails, and the call goes unrecorded."""
+    try:
+        call = Call(
+            operation,
+            time_ns(),
+            request_attributes(operation, kwargs, client, active.settings),
+            current_attribution(),
+            otel_context.get_current(),
+        )
+    except Exception:  # telemetry must never break the app
+        log_once("start-call", "observatory_sdk: could not record a call", exc_info=True)
+        return None, 0
+    return call, perf_counter_ns()
+
+
+def finish_call(call: Call | None, began: int, response: Any, error: BaseException | None) -> None:
+    """Read the response (a provider object, or a Summary gathered from a stream) and queue the
+    call. Never raises."""
+    if call is None:
+        return
+    try:
+        call.duration_ns = perf_counter_ns() - began
+        active = pipeline.current
+        if active is None:
+            return
+        if error is not None:
+            call.fail(error)
+        if response is not None:
+            settings = active.settings
+            if not isinstance(response, Summary):
+                response = call.operation.summarize(response, settings.capture_content)
+            call.attributes.update(response_attributes(response, settings))
+        active.submit(call)
+    except Exception:  # telemetry must never break the app
+        log_once("record-call", "observatory_sdk: could not record a call", exc_info=True)
+
+
+def finish_result(call: Call | None, began: int, result: Any) -> Any:
+    """After a successful call: a stream gets an observer (and ends the call later); anything
+    else is queued now. Returns `result` itself in every case."""
+    if call is None:
+        return result
+    operation = call.operation
+    if (
+        call.attributes.get("gen_ai.request.stream") is True
+        and isinstance(operation, StreamingOperation)
+        and isinstance(result, operation.stream_types)
+    ):
+        try:
+            observe_stream(result, call, began)
+            return result
+        except Exception:
+            log_once("observe-stream", "observatory_sdk: could not observe a stream", exc_info=True)
+    finish_call(call, began, result, None)
+    return result
+
+
+def observe_stream(stream: Any, call: Call, began: int) -> None:
+    """Swap the stream's internal iterator for an observing one, and hook its close()."""
+    operation: StreamingOperation = call.operation  # type: ignore[assignment]
+    active = pipeline.current
+    capture = active is not None and active.settings.capture_content
+    inner = stream._iterator
+    is_async = hasattr(inner, "__anext__")
+    observed_class = _AsyncObservedIterator if is_async else _ObservedIterator
+    observed = observed_class(inner, operation.accumulator(capture), call, began)
+    close_hook = (_AsyncCloseHook if is_async else _CloseHook)(stream, observed)
+    stream._iterator = observed
+    stream.close = close_hook
+
+
+class _ObservedIterator:
+    __slots__ = ("_accumulator", "_began", "_call", "_done", "_first", "_inner")
+
+    def __init__(self, inner: Any, accumulator: StreamAccumulator, call: Call, began: int) -> None:
+        self._inner = inner
+        self._accumulator: StreamAccumulator | None = accumulator
+        self._call = call
+        self._began = began
+        self._first: int | None = None
+        self._done = False
+
+    def _observe(self, chunk: Any) -> None:
+        if self._first is None:
+            self._first = perf_counter_ns()
+        if self._accumulator is not None:
+            try:
+                self._accumulator.observe(chunk)
+            except Exception:  # stop reading this stream, keep serving it
+                self._accumulator = None
+                log_once("stream-chunk", "observatory_sdk: could not read a stream chunk", exc_info=True)
+
+    def finish(self, error: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        call = self._call
+        try:
+            if self._first is not None:
+                call.first_chunk_ns = self._first - self._began
+            response = self._accumulator.summary() if self._accumulator is not None else Summary()
+            self._accumulator = None
+        except Exception:
+            log_once("stream-summary", "observatory_sdk: could not summarize a stream", exc_info=True)
+            response = Summary()
+        finish_call(call, self._began, response, error)
+
+    def __del__(self) -> None:
+        # A stream dropped without being read to the end or closed still cost money: record it.
+        if not self._done:
+            self.finish(None)
+
+    def __iter__(self) -> _ObservedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        try:
+            chunk = self._inner.__next__()
+        except StopIteration:
+            self.finish(None)
+            raise
+        except BaseException as error:
+            self.finish(error)
+            raise
+        self._observe(chunk)
+        return chunk
+
+
+class _AsyncObservedIterator(_ObservedIterator):
+    __slots__ = ()
+
+    def __aiter__(self) -> _AsyncObservedIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            chunk = await self._inner.__anext__()
+        except StopAsyncIteration:
+            self.finish(None)
+            raise
+        except BaseException as error:
+            self.finish(error)
+            raise
+        self._observe(chunk)
+        return chunk
+
+
+class _CloseHook:
+    """Replaces `stream.close` on the instance: ends the call, then runs the class's close().
+    Holds the stream weakly so that a dropped stream is still freed (and closed) at once."""
+
+    __slots__ = ("_observed", "_stream")
+
+    def __init__(self, stream: Any, observed: _ObservedIterator) -> None:
+        self._stream = weakref.ref(stream)
+        self._observed = observed
+
+    def __call__(self) -> Any:
+        self._observed.finish(None)
+        stream = self._stream()
+        return type(stream).close(stream) if stream is not None else None
+
+
+class _AsyncCloseHook(_CloseHook):
+    __slots__ = ()
+
+    async def __call__(self) -> None:
+        self._observed.finish(None)
+        stream = self._stream()
+        if stream is not None:
+            await type(stream).close(stream)
+
+
+async def _finish_awaited(awaitable: Any, call: Call | None, began: int) -> Any:
+    try:
+        result = await awaitable
+    except BaseException as error:
+        finish_call(call, began, None, error)
+        raise
+    return finish_result(call, began, result)
+
+
+def wrap_method(
+    original: Callable[..., Any], operation: Operation, *, is_async: bool, resource: Any = None
+) -> Callable[..., Any]:
+    """An observing stand-in for `original`. With `resource` it wraps a bound method of that
+    resource; without, a class function (self comes first). For async clients the original is
+    still called synchronously (so argument errors surface where they did) and its awaitable is
+    awaited inside ours."""
+    bound = resource is not None
+    fixed_client = _client_of(resource)
+
+    @functools.wraps(original)
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        active = pipeline.current
+        if active is None:
+            return original(*args, **kwargs)
+        call, began = start_call(active, operation, kwargs, fixed_client if bound else _client_of(args[0] if args else None))
+        try:
+            result = original(*args, **kwargs)
+        except BaseException as error:
+            finish_call(call, began, None, error)
+            raise
+        if is_async:
+            return _finish_awaited(result, call, began)
+        return finish_result(call, began, result)
+
+    setattr(observed, MARK, operation)
+    return observed
+
+
+def is_wrapped(method: Any) -> bool:
+    return getattr(method, MARK, None) is not None
+
+
+def wrap_instance_method(resource: Any, name: str, operation: Operation, *, is_async: bool) -> None:
+    """Patch one resource object (e.g. `client.chat.completions`) unless already observed."""
+    method = getattr(resource, name, None)
+    if method is None or is_wrapped(method):
+        return
+    setattr(resource, name, wrap_method(method, operation, is_async=is_async, resource=resource))
+
+
+def wrap_copies(client: Any, wrap: Callable[[Any], Any]) -> None:
+    """Make `client.copy()` / `client.with_options()` return observed clients too."""
+    original = getattr(client, "copy", None)
+    if original is None or is_wrapped(original):
+        return
+
+    @functools.wraps(original)
+    def copy(*args: Any, **kwargs: Any) -> Any:
+        return wrap(original(*args, **kwargs))
+
+    setattr(copy, MARK, "copy")
+    client.copy = copy
+    client.with_options = copy
+
+
+class ClassPatches:
+    """Class-level patches made by `instrument()`, kept to be undone by `uninstrument()`."""
+
+    def __init__(self) -> None:
+        self._originals: list[tuple[type, str, Any]] = []
+
+    def patch(self, owner: type, name: str, make: Callable[[Any], Any]) -> None:
+        original = owner.__dict__.get(name)
+        if original is None or is_wrapped(original):
+            return
+        self._originals.append((owner, name, original))
+        setattr(owner, name, make(original))
+
+    def undo(self) -> None:
+        while self._originals:
+            owner, name, original = self._originals.pop()
+            setattr(owner, name, original)

@@ -1,0 +1,295 @@
+"""The background half of the SDK: a bounded queue of calls filled by the hot path, and one worker
+thread that turns them into encoded spans and exports those in batches, with retry and counters.
+
+Spans are built either through an OpenTelemetry SDK TracerProvider (the app's, so its processors
+and exporters see them too), or, when the app has none, directly as OTLP bytes: that skips the
+SDK's per-span machinery, which costs more than everything else the worker does per call."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor as SdkSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from .calls import Call, span_attributes, span_name
+from .exporter import OtlpHttpSender
+from .failures import log_once
+from .otlp import SPAN_KIND_CLIENT, STATUS_ERROR, encode_readable_span, encode_request, encode_scope, encode_span
+from .settings import Settings
+from .version import __version__
+
+SCOPE_NAME = "observatory_sdk"
+BATCH_SIZE = 512
+WAKE_INTERVAL = 0.25
+EXPORT_INTERVAL = 1.0
+INITIAL_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+
+current: Pipeline | None = None
+"""The pipeline the wrappers feed; None before init() and after shutdown()."""
+
+
+class Pipeline(SdkSpanProcessor):
+    """Turns queued calls into spans on a worker thread and posts them to Observatory. Added to a
+    TracerProvider as a span processor, it keeps only its own spans (scope `observatory_sdk`):
+    the app's other spans are the app's to export."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sender: OtlpHttpSender | None,
+        provider: TracerProvider | None,
+        resource: Resource,
+    ) -> None:
+        self.settings = settings
+        self._tracer = provider.get_tracer(SCOPE_NAME, __version__) if provider is not None else None
+        self._resource = dict((provider.resource if provider is not None else resource).attributes)
+        self._scope = encode_scope(SCOPE_NAME, __version__)
+        self._sender = sender
+        self._limit = settings.max_queue_size
+        self._wake_at = max(1, self._limit // 2)
+        self._calls: deque[Call] = deque(maxlen=self._limit)
+        self._spans: deque[bytes] = deque(maxlen=self._limit)
+        self._dropped = 0
+        self._exported = 0
+        self._failed_exports = 0
+        self._backoff_attempts = 0
+        self._retry_at = 0.0
+        self._server_retry_at = 0.0
+        self._last_export = time.monotonic()
+        self._flush_requests = 0
+        self._flushes_done = 0
+        self._flush_deadline = 0.0
+        self._stopping = False
+        self._stopped = False
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        # Re-entrant: a stream dropped mid-way is recorded from __del__, which may run anywhere.
+        self._lock = threading.RLock()
+        self._flushed = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="observatory-sdk-export", daemon=True)
+        self._thread.start()
+
+    # -- hot path ---------------------------------------------------------------------------
+
+    def submit(self, call: Call) -> None:
+        """Queue one call; when the queue is full the oldest queued call is dropped and counted."""
+        with self._lock:
+            calls = self._calls
+            if len(calls) >= self._limit:
+                self._dropped += 1
+            calls.append(call)
+            size = len(calls)
+        if size >= self._wake_at:
+            self._wake.set()
+
+    # -- span processor ---------------------------------------------------------------------
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        """Nothing to do when a span starts."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        scope = span.instrumentation_scope
+        if self._stopped or scope is None or scope.name != SCOPE_NAME:
+            return
+        self._queue_span(encode_readable_span(span))
+
+    def _queue_span(self, encoded: bytes) -> None:
+        if len(self._spans) >= self._limit:
+            with self._lock:
+                self._dropped += 1
+        self._spans.append(encoded)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.flush(timeout_millis / 1000)
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Flush what is queued (within `timeout`), then stop the worker. Safe to call twice."""
+        with self._lock:
+            if self._stopping:
+                return
+        self.flush(timeout)
+        with self._lock:
+            self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=1.0)
+        self._stopped = True
+        if self._sender is not None:
+            self._sender.close()
+
+    # -- public controls --------------------------------------------------------------------
+
+    def flush(self, timeout: float) -> bool:
+        """Build and export everything queued now. True when the queue emptied within `timeout`
+        (delivered, or dropped because the server refused it: see stats())."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._lock:
+            if self._stopping or not self._thread.is_alive():
+                return not self._calls and not self._spans
+            self._flush_requests += 1
+            ticket = self._flush_requests
+            self._flush_deadline = max(self._flush_deadline, deadline)
+            self._retry_at = 0.0
+        self._wake.set()
+        with self._lock:
+            while self._flushes_done < ticket:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._flushed.wait(remaining)
+        return not self._calls and not self._spans
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "queued": len(self._calls) + len(self._spans),
+                "exported": self._exported,
+                "dropped": self._dropped,
+                "failed_exports": self._failed_exports,
+            }
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: forget the parent's queue and connection, start a fresh worker."""
+        self._calls.clear()
+        self._spans.clear()
+        if self._sender is not None:
+            self._sender.forget_connection()
+        self._flush_requests = self._flushes_done = 0
+        if not self._stopping:
+            self._start_worker()
+
+    # -- worker -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(WAKE_INTERVAL)
+            self._wake.clear()
+            with self._lock:
+                ticket = self._flush_requests
+                flushing = ticket > self._flushes_done
+                deadline = self._flush_deadline
+                stopping = self._stopping
+            try:
+                self._build_spans()
+                if self._sender is not None:
+                    self._export(flushing, deadline)
+            except Exception:  # the worker must survive anything
+                log_once("worker", "observatory_sdk: export worker error", exc_info=True)
+            if flushing:
+                with self._lock:
+                    self._flushes_done = ticket
+                    self._flushed.notify_all()
+            if stopping:
+                return
+
+    def _build_spans(self) -> None:
+        # No explicit yielding here: the interpreter's switch interval (5 ms) already bounds how
+        # long the app's threads wait for the GIL, and extra hand-overs cost the app more.
+        with self._lock:
+            calls = list(self._calls)
+            self._calls.clear()
+        for call in calls:
+            try:
+                self._emit(call)
+            except Exception:  # one bad call must not stop the others
+                log_once("build-span", "observatory_sdk: could not build a span", exc_info=True)
+
+    def _emit(self, call: Call) -> None:
+        attributes = span_attributes(call, self.settings)
+        name = span_name(call)
+        end_ns = call.start_ns + call.duration_ns
+        error = call.error_type
+        if self._tracer is not None:
+            span = self._tracer.start_span(
+                name, context=call.context, kind=SpanKind.CLIENT, attributes=attributes, start_time=call.start_ns
+            )
+            if error:
+                span.set_status(Status(StatusCode.ERROR, error))
+            span.end(end_time=end_ns)  # our on_end queues it, if the provider's sampler kept it
+            return
+        parent = trace.get_current_span(call.context).get_span_context()
+        self._queue_span(
+            encode_span(
+                parent.trace_id if parent.is_valid else random.getrandbits(128) or 1,
+                random.getrandbits(64) or 1,
+                parent.span_id if parent.is_valid else None,
+                parent.is_valid and parent.is_remote,
+                name,
+                SPAN_KIND_CLIENT,
+                call.start_ns,
+                end_ns,
+                attributes,
+                STATUS_ERROR if error else 0,
+                error,
+            )
+        )
+
+    def _export(self, flushing: bool, deadline: float) -> None:
+        """Send batches while there is something due; failed batches go back to the queue front."""
+        spans = self._spans
+        while spans:
+            now = time.monotonic()
+            due = len(spans) >= BATCH_SIZE or now - self._last_export >= EXPORT_INTERVAL
+            if not (flushing or due):
+                return
+            wait_until = max(self._retry_at, self._server_retry_at)
+            if now < wait_until:
+                if not flushing or wait_until >= deadline or self._stopping:
+                    return
+                self._wake.wait(wait_until - now)
+                self._wake.clear()
+                continue
+            batch = [spans.popleft() for _ in range(min(BATCH_SIZE, len(spans)))]
+            result = self._sender.send(encode_request(self._resource, self._scope, batch))  # type: ignore[union-attr]
+            self._last_export = time.monotonic()
+            if result.delivered:
+                self._backoff_attempts = 0
+                self._retry_at = 0.0
+                with self._lock:
+                    self._exported += len(batch) - result.rejected_spans
+                    self._dropped += result.rejected_spans
+                continue
+            with self._lock:
+                self._failed_exports += 1
+            if not result.retryable:
+                with self._lock:
+                    self._dropped += len(batch)
+                continue
+            self._requeue(batch)
+            self._retry_at = self._last_export + self._next_backoff()
+            if result.retry_after is not None:
+                self._server_retry_at = self._last_export + result.retry_after
+
+    def _requeue(self, batch: list[bytes]) -> None:
+        """Put a failed batch back in front; if newer spans filled the queue, its oldest go."""
+        room = self._limit - len(self._spans)
+        keep = batch[len(batch) - room :] if room < len(batch) else batch
+        if len(keep) < len(batch):
+            with self._lock:
+                self._dropped += len(batch) - len(keep)
+        self._spans.extendleft(reversed(keep))
+
+    def _next_backoff(self) -> float:
+        """Exponential backoff with jitter: 0.5 s, 1 s, 2 s, ... up to 30 s, each scaled by 0.5-1.0."""
+        delay = min(MAX_BACKOFF, INITIAL_BACKOFF * (2 ** min(self._backoff_attempts, 16)))
+        self._backoff_attempts += 1
+        return delay * random.uniform(0.5, 1.0)
+
+
+def _reset_in_child() -> None:
+    if current is not None:
+        current.reset_after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)

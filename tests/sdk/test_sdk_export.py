@@ -1,0 +1,322 @@
+"""Export: cache hits, existing TracerProviders, configuration, and never hurting the app when
+Observatory is down, slow, refusing, or when the SDK itself fails."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+from pathlib import Path
+
+import observatory_sdk
+import openai
+from observatory_sdk import failures, patching, pipeline
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+HERE = Path(__file__).resolve().parent
+SDK = HERE.parents[1] / "sdk"
+MESSAGES = [{"role": "user", "content": "Say hello."}]
+
+
+def _run_script(source: str, **env: str) -> str:
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SDK), str(HERE)]), **env}
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(source)], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _client(provider) -> openai.OpenAI:
+    return observatory_sdk.wrap(openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0))
+
+
+def test_record_cache_hit_emits_a_zero_length_chat_span(observatory, only_span):
+    with observatory_sdk.attribute(feature="faq"):
+        observatory_sdk.record_cache_hit(model="gpt-4o-mini", input_tokens=1200, output_tokens=85, cached_input_tokens=1024)
+
+    span = only_span()
+    attributes = span["attributes"]
+    assert span["name"] == "chat gpt-4o-mini"
+    assert span["end"] == span["start"]
+    assert attributes["observatory.app_cache_hit"] is True
+    assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.provider.name"] == "openai"
+    assert attributes["gen_ai.usage.input_tokens"] == 1200
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 1024
+    assert attributes["gen_ai.usage.output_tokens"] == 85
+    assert attributes["observatory.feature"] == "faq"
+    assert "observatory.request_hash" not in attributes
+
+
+def test_an_explicit_tracer_provider_keeps_its_exporters_and_parents_our_span(provider, sink):
+    app_exporter = InMemorySpanExporter()
+    app_provider = TracerProvider()
+    app_provider.add_span_processor(SimpleSpanProcessor(app_exporter))
+    observatory_sdk.init(endpoint=sink.endpoint, tracer_provider=app_provider)
+    try:
+        client = _client(provider)
+        with app_provider.get_tracer("app").start_as_current_span("handle_request") as parent:
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert observatory_sdk.flush(5)
+    finally:
+        observatory_sdk.shutdown()
+
+    [ours] = sink.wait_for_spans(1)
+    context = parent.get_span_context()
+    assert ours["trace_id"] == format(context.trace_id, "032x")
+    assert ours["parent_span_id"] == format(context.span_id, "016x")
+    assert sorted(span.name for span in app_exporter.get_finished_spans()) == ["chat gpt-4o-mini", "handle_request"]
+    assert [span["name"] for span in sink.spans] == ["chat gpt-4o-mini"]  # the app's own span is not ours to send
+
+
+def test_the_global_sdk_tracer_provider_is_joined_not_replaced(provider, sink):
+    output = _run_script(
+        f"""
+        import json
+        import openai
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        import observatory_sdk
+
+        exporter = InMemorySpanExporter()
+        app_provider = TracerProvider()
+        app_provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(app_provider)
+        observatory_sdk.init(endpoint="{sink.endpoint}")
+        client = observatory_sdk.wrap(openai.OpenAI(base_url="{provider.url}/v1", api_key="k", max_retries=0))
+        with trace.get_tracer("app").start_as_current_span("handle_request"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
+        observatory_sdk.flush(5)
+        print(json.dumps({{
+            "global_is_app": trace.get_tracer_provider() is app_provider,
+            "app_spans": sorted(span.name for span in exporter.get_finished_spans()),
+        }}))
+        """
+    )
+
+    result = json.loads(output)
+    assert result["global_is_app"] is True
+    assert result["app_spans"] == ["chat gpt-4o-mini", "handle_request"]
+    assert [span["name"] for span in sink.wait_for_spans(1)] == ["chat gpt-4o-mini"]
+
+
+def test_when_asked_our_provider_becomes_the_global_one(provider, sink):
+    output = _run_script(
+        f"""
+        import openai
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        import observatory_sdk
+
+        observatory_sdk.init(endpoint="{sink.endpoint}", service_name="svc", set_global_tracer_provider=True)
+        client = observatory_sdk.wrap(openai.OpenAI(base_url="{provider.url}/v1", api_key="k", max_retries=0))
+        with trace.get_tracer("app").start_as_current_span("handle_request"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
+        observatory_sdk.flush(5)
+        print(isinstance(trace.get_tracer_provider(), TracerProvider))
+        """
+    )
+
+    assert output.strip() == "True"
+    [span] = sink.wait_for_spans(1)
+    assert span["resource"]["service.name"] == "svc"
+    assert span["parent_span_id"] != ""
+
+
+def test_queued_spans_are_flushed_at_exit(provider, sink):
+    _run_script(
+        f"""
+        import openai
+        import observatory_sdk
+
+        observatory_sdk.init(endpoint="{sink.endpoint}")
+        client = observatory_sdk.wrap(openai.OpenAI(base_url="{provider.url}/v1", api_key="k", max_retries=0))
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
+        """
+    )
+
+    assert sink.wait_for_spans(1)[0]["attributes"]["gen_ai.usage.input_tokens"] == 1200
+
+
+def test_a_forked_child_does_not_resend_the_parents_queue(provider, sink):
+    _run_script(
+        f"""
+        import os
+        import openai
+        import observatory_sdk
+
+        observatory_sdk.init(endpoint="{sink.endpoint}")
+        client = observatory_sdk.wrap(openai.OpenAI(base_url="{provider.url}/v1", api_key="k", max_retries=0))
+        client.chat.completions.create(model="parent-call", messages=[{{"role": "user", "content": "hi"}}])
+        child = os.fork()
+        if child == 0:
+            client.chat.completions.create(model="child-call", messages=[{{"role": "user", "content": "hi"}}])
+            observatory_sdk.flush(5)
+            os._exit(0)
+        os.waitpid(child, 0)
+        observatory_sdk.flush(5)
+        """
+    )
+
+    spans = sink.wait_for_spans(2)
+    assert sorted(span["attributes"]["gen_ai.request.model"] for span in spans) == ["child-call", "parent-call"]
+
+
+def test_settings_come_from_the_environment(provider, sink, monkeypatch):
+    monkeypatch.setenv("OBSERVATORY_ENDPOINT", sink.endpoint + "/")
+    monkeypatch.setenv("OBSERVATORY_API_KEY", "env-key")
+    monkeypatch.setenv("OBSERVATORY_TEAM", "env-team")
+    monkeypatch.setenv("OBSERVATORY_PRODUCT", "env-product")
+    monkeypatch.setenv("OBSERVATORY_FEATURE", "env-feature")
+    monkeypatch.setenv("OBSERVATORY_ENVIRONMENT", "staging")
+    monkeypatch.setenv("OBSERVATORY_SERVICE_NAME", "billing-bot")
+    observatory_sdk.init()
+    try:
+        _client(provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert observatory_sdk.flush(5)
+    finally:
+        observatory_sdk.shutdown()
+
+    [span] = sink.wait_for_spans(1)
+    assert sink.posts[0]["Authorization"] == "Bearer env-key"
+    assert span["resource"]["service.name"] == "billing-bot"
+    assert {key: span["attributes"][f"observatory.{key}"] for key in ("team", "product", "feature", "environment")} == {
+        "team": "env-team",
+        "product": "env-product",
+        "feature": "env-feature",
+        "environment": "staging",
+    }
+
+
+def test_disabled_sdk_records_nothing_and_the_client_still_works(provider, sink, monkeypatch):
+    monkeypatch.setenv("OBSERVATORY_DISABLED", "true")
+    observatory_sdk.init(endpoint=sink.endpoint)
+
+    response = _client(provider).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    assert response.usage.prompt_tokens == 1200
+    assert observatory_sdk.stats() == {"queued": 0, "exported": 0, "dropped": 0, "failed_exports": 0}
+    time.sleep(0.3)
+    assert sink.spans == []
+
+
+def test_with_the_sink_down_calls_succeed_and_spans_arrive_once_it_is_back(provider, sink):
+    sink.stop()
+    observatory_sdk.init(endpoint=sink.endpoint)
+    try:
+        client = _client(provider)
+        for _ in range(20):
+            assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).usage.prompt_tokens == 1200
+        assert observatory_sdk.flush(timeout=0.5) is False
+        down = observatory_sdk.stats()
+        sink.start()
+        assert observatory_sdk.flush(timeout=10) is True
+        up = observatory_sdk.stats()
+    finally:
+        observatory_sdk.shutdown()
+
+    assert down["failed_exports"] >= 1
+    assert down["queued"] == 20
+    assert up == {"queued": 0, "exported": 20, "dropped": 0, "failed_exports": down["failed_exports"]}
+    assert len(sink.wait_for_spans(20)) == 20
+
+
+def test_an_overfilled_queue_drops_the_oldest_and_stays_bounded(sink):
+    sink.stop()
+    observatory_sdk.init(endpoint=sink.endpoint, max_queue_size=100)
+    try:
+        tracemalloc.start()
+        for number in range(20_000):
+            observatory_sdk.record_cache_hit(model=f"m-{number}", input_tokens=10, output_tokens=1)
+        queued_while_down = observatory_sdk.stats()["queued"]
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        sink.start()
+        assert observatory_sdk.flush(timeout=10)
+        stats = observatory_sdk.stats()
+    finally:
+        observatory_sdk.shutdown()
+
+    assert queued_while_down <= 200  # two bounded stages: calls waiting for the worker, spans to send
+    assert peak < 20 * 1024 * 1024
+    assert stats["dropped"] > 0
+    assert stats["exported"] + stats["dropped"] == 20_000
+    models = [span["attributes"]["gen_ai.request.model"] for span in sink.wait_for_spans(stats["exported"])]
+    assert "m-19999" in models  # the newest survive
+    assert "m-0" not in models
+
+
+def test_retry_after_is_honoured(observatory):
+    observatory.fail_next(1, status=503, retry_after=1)
+    observatory_sdk.record_cache_hit(model="gpt-4o-mini", input_tokens=10, output_tokens=1)
+
+    started = time.monotonic()
+    assert observatory_sdk.flush(timeout=5)
+    elapsed = time.monotonic() - started
+
+    assert elapsed >= 0.9
+    assert len(observatory.posts) == 2
+    assert observatory_sdk.stats() == {"queued": 0, "exported": 1, "dropped": 0, "failed_exports": 1}
+
+
+def test_a_keep_alive_connection_closed_by_the_server_is_reopened_at_once(observatory):
+    observatory_sdk.record_cache_hit(model="first", input_tokens=10, output_tokens=1)
+    assert observatory_sdk.flush(timeout=5)
+    observatory.stop()
+    observatory.start()
+    observatory_sdk.record_cache_hit(model="second", input_tokens=10, output_tokens=1)
+
+    assert observatory_sdk.flush(timeout=5)
+
+    assert observatory_sdk.stats() == {"queued": 0, "exported": 2, "dropped": 0, "failed_exports": 0}
+
+
+def test_a_refused_batch_is_dropped_not_retried(observatory):
+    observatory.fail_next(1, status=401)
+    observatory_sdk.record_cache_hit(model="gpt-4o-mini", input_tokens=10, output_tokens=1)
+
+    assert observatory_sdk.flush(timeout=5)
+
+    assert len(observatory.posts) == 1
+    assert observatory_sdk.stats() == {"queued": 0, "exported": 0, "dropped": 1, "failed_exports": 1}
+
+
+def test_internal_failures_never_reach_the_app_and_are_logged_once(provider, observatory, monkeypatch, caplog):
+    monkeypatch.setattr(failures, "_seen", set())
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipeline, "span_attributes", broken)
+    monkeypatch.setattr(patching, "request_attributes", broken)
+    client = _client(provider)
+    with caplog.at_level(logging.WARNING, logger="observatory_sdk"):
+        for _ in range(3):
+            assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).usage.prompt_tokens == 1200
+        monkeypatch.undo()
+        monkeypatch.setattr(pipeline, "span_attributes", broken)
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        observatory_sdk.flush(5)
+
+    messages = [record.getMessage() for record in caplog.records if record.name == "observatory_sdk"]
+    assert messages == ["observatory_sdk: could not record a call", "observatory_sdk: could not build a span"]
+    assert observatory.spans == []
+
+
+def test_calls_before_init_pass_straight_through(provider, sink):
+    observatory_sdk.shutdown()
+    client = _client(provider)
+
+    assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).usage.prompt_tokens == 1200
+    assert pipeline.current is None

@@ -1,0 +1,100 @@
+"""prompt_prefix_hash and request_hash: what they cover and what they ignore."""
+
+from __future__ import annotations
+
+import openai
+from observatory_sdk.calls import fingerprint, request_attributes
+from observatory_sdk.integrations.anthropic import MESSAGES as ANTHROPIC_MESSAGES
+from observatory_sdk.integrations.openai import CHAT, RESPONSES
+from observatory_sdk.settings import load_settings
+
+SYSTEM = {"role": "system", "content": "You are a support bot for ACME."}
+TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
+
+
+def _hashes(operation, **request):
+    attributes = request_attributes(operation, request, None, load_settings(endpoint="http://127.0.0.1:1"))
+    return attributes.get("observatory.prompt_prefix_hash"), attributes.get("observatory.request_hash")
+
+
+def test_the_prefix_hash_covers_system_tools_and_first_message_only():
+    first = {"role": "user", "content": "Here is my order history: ..."}
+    turn_one = [SYSTEM, first, {"role": "assistant", "content": "Sure."}, {"role": "user", "content": "A?"}]
+    turn_two = [SYSTEM, first, {"role": "assistant", "content": "Ok."}, {"role": "user", "content": "B?"}]
+
+    prefix_one, request_one = _hashes(CHAT, model="gpt-4o-mini", messages=turn_one, tools=TOOLS)
+    prefix_two, request_two = _hashes(CHAT, model="gpt-4o-mini", messages=turn_two, tools=TOOLS)
+    prefix_other_tools, _ = _hashes(CHAT, model="gpt-4o-mini", messages=turn_one)
+    prefix_other_system, _ = _hashes(
+        CHAT, model="gpt-4o-mini", messages=[{"role": "developer", "content": "Other."}, *turn_one[1:]], tools=TOOLS
+    )
+
+    assert prefix_one == prefix_two
+    assert request_one != request_two
+    assert len({prefix_one, prefix_other_tools, prefix_other_system}) == 3
+
+
+def test_the_prefix_hash_matches_the_documented_recipe():
+    first = {"role": "user", "content": "Hi"}
+    prefix, _ = _hashes(CHAT, model="gpt-4o-mini", messages=[SYSTEM, first, {"role": "user", "content": "x"}])
+
+    assert prefix == fingerprint({"system": [SYSTEM], "tools": None, "first": first})
+
+
+def test_the_request_hash_ignores_stream_user_and_metadata_fields():
+    messages = [SYSTEM, {"role": "user", "content": "Where is order 42?"}]
+    _, plain = _hashes(CHAT, model="gpt-4o-mini", messages=messages)
+    _, noisy = _hashes(
+        CHAT,
+        model="gpt-4o-mini",
+        messages=messages,
+        stream=True,
+        stream_options={"include_usage": True},
+        user="u-1",
+        metadata={"trace": "abc"},
+        timeout=30,
+        extra_headers={"x-request": "1"},
+        top_p=openai.omit,
+    )
+    _, other_model = _hashes(CHAT, model="gpt-4o", messages=messages)
+
+    assert plain == noisy
+    assert plain != other_model
+
+
+def test_operations_with_the_same_body_hash_differently():
+    _, chat = _hashes(CHAT, model="m", input="hello")
+    _, responses = _hashes(RESPONSES, model="m", input="hello")
+
+    assert chat != responses
+
+
+def test_anthropic_prefix_is_system_tools_and_first_message():
+    first = {"role": "user", "content": "Document: ..."}
+    prefix_one, _ = _hashes(ANTHROPIC_MESSAGES, model="c", system="Be brief.", messages=[first])
+    prefix_two, _ = _hashes(
+        ANTHROPIC_MESSAGES,
+        model="c",
+        system="Be brief.",
+        messages=[first, {"role": "assistant", "content": "Ok"}, {"role": "user", "content": "Q"}],
+    )
+
+    assert prefix_one == prefix_two
+    assert prefix_one == fingerprint({"system": "Be brief.", "tools": None, "first": first})
+
+
+def test_an_unreadable_request_gets_no_hash_instead_of_a_wrong_one():
+    prefix, request = _hashes(CHAT, model="gpt-4o-mini", messages=iter([SYSTEM]))
+
+    assert prefix is None
+    assert request is None
+
+
+def test_appending_to_the_messages_list_after_the_call_does_not_change_its_hash(openai_client, exported):
+    messages = [SYSTEM, {"role": "user", "content": "Where is order 42?"}]
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    messages.append({"role": "assistant", "content": "On its way."})
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=messages[:2])
+
+    first, second = (span["attributes"] for span in exported(2))
+    assert first["observatory.request_hash"] == second["observatory.request_hash"]
