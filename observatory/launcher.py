@@ -197,6 +197,7 @@ def _up(args: argparse.Namespace) -> int:
     try:
         say(f"  starting the web server on http://{args.host}:{args.port} ({workers} workers) …")
         stack.start("web", [sys.executable, "-m", "gunicorn", "observatory.wsgi:application",
+                            "--config", "python:observatory.gunicorn_conf",
                             "--bind", f"{args.host}:{args.port}", "--workers", str(workers),
                             "--graceful-timeout", "5", "--timeout", "60", "--log-level", "warning"])
         if not args.no_celery:
