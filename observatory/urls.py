@@ -8,7 +8,19 @@ from drf_spectacular.views import SpectacularAPIView
 from observatory import health, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", views.overview, name="home"),
+    path("teams/<slug:team_slug>/", views.team_page, name="team"),
+    path("products/<slug:product_slug>/", views.product_page, name="product"),
+    path("latency/", views.latency, name="latency"),
+    path("caching/", views.caching, name="caching"),
+    path("errors/", views.errors, name="errors"),
+    path("calls/", views.calls, name="calls"),
+    path("calls/<str:trace_id>/<str:span_id>/", views.call_detail, name="call"),
+    path("prices/", views.prices, name="prices"),
+    path("gpu/", views.gpu, name="gpu"),
+    path("settings/", views.settings_page, name="settings"),
+    path("settings/keys/", views.create_key, name="create-key"),
+    path("settings/keys/<int:key_id>/revoke/", views.revoke_key, name="revoke-key"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

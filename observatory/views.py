@@ -1,12 +1,278 @@
-"""Dashboard pages of the project package (home: the teams the user can see)."""
+"""Dashboard pages: thin views that parse the querystring, read through observatory.dashboard, and render
+the page, its body for htmx, or its main table as CSV."""
 
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from __future__ import annotations
 
-from observatory.queries import visible_teams
+from decimal import Decimal
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from billing.queries import Scope, gpu_cost
+from observatory.dashboard import calls as call_reads
+from observatory.dashboard import gpu as gpu_reads
+from observatory.dashboard import latency as latency_reads
+from observatory.dashboard import prices as price_reads
+from observatory.dashboard import spend as spend_reads
+from observatory.dashboard import tenancy
+from observatory.dashboard.access import (
+    Viewer,
+    dashboard_view,
+    key_or_404,
+    product_or_404,
+    team_or_404,
+    visible_keys,
+    visible_products,
+)
+from observatory.dashboard.filters import Period, parse_call_filters, parse_period
+from observatory.dashboard.responses import csv_name, csv_response, render_page, wants_csv
+from observatory.services import NewApiKey, create_api_key, revoke_api_key
+
+MONEY = Decimal("0.000001")
 
 
-@login_required
-def home(request):
-    teams = visible_teams(request.user).select_related("organization").order_by("organization__name", "name")
-    return render(request, "observatory/home.html", {"teams": teams})
+def _money(value: Decimal | None) -> str:
+    return "" if value is None else str(Decimal(value).quantize(MONEY))
+
+
+def _spend_csv(filename: str, viewer: Viewer, scope: Scope, period: Period, group: str) -> HttpResponse:
+    rows = spend_reads.breakdown(scope, period, group, spend_reads.Labels(viewer.organization))
+    header = [group, "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "cost_per_1k_calls_usd"]
+    return csv_response(filename, header, ([r["label"], r["calls"], r["errors"], r["input_tokens"], r["output_tokens"],
+                                        _money(r["cost_usd"]), _money(r["cost_per_1k_calls"])] for r in rows))
+
+
+@require_GET
+@dashboard_view
+def overview(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "30d", timezone.now())
+    scope = viewer.scope
+    if wants_csv(request):
+        return _spend_csv(csv_name("spend-by-team", viewer, period), viewer, scope, period, "team")
+    report = spend_reads.spend_report(scope, period, viewer.organization, ("team", "model"), ("team", "model"))
+    unattributed = None
+    if viewer.whole_organization:
+        unattributed = next((r["cost_usd"] for r in report.breakdowns["team"] if r["key"] is None), Decimal(0))
+    return render_page(request, "overview", viewer, period, {
+        "report": report, "calendar": spend_reads.calendar(scope, timezone.now()), "unattributed_usd": unattributed,
+        "has_calls": report.total["calls"] > 0 or spend_reads.has_calls(scope), "teams": viewer.teams,
+    })
+
+
+@require_GET
+@dashboard_view
+def team_page(request: HttpRequest, viewer: Viewer, team_slug: str) -> HttpResponse:
+    team = team_or_404(viewer, team_slug)
+    period = parse_period(request.GET, "30d", timezone.now())
+    scope = viewer.team_scope(team)
+    if wants_csv(request):
+        return _spend_csv(csv_name(f"team-{team.slug}", viewer, period), viewer, scope, period, "model")
+    report = spend_reads.spend_report(scope, period, viewer.organization, ("product", "feature", "model", "environment"),
+                                      ("product", "model"))
+    return render_page(request, "team", viewer, period, {
+        "team": team, "report": report, "gpu_usd": gpu_cost(scope, period.start, period.end)["total_usd"],
+        "pools": gpu_reads.pool_reports(scope, period, viewer.team_names), "role": viewer.role_for(team.id),
+    })
+
+
+@require_GET
+@dashboard_view
+def product_page(request: HttpRequest, viewer: Viewer, product_slug: str) -> HttpResponse:
+    product = product_or_404(viewer, product_slug)
+    period = parse_period(request.GET, "30d", timezone.now())
+    scope = viewer.product_scope(product)
+    if wants_csv(request):
+        return _spend_csv(csv_name(f"product-{product.slug}", viewer, period), viewer, scope, period, "model")
+    report = spend_reads.spend_report(scope, period, viewer.organization, ("team", "feature", "model", "environment"),
+                                      ("feature", "model"))
+    return render_page(request, "product", viewer, period, {"product": product, "report": report})
+
+
+@require_GET
+@dashboard_view
+def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "7d", timezone.now())
+    scope = viewer.scope
+    by_model = latency_reads.by_group(scope, period, "model")
+    if wants_csv(request):
+        keys = ("p50", "p95", "p99", "ttft_p50", "ttft_p95", "ttft_p99")
+        return csv_response(csv_name("latency-by-model", viewer, period), ["model", "calls", *(f"{k}_ms" for k in keys)], (
+            [r["model"], r["count"], *("" if r[k] is None else round(r[k], 1) for k in keys)] for r in by_model
+        ))
+    labels = spend_reads.Labels(viewer.organization)
+    by_product = latency_reads.by_group(scope, period, "product")
+    for row in by_product:
+        row.update(label=labels.name("product", row["key"]), slug=labels.slug("product", row["key"]))
+    return render_page(request, "latency", viewer, period, {
+        "summary": latency_reads.summary(scope, period), "by_model": by_model, "by_product": by_product,
+        "chart": latency_reads.over_time(scope, period), "slowest": latency_reads.slowest_calls(scope, period),
+    })
+
+
+@require_GET
+@dashboard_view
+def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "7d", timezone.now())
+    scope = viewer.scope
+    labels = spend_reads.Labels(viewer.organization)
+    by_model = spend_reads.breakdown(scope, period, "model", labels)
+    if wants_csv(request):
+        header = ["model", "calls", "input_tokens", "cached_input_tokens", "cache_hit_rate_pct", "cache_read_savings_usd",
+                  "app_cache_hits", "cost_avoided_usd"]
+        return csv_response(csv_name("caching-by-model", viewer, period), header, (
+            [r["label"], r["calls"], r["input_tokens"], r["cached_input_tokens"],
+             "" if r["cache_hit_pct"] is None else round(r["cache_hit_pct"], 1), _money(r["cache_read_savings_usd"]),
+             r["app_cache_hits"], _money(r["cost_avoided_usd"])] for r in by_model
+        ))
+    points = spend_reads.series(scope, period)
+    return render_page(request, "caching", viewer, period, {
+        "total": spend_reads.with_rates(spend_reads.total(scope, period.start, period.end)), "by_model": by_model,
+        "by_product": spend_reads.breakdown(scope, period, "product", labels), "chart": spend_reads.caching_chart(points),
+    })
+
+
+@require_GET
+@dashboard_view
+def errors(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "7d", timezone.now())
+    scope = viewer.scope
+    labels = spend_reads.Labels(viewer.organization)
+    by_model = sorted(spend_reads.breakdown(scope, period, "model", labels), key=lambda r: (-r["errors"], r["label"]))
+    if wants_csv(request):
+        header = ["model", "calls", "errors", "error_rate_pct", "error_cost_usd"]
+        return csv_response(csv_name("errors-by-model", viewer, period), header, (
+            [r["label"], r["calls"], r["errors"], "" if r["error_pct"] is None else round(r["error_pct"], 2),
+             _money(r["error_cost_usd"])] for r in by_model
+        ))
+    return render_page(request, "errors", viewer, period, {
+        "total": spend_reads.with_rates(spend_reads.total(scope, period.start, period.end)), "by_model": by_model,
+        "by_type": spend_reads.error_types(scope, period),
+        "chart": spend_reads.errors_chart(spend_reads.series(scope, period)),
+    })
+
+
+@require_GET
+@dashboard_view
+def calls(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "7d", timezone.now())
+    filters = parse_call_filters(request.GET)
+    found = call_reads.filtered_calls(viewer.scope, period, filters)
+    if wants_csv(request):
+        header = ["start_time", "trace_id", "span_id", "team", "product", "model", "status", "error_type", "input_tokens",
+                  "cached_input_tokens", "output_tokens", "duration_ms", "ttft_ms", "cost_usd", "cost_status", "user", "session"]
+        return csv_response(csv_name("calls", viewer, period), header, (
+            [c.start_time.isoformat(), c.trace_id, c.span_id, c.team.slug if c.team else "",
+             c.product.slug if c.product else "", c.model, c.status, c.error_type, c.input_tokens, c.cached_input_tokens,
+             c.output_tokens, round(c.duration_ms, 1), "" if c.ttft_ms is None else round(c.ttft_ms, 1), _money(c.cost_usd),
+             c.cost_status, c.end_user, c.session] for c in found[: call_reads.CSV_LIMIT]
+        ))
+    return render_page(request, "calls", viewer, period, {
+        "filters": filters, "page": call_reads.page_after(found, request.GET.get("cursor", "")),
+        "products": visible_products(viewer), "has_calls": spend_reads.has_calls(viewer.scope),
+    })
+
+
+@require_GET
+@dashboard_view
+def call_detail(request: HttpRequest, viewer: Viewer, trace_id: str, span_id: str) -> HttpResponse:
+    scope = viewer.scope
+    call = call_reads.call_or_404(scope, trace_id, span_id)
+    price = call_reads.price_view(call)
+    return render_page(request, "call", viewer, None, {
+        "call": call, "trace": call_reads.trace_of(scope, call), "price": price,
+        "price_matches": price is not None and price.matches(call.cost_usd), "content": call_reads.content_of(call),
+    })
+
+
+@require_GET
+@dashboard_view
+def prices(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "30d", timezone.now())
+    query = request.GET.get("q", "").strip()[: price_reads.MAX_QUERY_LENGTH]
+    catalog = price_reads.catalog(query)
+    if wants_csv(request):
+        header = ["provider", "key", "model", "mode", "input_per_1m", "cached_input_per_1m", "output_per_1m", "effective_from"]
+        return csv_response(csv_name("prices", viewer, None), header, (
+            [p.provider, p.key, p.model, p.mode, price_reads.per_million(p.input), price_reads.per_million(p.cached_input_read),
+             price_reads.per_million(p.output), p.effective_from.date().isoformat()] for p in catalog[:5000]
+        ))
+    page = Paginator(catalog, price_reads.PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [{"price": p, "input": price_reads.per_million(p.input), "cached": price_reads.per_million(p.cached_input_read),
+             "output": price_reads.per_million(p.output)} for p in page]
+    return render_page(request, "prices", viewer, period, {
+        "query": query, "page": page, "rows": rows, "overrides": price_reads.overrides(viewer.organization),
+        "unknown_models": price_reads.models_needing_a_price(viewer.scope, period),
+    })
+
+
+@require_GET
+@dashboard_view
+def gpu(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "7d", timezone.now())
+    pools = gpu_reads.pool_reports(viewer.scope, period, viewer.team_names)
+    if wants_csv(request):
+        header = ["pool", "gpu_model", "gpus", "hourly_usd_per_gpu", "cost_usd", "idle_usd", "idle_share_pct"]
+        return csv_response(csv_name("gpu-pools", viewer, period), header, (
+            [r.pool.name, r.pool.gpu_model, r.pool.gpu_count, r.pool.hourly_usd_per_gpu, _money(r.total_usd),
+             _money(r.idle_usd), "" if r.idle_share is None else round(r.idle_share, 1)] for r in pools
+        ))
+    return render_page(request, "gpu", viewer, period, {
+        "pools": pools, "total": gpu_cost(viewer.scope, period.start, period.end),
+    })
+
+
+def _settings_page(request: HttpRequest, viewer: Viewer, form: tenancy.NewKeyForm, new_key: NewApiKey | None = None,
+                   status: int = 200) -> HttpResponse:
+    response = render_page(request, "settings", viewer, None, {
+        "teams": tenancy.teams_with_counts(viewer), "members": tenancy.members(viewer),
+        "keys": [{"key": key, "can_revoke": key.is_active and viewer.can_manage_keys(key.default_team_id)}
+                 for key in visible_keys(viewer)],
+        "rules": tenancy.attribution_rules(viewer), "form": form, "new_key": new_key,
+        "can_create_keys": viewer.is_admin or bool(viewer.manageable_teams),
+    }, status=status)
+    if new_key is not None:
+        response["Cache-Control"] = "no-store"  # the plaintext key is in this page, once
+    return response
+
+
+@require_GET
+@dashboard_view
+def settings_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    if wants_csv(request):
+        header = ["name", "prefix", "team", "product", "created_by", "created_at", "last_used_at", "revoked_at"]
+        return csv_response(csv_name("api-keys", viewer, None), header, (
+            [k.name, k.prefix, k.default_team.slug if k.default_team else "", k.default_product.slug if k.default_product else "",
+             k.created_by.get_username() if k.created_by else "", k.created_at.isoformat(),
+             k.last_used_at.isoformat() if k.last_used_at else "", k.revoked_at.isoformat() if k.revoked_at else ""]
+            for k in visible_keys(viewer)
+        ))
+    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer))
+
+
+@require_POST
+@dashboard_view
+def create_key(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    if not (viewer.is_admin or viewer.manageable_teams):
+        return HttpResponseForbidden("Only managers and admins create API keys.")
+    form = tenancy.NewKeyForm(viewer, request.POST)
+    if not form.is_valid():
+        return _settings_page(request, viewer, form, status=400)
+    new_key = create_api_key(viewer.organization, form.cleaned_data["name"], team=form.cleaned_data["team"],
+                             product=form.cleaned_data["product"], created_by=request.user)
+    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer), new_key=new_key, status=201)
+
+
+@require_POST
+@dashboard_view
+def revoke_key(request: HttpRequest, viewer: Viewer, key_id: int) -> HttpResponse:
+    key = key_or_404(viewer, key_id)
+    if not viewer.can_manage_keys(key.default_team_id):
+        return HttpResponseForbidden("Only the team's managers and admins revoke its keys.")
+    revoke_api_key(key)
+    messages.success(request, f"Key “{key.name}” ({key.prefix}…) is revoked: requests with it now get 401.")
+    return redirect(f"{reverse('settings')}?org={viewer.organization.slug}")

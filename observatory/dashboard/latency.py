@@ -1,0 +1,80 @@
+"""Latency reads: p50/p95/p99 and time to first token from the rollups' histograms, and the slowest raw calls."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from billing.models import DailyRollup, HourlyRollup
+from billing.queries import Scope, percentiles, rollup_pieces
+from billing.rollups import merge_buckets, percentiles_from_buckets
+from ingest.models import LLMCall
+from observatory.dashboard.access import ProductScope
+from observatory.dashboard.charts import chart
+from observatory.dashboard.filters import Period
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+def scoped_percentiles(scope: Scope, period: Period, group_by: tuple[str, ...] = (), metric: str = "latency") -> list[dict]:
+    """billing.queries.percentiles, keeping a product scope: its org-wide shortcut reads per-model histograms
+    that know nothing of products, so a product scope always groups by product (one product: same groups)."""
+    if isinstance(scope, ProductScope) and "product" not in group_by:
+        rows = percentiles(scope, period.start, period.end, ("product", *group_by), metric)
+        for row in rows:
+            del row["product_id"]
+        return rows
+    return percentiles(scope, period.start, period.end, group_by, metric)
+
+
+def summary(scope: Scope, period: Period) -> dict[str, Any] | None:
+    """Overall latency and TTFT percentiles (ms), or None without calls."""
+    latency = scoped_percentiles(scope, period)
+    if not latency:
+        return None
+    ttft = scoped_percentiles(scope, period, metric="ttft")
+    row = {**latency[0]}
+    if ttft:
+        row.update({f"ttft_{name}": ttft[0][name] for name in ("p50", "p95", "p99", "count")})
+    return row
+
+
+def by_group(scope: Scope, period: Period, group: str) -> list[dict[str, Any]]:
+    """Latency and TTFT percentiles per model or product, busiest first."""
+    key = f"{group}_id" if group in ("team", "product") else group
+    ttft = {row[key]: row for row in scoped_percentiles(scope, period, (group,), "ttft")}
+    rows = []
+    for row in scoped_percentiles(scope, period, (group,)):
+        extra = ttft.get(row[key], {})
+        rows.append({**row, "key": row[key], **{f"ttft_{name}": extra.get(name) for name in ("p50", "p95", "p99", "count")}})
+    return rows
+
+
+def over_time(scope: Scope, period: Period) -> dict:
+    """A chart of p50/p95/p99 duration and p95 time to first token per hour (24h) or per day, from the same histograms."""
+    histograms: dict[str, dict] = {"latency_buckets": {}, "ttft_buckets": {}}
+    if period.interval == "hour":
+        pieces = [HourlyRollup.objects.filter(scope.q(), hour__gte=period.start, hour__lt=period.end)]
+    else:
+        pieces = rollup_pieces(scope, period.start, period.end)
+    for piece in pieces:
+        time_field = "day" if piece.model is DailyRollup else "hour"
+        for moment, latency, ttft in piece.values_list(time_field, "latency_buckets", "ttft_buckets"):
+            if time_field == "hour" and period.interval == "day":
+                moment = moment.astimezone(UTC).date()
+            histograms["latency_buckets"].setdefault(moment, []).append(latency)
+            histograms["ttft_buckets"].setdefault(moment, []).append(ttft)
+    lines: dict[str, list] = {"p50": [], "p95": [], "p99": [], "TTFT p95": []}
+    for slot in period.slots:
+        latency = percentiles_from_buckets(merge_buckets(histograms["latency_buckets"].get(slot, [])), QUANTILES)
+        ttft = percentiles_from_buckets(merge_buckets(histograms["ttft_buckets"].get(slot, [])), (0.95,))
+        for name, value in (("p50", latency[0.5]), ("p95", latency[0.95]), ("p99", latency[0.99]), ("TTFT p95", ttft[0.95])):
+            lines[name].append(None if value is None else round(value))
+    return chart("line", period.slots, lines, unit="ms")
+
+
+def slowest_calls(scope: Scope, period: Period, limit: int = 10) -> list[LLMCall]:
+    return list(
+        LLMCall.objects.filter(scope.q(), start_time__gte=period.start, start_time__lt=period.end)
+        .select_related("team", "product").order_by("-duration_ms")[:limit]
+    )

@@ -1,0 +1,61 @@
+"""Price reads: the catalog in force (searchable), an organization's negotiated overrides, and the models its
+calls used that have no price yet."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import Count, Max, Q, QuerySet, TextField, Value
+from django.db.models.functions import Coalesce, NullIf
+
+from billing.models import Price, PriceOverride
+from billing.queries import Scope
+from ingest.models import CostStatus, LLMCall
+from observatory.dashboard.filters import Period
+from observatory.models import Organization
+
+MILLION = Decimal(1_000_000)
+PAGE_SIZE = 50
+MAX_QUERY_LENGTH = 100
+
+
+def per_million(value: Decimal | None) -> str:
+    """A per-token price as dollars per million tokens: at least 2 decimals, no trailing zeros beyond."""
+    if value is None:
+        return "—"
+    amount = (value * MILLION).normalize()
+    exponent = amount.as_tuple().exponent
+    decimals = max(2, -exponent) if isinstance(exponent, int) else 2
+    return f"${amount:,.{decimals}f}"
+
+
+def catalog(query: str) -> QuerySet[Price]:
+    """Prices in force whose model, catalog key or provider contains every word of the query."""
+    prices = Price.objects.filter(effective_to=None).order_by("provider", "key")
+    for word in query.split()[:5]:
+        prices = prices.filter(Q(model__icontains=word) | Q(key__icontains=word) | Q(provider__icontains=word))
+    return prices
+
+
+def override_terms(override: PriceOverride) -> str:
+    """A negotiated rate in words: "12.5% off", or the per-class prices it sets."""
+    if override.discount_percent is not None:
+        return f"{override.discount_percent.normalize():f}% off"
+    classes = (("input", override.input), ("cached input", override.cached_input_read), ("cache write", override.cache_write),
+               ("output", override.output), ("reasoning", override.reasoning))
+    return ", ".join(f"{name} {per_million(value)} / 1M" for name, value in classes if value is not None) or "list price"
+
+
+def overrides(organization: Organization) -> list[dict]:
+    rows = PriceOverride.objects.filter(organization=organization).order_by("provider", "model_pattern", "effective_from")
+    return [{"override": row, "terms": override_terms(row)} for row in rows]
+
+
+def models_needing_a_price(scope: Scope, period: Period, limit: int = 100) -> list[dict]:
+    """Models of the scope's calls in the range priced `unknown_model`, with call counts, most used first."""
+    return list(
+        LLMCall.objects.filter(scope.q(), cost_status=CostStatus.UNKNOWN_MODEL, start_time__gte=period.start,
+                               start_time__lt=period.end)
+        .values("provider", model_name=Coalesce(NullIf("response_model", Value("")), "request_model", output_field=TextField()))
+        .annotate(calls=Count("id"), last_seen=Max("start_time")).order_by("-calls", "model_name")[:limit]
+    )

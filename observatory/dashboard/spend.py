@@ -1,0 +1,187 @@
+"""Spend reads for the overview, team and product pages, and the caching and errors pages: totals, trends,
+breakdowns and top movers, all from the rollups through billing.queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Max, Sum
+
+from billing.queries import Scope, spend, timeseries, top_movers, total
+from ingest.models import LLMCall
+from observatory.dashboard import latency
+from observatory.dashboard.charts import chart
+from observatory.dashboard.filters import Period
+from observatory.models import Organization, Product, Team
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+BLANK_LABELS = {"team": "Unattributed", "product": "No product", "model": "(no model)", "environment": "(not set)",
+                "feature": "(none)", "provider": "(unknown)"}
+
+
+def percent(part: float | int | Decimal | None, whole: float | int | Decimal | None) -> Decimal | None:
+    """part / whole in percent (Decimal, for display), None when there is nothing to divide by."""
+    if not whole or part is None:
+        return None
+    return Decimal(part) * HUNDRED / Decimal(whole)
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a figure moved against an earlier one: the size, the direction and the ratio in percent."""
+
+    amount: Decimal
+    up: bool
+    pct: Decimal | None
+
+
+def change(current: Decimal, previous: Decimal) -> Change:
+    difference = current - previous
+    return Change(amount=abs(difference), up=difference >= 0, pct=percent(abs(difference), previous))
+
+
+class Labels:
+    """Display names and links for grouped rollup rows."""
+
+    def __init__(self, organization: Organization) -> None:
+        self.teams = {t.id: t for t in Team.objects.filter(organization=organization)}
+        self.products = {p.id: p for p in Product.objects.filter(organization=organization)}
+
+    def name(self, group: str, key: object) -> str:
+        if group == "team" and key in self.teams:
+            return self.teams[key].name
+        if group == "product" and key in self.products:
+            return self.products[key].name
+        return str(key) if key not in (None, "") else BLANK_LABELS[group]
+
+    def slug(self, group: str, key: object) -> str:
+        """The slug to link a team or product row to its page ('' for anything else)."""
+        found = {"team": self.teams, "product": self.products}.get(group, {}).get(key)
+        return found.slug if found else ""
+
+    def label(self, rows: list[dict], group: str) -> list[dict]:
+        """Add label, slug, key and share of cost (percent of the rows' total) to each row."""
+        key_name = f"{group}_id" if group in ("team", "product") else group
+        whole = sum((row["cost_usd"] for row in rows), ZERO)
+        for row in rows:
+            key = row[key_name]
+            row.update(key=key, label=self.name(group, key), slug=self.slug(group, key), share=percent(row["cost_usd"], whole))
+            with_rates(row)
+        return rows
+
+
+def breakdown(scope: Scope, period: Period, group: str, labels: Labels) -> list[dict]:
+    return labels.label(spend(scope, period.start, period.end, [group]), group)
+
+
+def with_rates(row: dict) -> dict:
+    """Add error rate, prompt-cache hit rate and app-cache hit rate in percent to a summed row."""
+    row.update(error_pct=percent(row["errors"], row["calls"]),
+               cache_hit_pct=percent(row["cached_input_tokens"], row["input_tokens"]),
+               app_cache_pct=percent(row["app_cache_hits"], row["calls"]))
+    return row
+
+
+def series(scope: Scope, period: Period) -> dict:
+    """Per hour or day totals with every slot present (no calls: zero)."""
+    rows = {row["period"]: row for row in timeseries(scope, period.start, period.end, period.interval)}
+    return {slot: rows.get(slot) for slot in period.slots}
+
+
+def spend_chart(points: dict) -> dict:
+    return chart("bar", list(points), {"Spend": [row["cost_usd"] if row else ZERO for row in points.values()]}, unit="usd")
+
+
+def movers(scope: Scope, period: Period, groups: tuple[str, ...], labels: Labels, limit: int = 6) -> list[dict]:
+    """The groups whose spend changed most against the previous period of the same length."""
+    found = []
+    for group in groups:
+        for row in top_movers(scope, period.start, period.end, group, limit):
+            found.append({"group": group, "key": row[group], "label": labels.name(group, row[group]),
+                          "slug": labels.slug(group, row[group]), "cost_usd": row["cost_usd"],
+                          "previous_cost_usd": row["previous_cost_usd"],
+                          "change": change(row["cost_usd"], row["previous_cost_usd"])})
+    found.sort(key=lambda m: m["change"].amount, reverse=True)
+    return [m for m in found if m["change"].amount][:limit]
+
+
+@dataclass(frozen=True)
+class SpendReport:
+    """What the overview, team and product pages show for their scope and range."""
+
+    total: dict
+    previous: dict
+    change: Change
+    chart: dict
+    breakdowns: dict[str, list[dict]]
+    movers: list[dict]
+    latency: dict[str, Any] | None
+
+
+def spend_report(scope: Scope, period: Period, organization: Organization, groups: tuple[str, ...],
+                 mover_groups: tuple[str, ...]) -> SpendReport:
+    labels = Labels(organization)
+    current = with_rates(total(scope, period.start, period.end))
+    previous = total(scope, period.previous.start, period.previous.end)
+    points = series(scope, period)
+    return SpendReport(
+        total=current, previous=previous, change=change(current["cost_usd"], previous["cost_usd"]),
+        chart=spend_chart(points), breakdowns={group: breakdown(scope, period, group, labels) for group in groups},
+        movers=movers(scope, period, mover_groups, labels), latency=latency.summary(scope, period),
+    )
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Spend today and this month so far (UTC), against the same days of the previous month."""
+
+    today: Decimal
+    month: Decimal
+    month_before: Decimal
+    last_month: Decimal
+    change: Change
+
+
+def calendar(scope: Scope, now: datetime) -> Calendar:
+    today = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
+    tomorrow = today + timedelta(days=1)
+    month_start = today.replace(day=1)
+    last_month_start = (month_start - timedelta(days=1)).replace(day=1)
+    same_days_end = min(last_month_start + (tomorrow - month_start), month_start)
+    month = total(scope, month_start, tomorrow)["cost_usd"]
+    month_before = total(scope, last_month_start, same_days_end)["cost_usd"]
+    return Calendar(
+        today=total(scope, today, tomorrow)["cost_usd"], month=month, month_before=month_before,
+        last_month=total(scope, last_month_start, month_start)["cost_usd"], change=change(month, month_before),
+    )
+
+
+def has_calls(scope: Scope) -> bool:
+    """Whether any call was ever recorded in scope (else the page shows how to send the first one)."""
+    return LLMCall.objects.filter(scope.q()).exists()
+
+
+def error_types(scope: Scope, period: Period, limit: int = 50) -> list[dict]:
+    """Failed calls by error type and HTTP status, from the raw calls of the range."""
+    return list(
+        LLMCall.objects.filter(scope.q(), status="error", start_time__gte=period.start, start_time__lt=period.end)
+        .values("error_type", "http_status").annotate(calls=Count("id"), cost_usd=Sum("cost_usd"), last_seen=Max("start_time"))
+        .order_by("-calls", "error_type")[:limit]
+    )
+
+
+def caching_chart(points: dict) -> dict:
+    return chart("bar", list(points), {
+        "Prompt cache savings": [row["cache_read_savings_usd"] if row else ZERO for row in points.values()],
+        "App cache cost avoided": [row["cost_avoided_usd"] if row else ZERO for row in points.values()],
+    }, unit="usd", stacked=True)
+
+
+def errors_chart(points: dict) -> dict:
+    return chart("line", list(points), {
+        "Error rate": [percent(row["errors"], row["calls"]) if row else None for row in points.values()],
+    }, unit="pct")

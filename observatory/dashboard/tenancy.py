@@ -1,0 +1,56 @@
+"""Settings reads and the key form: teams, members and roles, API keys and attribution rules the viewer may see."""
+
+from __future__ import annotations
+
+from django import forms
+from django.db.models import Count, QuerySet
+
+from billing.models import AttributionRule
+from observatory.dashboard.access import Viewer, visible_products
+from observatory.models import Membership, Product, Team
+
+
+def teams_with_counts(viewer: Viewer) -> QuerySet[Team]:
+    return (Team.objects.filter(id__in=[team.id for team in viewer.teams])
+            .annotate(members=Count("memberships", distinct=True), product_count=Count("products", distinct=True))
+            .order_by("name"))
+
+
+def members(viewer: Viewer) -> QuerySet[Membership]:
+    """Memberships of the viewer's teams, and the org-wide ones for those who see the whole organization."""
+    memberships = Membership.objects.filter(organization=viewer.organization).select_related("user", "team")
+    if not viewer.whole_organization:
+        memberships = memberships.filter(team_id__in=[team.id for team in viewer.teams])
+    return memberships.order_by("team__name", "user__username")
+
+
+def attribution_rules(viewer: Viewer) -> QuerySet[AttributionRule]:
+    rules = AttributionRule.objects.filter(organization=viewer.organization).select_related("team", "product")
+    if not viewer.whole_organization:
+        rules = rules.filter(team_id__in=[team.id for team in viewer.teams])
+    return rules
+
+
+class NewKeyForm(forms.Form):
+    """Name a key and give it a default team (a manager's teams; no team — the whole organization — for admins)."""
+
+    name = forms.CharField(max_length=200)
+    team = forms.ChoiceField(required=False)
+    product = forms.ChoiceField(required=False)
+
+    def __init__(self, viewer: Viewer, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.viewer = viewer
+        teams = [(team.slug, team.name) for team in viewer.manageable_teams]
+        self.fields["team"].choices = ([("", "No team — whole organization")] if viewer.is_admin else []) + teams
+        self.fields["team"].required = not viewer.is_admin
+        self.products = {product.slug: product for product in visible_products(viewer)}
+        self.fields["product"].choices = [("", "No default product")] + [(p.slug, p.name) for p in self.products.values()]
+
+    def clean_team(self) -> Team | None:
+        slug = self.cleaned_data["team"]
+        return next((team for team in self.viewer.manageable_teams if team.slug == slug), None) if slug else None
+
+    def clean_product(self) -> Product | None:
+        slug = self.cleaned_data["product"]
+        return self.products.get(slug) if slug else None

@@ -1,0 +1,98 @@
+// Dashboard behaviour: draw the charts of a page (again after every htmx swap), copy-once key buttons,
+// confirmations and the organization switcher. Chart data comes from <script type="application/json">
+// blocks written by the server (observatory/dashboard/charts.py); money arrives as decimal strings.
+(function () {
+  "use strict";
+
+  const numberFormat = (digits) => new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const usd = numberFormat(2);
+  const whole = numberFormat(0);
+  const oneDecimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+  const formats = {
+    usd: (v) => "$" + usd.format(v),
+    ms: (v) => whole.format(v) + " ms",
+    pct: (v) => oneDecimal.format(v) + "%",
+    count: (v) => whole.format(v),
+  };
+
+  function drawCharts(root) {
+    if (typeof Chart === "undefined") return;
+    root.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
+      const source = document.getElementById(canvas.dataset.chart);
+      if (!source) return;
+      const spec = JSON.parse(source.textContent);
+      const format = formats[spec.unit] || formats.count;
+      const existing = Chart.getChart(canvas);
+      if (existing) existing.destroy();
+      const line = spec.type === "line";
+      new Chart(canvas, {
+        type: spec.type,
+        data: {
+          labels: spec.labels,
+          datasets: spec.datasets.map((d) => ({
+            label: d.label,
+            data: d.data.map((v) => (v === null ? null : Number(v))),
+            backgroundColor: line ? d.color + "1f" : d.color,
+            borderColor: d.color,
+            borderWidth: line ? 2 : 0,
+            borderRadius: line ? 0 : 3,
+            maxBarThickness: 28,
+            pointRadius: line ? 2 : 0,
+            pointHoverRadius: 4,
+            tension: 0.25,
+            spanGaps: true,
+          })),
+        },
+        options: {
+          responsive: true,
+          maintainAspectRatio: false,
+          animation: false,
+          interaction: { mode: "index", intersect: false },
+          plugins: {
+            legend: { display: spec.datasets.length > 1, position: "bottom", labels: { boxWidth: 10, boxHeight: 10 } },
+            tooltip: { callbacks: { label: (ctx) => `${ctx.dataset.label}: ${format(ctx.parsed.y)}` } },
+          },
+          scales: {
+            x: { stacked: spec.stacked, grid: { display: false }, ticks: { maxTicksLimit: 12, color: "#6b7385" } },
+            y: {
+              stacked: spec.stacked,
+              beginAtZero: true,
+              grid: { color: "#eef0f5" },
+              border: { display: false },
+              ticks: { maxTicksLimit: 6, color: "#6b7385", callback: (v) => format(v) },
+            },
+          },
+        },
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => drawCharts(document));
+  document.addEventListener("htmx:afterSettle", (event) => drawCharts(event.detail.target || document));
+
+  document.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    const text = document.getElementById(button.dataset.copy).textContent.trim();
+    const done = () => { button.textContent = "Copied"; };
+    if (navigator.clipboard) {
+      navigator.clipboard.writeText(text).then(done, () => window.getSelection().selectAllChildren(document.getElementById(button.dataset.copy)));
+    } else {
+      window.getSelection().selectAllChildren(document.getElementById(button.dataset.copy));
+    }
+  });
+
+  document.addEventListener("submit", (event) => {
+    const message = event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
+  document.addEventListener("change", (event) => {
+    if (event.target.matches("select[data-autosubmit]")) event.target.form.submit();
+  });
+
+  // A custom range picked from the dropdown closes it once the new body is in.
+  document.addEventListener("htmx:beforeRequest", () => {
+    document.querySelectorAll("details.custom[open]").forEach((d) => d.removeAttribute("open"));
+  });
+})();

@@ -1,0 +1,105 @@
+"""The settings page (/settings/) and its API key actions: create (POST /settings/keys/, the plaintext shown
+once) and revoke (POST /settings/keys/<id>/revoke/). Managers for their teams, admins for all, viewers never."""
+
+import csv
+import io
+
+import pytest
+
+from observatory.models import ApiKey
+from observatory.services import authenticate_key
+from tests.observatory.test_dashboard_seed import Seed, leaks_ads, seed
+
+
+@pytest.fixture
+def data(org, team, other_team) -> Seed:
+    return seed(org, team, other_team)
+
+
+def _revoke(key: ApiKey) -> str:
+    return f"/settings/keys/{key.id}/revoke/"
+
+
+def test_it_requires_login(client, data):
+    assert client.get("/settings/").status_code == 302
+    assert client.post("/settings/keys/", {"name": "x", "team": "search"}).status_code == 302
+    assert client.post(_revoke(data.search_key)).status_code == 302
+    assert ApiKey.objects.count() == 2
+
+
+def test_key_actions_reject_get(client, data):
+    client = data.login(client, "admin")
+    assert client.get("/settings/keys/").status_code == 405
+    assert client.get(_revoke(data.search_key)).status_code == 405
+
+
+def test_it_shows_the_users_teams_members_keys_and_rules(client, data):
+    response = data.login(client, "search_viewer").get("/settings/")
+    assert response.status_code == 200
+    assert [row["key"].name for row in response.context["keys"]] == ["Search key"]
+    assert {m.user.username for m in response.context["members"]} == {"vera", "mona"}
+    assert list(response.context["rules"]) == []
+    assert leaks_ads(response.content) == []
+    admin = data.login(client, "admin").get("/settings/")
+    assert {row["key"].name for row in admin.context["keys"]} == {"Search key", "Ads ingest key"}
+    assert [rule.pattern for rule in admin.context["rules"]] == ["ads-secret-*"]
+
+
+def test_a_viewer_cannot_create_or_revoke_keys(client, data):
+    client = data.login(client, "search_viewer")
+    page = client.get("/settings/")
+    assert b"Create key" not in page.content
+    assert b"Revoke" not in page.content
+    assert client.post("/settings/keys/", {"name": "sneaky", "team": "search"}).status_code == 403
+    assert client.post(_revoke(data.search_key)).status_code == 403
+    assert ApiKey.objects.count() == 2
+    assert ApiKey.objects.get(pk=data.search_key.pk).revoked_at is None
+
+
+def test_a_manager_creates_a_key_for_their_team_and_sees_it_once(client, data):
+    client = data.login(client, "search_manager")
+    response = client.post("/settings/keys/", {"name": "search-prod", "team": "search", "product": "answers"})
+    assert response.status_code == 201
+    assert response["Cache-Control"] == "no-store"
+    plaintext = response.context["new_key"].plaintext
+    assert plaintext.encode() in response.content
+    key = authenticate_key(plaintext)
+    assert (key.name, key.default_team, key.default_product, key.created_by) == (
+        "search-prod", data.search, data.answers, data.users["search_manager"])
+    assert plaintext.encode() not in client.get("/settings/").content
+
+
+def test_a_manager_cannot_create_a_key_for_another_team_or_the_whole_organization(client, data):
+    client = data.login(client, "search_manager")
+    assert client.post("/settings/keys/", {"name": "x", "team": "ads"}).status_code == 400
+    assert client.post("/settings/keys/", {"name": "x", "team": ""}).status_code == 400
+    assert ApiKey.objects.count() == 2
+
+
+def test_an_admin_creates_an_organization_wide_key(client, data):
+    response = data.login(client, "admin").post("/settings/keys/", {"name": "everything", "team": ""})
+    assert response.status_code == 201
+    assert authenticate_key(response.context["new_key"].plaintext).default_team is None
+
+
+def test_a_manager_revokes_their_teams_key(client, data):
+    response = data.login(client, "search_manager").post(_revoke(data.search_key))
+    assert response.status_code == 302
+    assert response["Location"] == "/settings/?org=acme"
+    data.search_key.refresh_from_db()
+    assert data.search_key.revoked_at is not None
+    page = data.login(client, "search_manager").get("/settings/")
+    assert "is revoked: requests with it now get 401" in page.content.decode()
+
+
+def test_another_teams_key_is_a_404(client, data):
+    assert data.login(client, "search_manager").post(_revoke(data.ads_key)).status_code == 404
+    data.ads_key.refresh_from_db()
+    assert data.ads_key.revoked_at is None
+
+
+def test_it_downloads_the_keys_without_secrets(client, data):
+    response = data.login(client, "search_viewer").get("/settings/?format=csv")
+    [row] = list(csv.DictReader(io.StringIO(response.content.decode())))
+    assert (row["name"], row["prefix"], row["team"], row["revoked_at"]) == ("Search key", data.search_key.prefix, "search", "")
+    assert data.search_key.key_hash not in response.content.decode()
