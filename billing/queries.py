@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 
 from billing.models import DailyModelLatency, DailyRollup, GpuCostHour, HourlyModelLatency, HourlyRollup
-from billing.rollups import merge_buckets, percentiles_from_buckets
+from billing.rollups import percentiles_from_buckets
 
 GROUPABLE = ("team", "product", "provider", "model", "environment", "feature")
 SUMMED = (
@@ -89,8 +89,13 @@ def spend(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] 
     """Summed calls, tokens and dollars per group over the range, most expensive first."""
     fields = _group_fields(group_by)
     merged: dict[tuple, dict] = {}
+    sums = {name: Sum(name) for name in SUMMED}
     for piece in rollup_pieces(scope, start, end):
-        for row in piece.values(*fields).annotate(**{name: Sum(name) for name in SUMMED}).order_by():
+        # values() with no field names would select (and group by) every column, histograms included
+        grouped = piece.values(*fields).annotate(**sums).order_by() if fields else [piece.aggregate(**sums)]
+        for row in grouped:
+            if not fields and row["calls"] is None:
+                continue
             key = tuple(row[f] for f in fields)
             target = merged.setdefault(key, {**{f: row[f] for f in fields}, **{name: 0 for name in SUMMED}})
             for name in SUMMED:
@@ -136,14 +141,14 @@ def percentiles(
         raise ValueError("metric is 'latency' or 'ttft'")
     fields = _group_fields(group_by)
     column = f"{metric}_buckets"
-    histograms: dict[tuple, list[dict]] = {}
-    for piece in _latency_pieces(scope, start, end, fields):
-        for row in piece.values_list(*fields, column):
-            histograms.setdefault(tuple(row[:-1]), []).append(row[-1])
+    histograms: dict[tuple, dict[int, int]] = {}
+    for piece in latency_pieces(scope, start, end, fields):
+        for *key, bucket, count in _summed_buckets(piece, fields, column):
+            merged = histograms.setdefault(tuple(key), {})
+            merged[bucket] = merged.get(bucket, 0) + count
     quantiles = tuple(quantiles)
     out = []
-    for key, parts in histograms.items():
-        merged = merge_buckets(parts)
+    for key, merged in histograms.items():
         count = sum(merged.values())
         if not count:
             continue
@@ -154,8 +159,23 @@ def percentiles(
     return out
 
 
-def _latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[str]) -> list[QuerySet]:
-    """Like rollup_pieces, but org-wide by-model queries read the small per-model histograms."""
+def _summed_buckets(piece: QuerySet, fields: list[str], column: str) -> list[tuple]:
+    """(group fields…, bucket, count) with the histograms of the piece's rows summed inside PostgreSQL."""
+    inner, params = piece.values(*fields, column).query.sql_with_params()
+    names = ", ".join(f'p."{name}"' for name in fields)
+    select = f"{names}, " if fields else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {select}e.key::int, sum(e.value::bigint)::bigint "  # noqa: S608 (field names are whitelisted)
+            f'FROM ({inner}) p, jsonb_each_text(p."{column}") e GROUP BY {select}e.key',
+            params,
+        )
+        return cursor.fetchall()
+
+
+def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[str]) -> list[QuerySet]:
+    """Like rollup_pieces, but org-wide queries grouped by nothing, provider or model read the small
+    per-model histograms (HourlyModelLatency / DailyModelLatency) instead of every group's rows."""
     if scope.team_ids is not None or not set(fields) <= {"provider", "model"}:
         return rollup_pieces(scope, start, end)
     start, end = start.astimezone(UTC), end.astimezone(UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
-from billing.models import DailyRollup, HourlyRollup
-from billing.queries import Scope, percentiles, rollup_pieces
+from billing.models import DailyModelLatency, DailyRollup, HourlyModelLatency, HourlyRollup
+from billing.queries import Scope, latency_pieces, percentiles, rollup_pieces
 from billing.rollups import merge_buckets, percentiles_from_buckets
 from ingest.models import LLMCall
 from observatory.dashboard.access import ProductScope
@@ -53,12 +53,17 @@ def by_group(scope: Scope, period: Period, group: str) -> list[dict[str, Any]]:
 def over_time(scope: Scope, period: Period) -> dict:
     """A chart of p50/p95/p99 duration and p95 time to first token per hour (24h) or per day, from the same histograms."""
     histograms: dict[str, dict] = {"latency_buckets": {}, "ttft_buckets": {}}
+    org_wide = scope.team_ids is None and not isinstance(scope, ProductScope)
     if period.interval == "hour":
-        pieces = [HourlyRollup.objects.filter(scope.q(), hour__gte=period.start, hour__lt=period.end)]
+        rows = HourlyModelLatency.objects.filter(organization_id=scope.organization_id) if org_wide else \
+            HourlyRollup.objects.filter(scope.q())
+        pieces = [rows.filter(hour__gte=period.start, hour__lt=period.end)]
+    elif org_wide:
+        pieces = latency_pieces(scope, period.start, period.end, [])
     else:
         pieces = rollup_pieces(scope, period.start, period.end)
     for piece in pieces:
-        time_field = "day" if piece.model is DailyRollup else "hour"
+        time_field = "day" if piece.model in (DailyRollup, DailyModelLatency) else "hour"
         for moment, latency, ttft in piece.values_list(time_field, "latency_buckets", "ttft_buckets"):
             if time_field == "hour" and period.interval == "day":
                 moment = moment.astimezone(UTC).date()
