@@ -209,11 +209,16 @@ def exact_percentiles(scope: Scope, start: datetime, end: datetime, column: str 
         return list(cursor.fetchone()[0] or [])
 
 
-def top_movers(scope: Scope, start: datetime, end: datetime, group_by: str = "team", limit: int = 5) -> list[dict]:
-    """Groups whose spend changed most against the previous period of the same length."""
+def top_movers(scope: Scope, start: datetime, end: datetime, group_by: str = "team", limit: int = 5,
+               current: list[dict] | None = None) -> list[dict]:
+    """Groups whose spend changed most against the previous period of the same length.
+
+    `current` may pass spend(scope, start, end, [group_by]) when the caller already has it."""
     length = end - start
-    now = {row[_group_fields([group_by])[0]]: row["cost_usd"] for row in spend(scope, start, end, [group_by])}
-    before = {row[_group_fields([group_by])[0]]: row["cost_usd"] for row in spend(scope, start - length, start, [group_by])}
+    field = _group_fields([group_by])[0]
+    current = spend(scope, start, end, [group_by]) if current is None else current
+    now = {row[field]: row["cost_usd"] for row in current}
+    before = {row[field]: row["cost_usd"] for row in spend(scope, start - length, start, [group_by])}
     movers = []
     for key in set(now) | set(before):
         current, previous = now.get(key, ZERO), before.get(key, ZERO)

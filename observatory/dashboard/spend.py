@@ -74,8 +74,9 @@ class Labels:
         return rows
 
 
-def breakdown(scope: Scope, period: Period, group: str, labels: Labels) -> list[dict]:
-    return labels.label(spend(scope, period.start, period.end, [group]), group)
+def breakdown(scope: Scope, period: Period, group: str, labels: Labels, rows: list[dict] | None = None) -> list[dict]:
+    """Spend per `group` with display labels; `rows` may pass spend() for the same range when already read."""
+    return labels.label(spend(scope, period.start, period.end, [group]) if rows is None else rows, group)
 
 
 def with_rates(row: dict) -> dict:
@@ -96,11 +97,12 @@ def spend_chart(points: dict) -> dict:
     return chart("bar", list(points), {"Spend": [row["cost_usd"] if row else ZERO for row in points.values()]}, unit="usd")
 
 
-def movers(scope: Scope, period: Period, groups: tuple[str, ...], labels: Labels, limit: int = 6) -> list[dict]:
+def movers(scope: Scope, period: Period, groups: tuple[str, ...], labels: Labels, limit: int = 6,
+           current: dict[str, list[dict]] | None = None) -> list[dict]:
     """The groups whose spend changed most against the previous period of the same length."""
     found = []
     for group in groups:
-        for row in top_movers(scope, period.start, period.end, group, limit):
+        for row in top_movers(scope, period.start, period.end, group, limit, (current or {}).get(group)):
             found.append({"group": group, "key": row[group], "label": labels.name(group, row[group]),
                           "slug": labels.slug(group, row[group]), "cost_usd": row["cost_usd"],
                           "previous_cost_usd": row["previous_cost_usd"],
@@ -128,10 +130,12 @@ def spend_report(scope: Scope, period: Period, organization: Organization, group
     current = with_rates(total(scope, period.start, period.end))
     previous = total(scope, period.previous.start, period.previous.end)
     points = series(scope, period)
+    raw = {group: spend(scope, period.start, period.end, [group]) for group in groups}
     return SpendReport(
         total=current, previous=previous, change=change(current["cost_usd"], previous["cost_usd"]),
-        chart=spend_chart(points), breakdowns={group: breakdown(scope, period, group, labels) for group in groups},
-        movers=movers(scope, period, mover_groups, labels), latency=latency.summary(scope, period),
+        chart=spend_chart(points), breakdowns={group: breakdown(scope, period, group, labels, raw[group]) for group in groups},
+        movers=movers(scope, period, mover_groups, labels, current={g: [dict(r) for r in raw[g]] for g in raw}),
+        latency=latency.summary(scope, period),
     )
 
 
