@@ -1,8 +1,8 @@
-"""Django admin for prices and negotiated overrides."""
+"""Django admin for prices, negotiated overrides, budgets, alert rules and alerts."""
 
 from django.contrib import admin
 
-from billing.models import Price, PriceOverride
+from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo, Price, PriceOverride
 
 
 @admin.register(Price)
@@ -18,3 +18,44 @@ class PriceOverrideAdmin(admin.ModelAdmin):
     list_display = ("organization", "provider", "model_pattern", "discount_percent", "input", "output", "effective_from",
                     "effective_to")
     list_filter = ("organization",)
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "team", "product", "period", "amount_usd", "time_zone", "is_active")
+    list_filter = ("organization", "period", "is_active")
+    search_fields = ("name",)
+
+
+@admin.register(AnomalyRule)
+class AnomalyRuleAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "dimension", "team", "product", "z_threshold", "min_excess_usd", "is_active")
+    list_filter = ("organization", "dimension", "is_active")
+
+
+@admin.register(LatencySlo)
+class LatencySloAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "product", "model", "quantile", "limit_ms", "window_hours", "is_active")
+    list_filter = ("organization", "is_active")
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    readonly_fields = ("channel", "target", "status", "attempts", "last_error", "next_attempt_at", "sent_at", "created_at")
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    """Alerts are history: readable here, never edited."""
+
+    list_display = ("title", "kind", "period_start", "suppressed", "created_at")
+    list_filter = ("kind", "organization")
+    inlines = [DeliveryInline]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_add_permission(self, request) -> bool:
+        return False

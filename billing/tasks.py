@@ -5,6 +5,9 @@ from datetime import UTC, datetime, timedelta
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
+from billing.alerting import deliver_due
+from billing.anomalies import evaluate_rules
+from billing.budgets import evaluate_budgets
 from billing.gpu import compute_gpu_cost_range
 from billing.models import GpuPool
 from billing.repricing import reprice
@@ -30,3 +33,21 @@ def reprice_calls(since: str, until: str | None = None, model: str | None = None
     """Re-price stored calls after a price change (the UI and API queue this)."""
     result = reprice(organization_id, parse_datetime(since), parse_datetime(until) if until else None, model=model)
     return {"examined": result.examined, "changed": result.changed}
+
+
+@shared_task
+def evaluate_all_budgets() -> dict:
+    """Every minute: spend to date and forecast of each budget; raises threshold, forecast and reset alerts."""
+    return evaluate_budgets()
+
+
+@shared_task
+def evaluate_alert_rules() -> dict:
+    """Every minute: spend anomalies and latency SLOs."""
+    return evaluate_rules()
+
+
+@shared_task
+def deliver_pending_alerts() -> dict:
+    """Every minute: retry failed deliveries whose backoff has passed."""
+    return deliver_due()

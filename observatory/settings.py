@@ -148,6 +148,9 @@ CELERY_BEAT_SCHEDULE = {
     "maintain-partitions": {"task": "ingest.tasks.maintain_partitions", "schedule": crontab(minute=7)},
     "roll-up": {"task": "billing.tasks.roll_up", "schedule": 60.0},
     "gpu-cost": {"task": "billing.tasks.gpu_cost_recent_hours", "schedule": crontab(minute=5)},
+    "evaluate-budgets": {"task": "billing.tasks.evaluate_all_budgets", "schedule": 60.0},
+    "evaluate-alert-rules": {"task": "billing.tasks.evaluate_alert_rules", "schedule": 60.0},
+    "deliver-alerts": {"task": "billing.tasks.deliver_pending_alerts", "schedule": 30.0},
 }
 
 LOGGING = {

@@ -28,4 +28,5 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("ingest.urls")),
+    path("", include("billing.urls")),
 ]

@@ -34,9 +34,13 @@ def all_patterns(patterns=None, prefix: str = ""):
 
 
 def other_teams_values(data: Seed) -> dict[str, str]:
+    from billing.models import Budget
+
     ads_call = data.ads_calls[0]
+    budget, _ = Budget.objects.get_or_create(organization=data.ads.organization, team=data.ads, name="Ads monthly",
+                                             defaults={"amount_usd": 100})
     return {"team_slug": data.ads.slug, "product_slug": data.ads_ranker.slug, "trace_id": ads_call.trace_id,
-            "span_id": ads_call.span_id, "key_id": str(data.ads_key.id)}
+            "span_id": ads_call.span_id, "key_id": str(data.ads_key.id), "pk": str(budget.id)}
 
 
 def fill(route: str, values: dict[str, str]) -> str:

@@ -1,0 +1,104 @@
+"""Forms for the budget and alert-rule pages, with the same checks as the REST API.
+
+Each form takes the `organization` whose teams and products may be chosen (a team of another organization
+is "not one of the available choices"); the view checks `billing.budgets.can_manage` before saving.
+"""
+
+from __future__ import annotations
+
+import re
+from zoneinfo import available_timezones
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from billing.budgets import setup_problems
+from billing.models import AnomalyRule, Budget, LatencySlo
+from observatory.models import Organization, Product, Team
+
+TIME_ZONES = sorted(available_timezones())
+CHANNEL_FIELDS = ["email_recipients", "slack_webhook_url", "webhook_url", "webhook_secret", "is_active"]
+SEPARATORS = re.compile(r"[,;\s]+")
+
+
+class PercentListField(forms.CharField):
+    """Thresholds typed as "50, 80, 100" (a % sign is allowed), cleaned to [50, 80, 100]."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value).replace("%", " ")
+        try:
+            return [int(part) for part in SEPARATORS.split(text.strip()) if part]
+        except ValueError:
+            raise ValidationError("thresholds are whole percentages separated by commas, e.g. 50, 80, 100.",
+                                  code="bad_thresholds") from None
+
+
+class EmailListField(forms.CharField):
+    """Addresses separated by commas, semicolons or new lines; each one is validated by the model."""
+
+    widget = forms.Textarea(attrs={"rows": 2})
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value):
+        return [part for part in SEPARATORS.split(super().to_python(value).strip()) if part]
+
+
+class AlertSourceForm(forms.ModelForm):
+    """What budgets and rules share: a name, an owner, channels, and a scope inside one organization."""
+
+    email_recipients = EmailListField(required=False)
+    slack_webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+                                       help_text="Slack incoming webhook. Empty: the server's SLACK_WEBHOOK_URL, if set.")
+    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+
+    def __init__(self, *args, organization: Organization, owner=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.instance.organization = organization
+        if self.instance.pk is None and owner is not None:
+            self.instance.owner = owner
+        if "team" in self.fields:
+            self.fields["team"].queryset = Team.objects.filter(organization=organization)
+        if "product" in self.fields:
+            self.fields["product"].queryset = Product.objects.filter(organization=organization)
+        if "webhook_secret" in self.fields:
+            self.fields["webhook_secret"].widget = forms.PasswordInput(render_value=True)
+
+    def clean(self):
+        data = super().clean()
+        problems = setup_problems(self.organization, data.get("team"), data.get("product"), data.get("webhook_url", ""),
+                                  data.get("webhook_secret", ""))
+        for field, message in problems.items():
+            self.add_error(field, message)
+        return data
+
+
+class BudgetForm(AlertSourceForm):
+    thresholds = PercentListField(required=False, initial="50, 80, 100",
+                                  help_text="Percentages of the amount, e.g. 50, 80, 100 (up to 1000).")
+
+    class Meta:
+        model = Budget
+        fields = ["name", "team", "product", "period", "time_zone", "amount_usd", "thresholds", "forecast_alert",
+                  *CHANNEL_FIELDS]
+
+
+class AnomalyRuleForm(AlertSourceForm):
+    class Meta:
+        model = AnomalyRule
+        fields = ["name", "dimension", "team", "product", "z_threshold", "min_excess_usd", "baseline_weeks", *CHANNEL_FIELDS]
+
+
+class LatencySloForm(AlertSourceForm):
+    class Meta:
+        model = LatencySlo
+        fields = ["name", "product", "model", "quantile", "limit_ms", "window_hours", "min_calls", *CHANNEL_FIELDS]

@@ -1,0 +1,13 @@
+"""Billing URLs: the REST API for budgets, alert rules and alerts (included at the site root)."""
+
+from rest_framework.routers import SimpleRouter
+
+from billing import api
+
+router = SimpleRouter(trailing_slash=False, use_regex_path=False)
+router.register("api/v1/budgets", api.BudgetViewSet, basename="budget")
+router.register("api/v1/anomaly-rules", api.AnomalyRuleViewSet, basename="anomaly-rule")
+router.register("api/v1/latency-slos", api.LatencySloViewSet, basename="latency-slo")
+router.register("api/v1/alerts", api.AlertViewSet, basename="alert")
+
+urlpatterns = router.urls
