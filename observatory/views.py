@@ -7,13 +7,17 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from billing.alerting import channel_targets
+from billing.budgets import can_manage, send_budget_test_alert
+from billing.models import Budget
 from billing.queries import Scope, gpu_cost
+from observatory.dashboard import budgets as budget_reads
 from observatory.dashboard import calls as call_reads
 from observatory.dashboard import gpu as gpu_reads
 from observatory.dashboard import latency as latency_reads
@@ -276,3 +280,104 @@ def revoke_key(request: HttpRequest, viewer: Viewer, key_id: int) -> HttpRespons
     revoke_api_key(key)
     messages.success(request, f"Key “{key.name}” ({key.prefix}…) is revoked: requests with it now get 401.")
     return redirect(f"{reverse('settings')}?org={viewer.organization.slug}")
+
+
+# Budgets and alerts ---------------------------------------------------------------------------------------------
+
+def _budget_url(budget: Budget) -> str:
+    return f"{reverse('budget', args=[budget.pk])}?org={budget.organization.slug}"
+
+
+def _budgets_page(request: HttpRequest, viewer: Viewer, form, status: int = 200) -> HttpResponse:
+    return render_page(request, "budgets", viewer, None, {
+        "rows": budget_reads.rows(budget_reads.visible_budgets(viewer)), "form": form,
+    }, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@dashboard_view
+def budgets(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    may_create = budget_reads.may_create(viewer)
+    if request.method == "GET":
+        return _budgets_page(request, viewer, budget_reads.budget_form(viewer) if may_create else None)
+    if not may_create:
+        return HttpResponseForbidden("Only managers and admins create budgets.")
+    form = budget_reads.budget_form(viewer, request.POST)
+    if not form.is_valid():
+        return _budgets_page(request, viewer, form, status=400)
+    data = form.cleaned_data
+    if not can_manage(request.user, viewer.organization, data.get("team"), data.get("product")):
+        form.add_error("team", "Managers create budgets for their own teams; only admins budget the whole organization.")
+        return _budgets_page(request, viewer, form, status=403)
+    budget = form.save()
+    messages.success(request, f"Budget “{budget.name}” is created: its alerts are checked every minute.")
+    return redirect(_budget_url(budget))
+
+
+def _budget_page(request: HttpRequest, viewer: Viewer, budget: Budget, form, status: int = 200) -> HttpResponse:
+    [row] = budget_reads.rows([budget])
+    may_manage = budget_reads.may_manage(viewer, budget)
+    return render_page(request, "budgets_detail", viewer, None, {
+        "row": row, "budget": budget, "chart": budget_reads.spend_chart(row), "alerts": budget_reads.budget_alerts(budget),
+        "form": form if may_manage else None, "may_manage": may_manage, "channels": channel_targets(budget),
+    }, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@dashboard_view
+def budget_page(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpResponse:
+    budget = budget_reads.find_budget(viewer, budget_id)
+    if budget.organization_id != viewer.organization.id:
+        if request.method == "GET" and not request.GET.get("org"):
+            return redirect(_budget_url(budget))  # alert messages link here without ?org=
+        raise Http404("No such budget.")
+    if request.method == "GET":
+        return _budget_page(request, viewer, budget, budget_reads.budget_form(viewer, instance=Budget.objects.get(pk=budget.pk)))
+    if not budget_reads.may_manage(viewer, budget):
+        return HttpResponseForbidden("Only the team's managers and admins change its budgets.")
+    form = budget_reads.budget_form(viewer, request.POST, instance=Budget.objects.get(pk=budget.pk))
+    if not form.is_valid():
+        return _budget_page(request, viewer, budget, form, status=400)
+    data = form.cleaned_data
+    if not can_manage(request.user, viewer.organization, data.get("team"), data.get("product")):
+        form.add_error("team", "Managers budget their own teams; only admins budget the whole organization.")
+        return _budget_page(request, viewer, budget, form, status=403)
+    budget = form.save()
+    messages.success(request, f"Budget “{budget.name}” is saved.")
+    return redirect(_budget_url(budget))
+
+
+@require_POST
+@dashboard_view
+def delete_budget(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpResponse:
+    budget = budget_reads.find_budget(viewer, budget_id)
+    if not budget_reads.may_manage(viewer, budget):
+        return HttpResponseForbidden("Only the team's managers and admins delete its budgets.")
+    organization, name = budget.organization, budget.name
+    budget.delete()
+    messages.success(request, f"Budget “{name}” is deleted, with its alert history.")
+    return redirect(f"{reverse('budgets')}?org={organization.slug}")
+
+
+@require_POST
+@dashboard_view
+def budget_test_alert(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpResponse:
+    budget = budget_reads.find_budget(viewer, budget_id)
+    if not budget_reads.may_manage(viewer, budget):
+        return HttpResponseForbidden("Only the team's managers and admins send its test alerts.")
+    if not channel_targets(budget):
+        messages.warning(request, "No channel is configured: add an email address or a webhook first.")
+        return redirect(_budget_url(budget))
+    results = send_budget_test_alert(budget)
+    summary = "; ".join(f"{channel}: {outcome}" for channel, outcome in results.items())
+    if all(outcome == "sent" for outcome in results.values()):
+        messages.success(request, f"Test alert sent — {summary}.")
+    else:
+        messages.warning(request, f"Test alert — {summary}.")
+    return redirect(_budget_url(budget))
+
+
+@require_GET
+@dashboard_view
+def alerts(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    return render_page(request, "budgets_alerts", viewer, None, {"alerts": budget_reads.visible_alerts(viewer)})

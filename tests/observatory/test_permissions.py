@@ -40,7 +40,8 @@ def other_teams_values(data: Seed) -> dict[str, str]:
     budget, _ = Budget.objects.get_or_create(organization=data.ads.organization, team=data.ads, name="Ads monthly",
                                              defaults={"amount_usd": 100})
     return {"team_slug": data.ads.slug, "product_slug": data.ads_ranker.slug, "trace_id": ads_call.trace_id,
-            "span_id": ads_call.span_id, "key_id": str(data.ads_key.id), "pk": str(budget.id)}
+            "span_id": ads_call.span_id, "key_id": str(data.ads_key.id), "pk": str(budget.id),
+            "budget_id": str(budget.id)}
 
 
 def fill(route: str, values: dict[str, str]) -> str:
