@@ -86,6 +86,10 @@ class LLMCall(models.Model):
         indexes = [
             models.Index(fields=["organization", "start_time"], name="llmcall_org_time"),
             models.Index(fields=["organization", "ingested_at"], name="llmcall_org_ingested"),
+            # small partial indexes for the errors page and the "models needing a price" list
+            models.Index(fields=["organization", "start_time"], condition=models.Q(status="error"), name="llmcall_errors"),
+            models.Index(fields=["organization", "start_time"], condition=models.Q(cost_status="unknown_model"),
+                         name="llmcall_unpriced"),
         ]
 
     def __str__(self) -> str:
