@@ -6,18 +6,26 @@ everything in their organization, managers the budgets and rules of their teams,
 
 from __future__ import annotations
 
+import json
+
 from django.db.models import Q
-from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import mixins, permissions, serializers, viewsets
+from django.http import Http404, HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, permissions, renderers, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from billing import exports
 from billing.alerting import channel_targets
 from billing.anomalies import send_rule_test_alert
 from billing.budgets import budget_status, budget_url, can_manage, send_budget_test_alert, setup_problems, visible_to
 from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo, validate_thresholds
+from billing.queries import Scope
+from observatory.dashboard.access import viewer_for
 from observatory.models import ApiKey, Organization, Product, Team
 from observatory.queries import visible_organizations
 
@@ -266,3 +274,84 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             | Q(anomaly_rule__in=visible_to(AnomalyRule.objects.all(), user, auth))
             | Q(latency_slo__in=visible_to(LatencySlo.objects.all(), user, auth))
         ).prefetch_related("deliveries")
+
+
+# Cost exports --------------------------------------------------------------------------------------------------------
+
+class CsvRenderer(renderers.BaseRenderer):
+    """Lets `?format=csv` through DRF's content negotiation; the views build the CSV body themselves."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, (str, bytes)) else json.dumps(data)
+
+
+def export_scope(request) -> Scope:
+    """What an export may read, as for budgets: an API key its whole organization; a person the organization
+    picked by `?org=<slug>` (default: their first), all of it with an org-wide role, else only their teams."""
+    if isinstance(request.auth, ApiKey):
+        return Scope(organization_id=request.auth.organization_id)
+    viewer = viewer_for(request._request)
+    if viewer is None:
+        raise PermissionDenied("you belong to no organization.")
+    return viewer.scope
+
+
+class ExportView(APIView):
+    """GET ?month=YYYY-MM&format=csv|json (optional org=<slug>): one month (UTC) of cost, as a CSV download or JSON."""
+
+    permission_classes = [permissions.IsAuthenticated]
+    renderer_classes = [renderers.JSONRenderer, CsvRenderer]
+    name_prefix = "export"
+
+    def build(self, scope: Scope, month):
+        raise NotImplementedError
+
+    def perform_content_negotiation(self, request, force=False):
+        # an unknown ?format= would be DRF's bare 404; answer in JSON so get() can say what is allowed
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            return renderers.JSONRenderer(), renderers.JSONRenderer.media_type
+
+    @extend_schema(parameters=[
+        OpenApiParameter("month", str, description="Calendar month in UTC, YYYY-MM.", required=True),
+        OpenApiParameter("format", str, enum=["csv", "json"], description="Default csv."),
+        OpenApiParameter("org", str, description="Organization slug, for people in several."),
+    ], responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT})
+    def get(self, request):
+        try:
+            month = exports.parse_month(request.query_params.get("month"))
+        except ValueError as error:
+            return Response({"detail": str(error)}, status=400)
+        kind = request.query_params.get("format", "csv")
+        if kind not in ("csv", "json"):
+            return Response({"detail": "format must be csv or json."}, status=400)
+        scope = export_scope(request)
+        frame = self.build(scope, month)
+        if kind == "json":
+            return Response({"month": f"{month:%Y-%m}", "rows": exports.to_records(frame)})
+        response = HttpResponse(exports.to_csv(frame), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{self.name_prefix}-{month:%Y-%m}.csv"'
+        return response
+
+
+class ChargebackExportView(ExportView):
+    """Chargeback: cost per team × product × provider × model, plus each team's GPU and idle-GPU share."""
+
+    name_prefix = "chargeback"
+
+    def build(self, scope: Scope, month):
+        return exports.chargeback(scope, month)
+
+
+class FocusExportView(ExportView):
+    """FinOps FOCUS 1.x-shaped usage rows, one per day × team × product × model × environment × feature."""
+
+    name_prefix = "focus"
+
+    def build(self, scope: Scope, month):
+        return exports.focus(scope, month)

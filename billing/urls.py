@@ -1,5 +1,6 @@
-"""Billing URLs: the REST API for budgets, alert rules and alerts (included at the site root)."""
+"""Billing URLs: the REST API for budgets, alert rules, alerts and cost exports (included at the site root)."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from billing import api
@@ -10,4 +11,8 @@ router.register("api/v1/anomaly-rules", api.AnomalyRuleViewSet, basename="anomal
 router.register("api/v1/latency-slos", api.LatencySloViewSet, basename="latency-slo")
 router.register("api/v1/alerts", api.AlertViewSet, basename="alert")
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("api/v1/exports/chargeback", api.ChargebackExportView.as_view(), name="export-chargeback"),
+    path("api/v1/exports/focus", api.FocusExportView.as_view(), name="export-focus"),
+]
