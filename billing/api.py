@@ -23,7 +23,7 @@ from billing import exports
 from billing.alerting import channel_targets
 from billing.anomalies import send_rule_test_alert
 from billing.budgets import budget_status, budget_url, can_manage, send_budget_test_alert, setup_problems, visible_to
-from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo, validate_thresholds
+from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo, Recommendation, validate_thresholds
 from billing.queries import Scope
 from observatory.dashboard.access import viewer_for
 from observatory.models import ApiKey, Organization, Product, Team
@@ -355,3 +355,57 @@ class FocusExportView(ExportView):
 
     def build(self, scope: Scope, month):
         return exports.focus(scope, month)
+
+
+# Savings recommendations -------------------------------------------------------------------------------------------
+
+class RecommendationSerializer(serializers.ModelSerializer):
+    organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+
+        model = Recommendation
+        fields = ["id", "organization", "kind", "team", "product", "feature", "model", "title", "evidence", "formula",
+                  "monthly_savings_usd", "confidence", "status", "dismissed_reason", "evidence_value", "created_at",
+                  "updated_at"]
+        read_only_fields = fields
+
+
+class RecommendationStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["open", "accepted", "dismissed"])
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Savings recommendations the requester may read (as for budgets: org-wide members all of their organization,
+    team members those scoped to their teams), biggest saving first; ?status= and ?kind= filter.
+    Admins, and managers of the recommendation's team, change its status."""
+
+    serializer_class = RecommendationSerializer
+    permission_classes = [permissions.IsAuthenticated, ApiKeysReadOnly]
+    lookup_value_converter = "int"
+
+    def get_queryset(self):
+        queryset = Recommendation.objects.select_related("organization", "team", "product").order_by(
+            "-monthly_savings_usd", "id")
+        for name in ("status", "kind"):
+            value = self.request.query_params.get(name)
+            if value:
+                queryset = queryset.filter(**{name: value})
+        return visible_to(queryset, self.request.user, self.request.auth)
+
+    @extend_schema(request=RecommendationStatusSerializer, responses=RecommendationSerializer)
+    @action(detail=True, methods=["post"], url_path="status")
+    def set_status(self, request, pk=None):
+        """Accept, dismiss (with an optional reason) or reopen a recommendation."""
+        recommendation = self.get_object()
+        if not can_manage(request.user, recommendation.organization, recommendation.team, recommendation.product):
+            raise PermissionDenied("only organization admins, and managers of its team, may change this.")
+        data = RecommendationStatusSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        recommendation.status = data.validated_data["status"]
+        recommendation.dismissed_reason = data.validated_data["reason"] if recommendation.status == "dismissed" else ""
+        recommendation.save(update_fields=["status", "dismissed_reason", "updated_at"])
+        return Response(RecommendationSerializer(recommendation).data)

@@ -51,3 +51,11 @@ def evaluate_alert_rules() -> dict:
 def deliver_pending_alerts() -> dict:
     """Every minute: retry failed deliveries whose backoff has passed."""
     return deliver_due()
+
+
+@shared_task
+def generate_recommendations(window_days: int = 30) -> dict:
+    """Daily: refresh every organization's savings recommendations from its last `window_days` of calls."""
+    from billing.recommendations import generate_all
+
+    return generate_all(window_days=window_days)

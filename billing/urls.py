@@ -10,6 +10,7 @@ router.register("api/v1/budgets", api.BudgetViewSet, basename="budget")
 router.register("api/v1/anomaly-rules", api.AnomalyRuleViewSet, basename="anomaly-rule")
 router.register("api/v1/latency-slos", api.LatencySloViewSet, basename="latency-slo")
 router.register("api/v1/alerts", api.AlertViewSet, basename="alert")
+router.register("api/v1/recommendations", api.RecommendationViewSet, basename="recommendation")
 
 urlpatterns = [
     *router.urls,

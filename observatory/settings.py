@@ -151,6 +151,7 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-budgets": {"task": "billing.tasks.evaluate_all_budgets", "schedule": 60.0},
     "evaluate-alert-rules": {"task": "billing.tasks.evaluate_alert_rules", "schedule": 60.0},
     "deliver-alerts": {"task": "billing.tasks.deliver_pending_alerts", "schedule": 30.0},
+    "recommendations": {"task": "billing.tasks.generate_recommendations", "schedule": crontab(hour=3, minute=17)},
 }
 
 LOGGING = {
