@@ -79,21 +79,21 @@ def first_match(rules: list[AttributionRule], call, key_prefix: str) -> Attribut
     return None
 
 
-def matching_rule(organization_id: int, call, key_prefix: str = "") -> AttributionRule | None:
-    rules = rule_cache.rules_for(organization_id)
-    return first_match(rules, call, key_prefix) if rules else None
-
-
 def attribution_for(
-    rules: list[AttributionRule], call, api_key: ApiKey | None
+    rules: list[AttributionRule], call, api_key: ApiKey | None, team_id: int | None = None, product_id: int | None = None
 ) -> tuple[int | None, int | None, str, str]:
-    """(team, product, source, feature) of a call that names neither team nor product: the first matching
-    rule, then the key's defaults — the same order as ingest (ingest.services.attribute_call)."""
-    rule = first_match(rules, call, api_key.prefix if api_key else "")
-    team_id = rule.team_id if rule else None
-    product_id = rule.product_id if rule else None
-    source = "rule" if rule else ""
-    feature = rule.feature if rule and rule.feature and not call.feature else call.feature
+    """(team, product, source, feature) of a call. `team_id`/`product_id` are what the call named itself
+    (source "call"); what is missing comes from the first matching rule, then the key's defaults.
+    Ingest and `reattribute` both decide through here, so they always agree."""
+    source = "call" if team_id is not None or product_id is not None else ""
+    feature = call.feature
+    if team_id is None or product_id is None:
+        rule = first_match(rules, call, api_key.prefix if api_key else "")
+        if rule is not None:
+            team_id = team_id if team_id is not None else rule.team_id
+            product_id = product_id if product_id is not None else rule.product_id
+            feature = rule.feature if rule.feature and not call.feature else call.feature
+            source = source or "rule"
     if team_id is None and api_key and api_key.default_team_id is not None:
         team_id, source = api_key.default_team_id, source or "key"
     if product_id is None and api_key and api_key.default_product_id is not None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import orjson
 from django.utils.text import slugify
 
-from billing.attribution import matching_rule
+from billing.attribution import attribution_for, rule_cache
 from ingest import store
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
 from ingest.mappers.normalize import CONTENT_KEYS, CONTENT_PREFIXES
@@ -151,22 +151,9 @@ def attribute_call(api_key: ApiKey, call: CallFields) -> Attribution:
     org_id = api_key.organization_id
     team_id = tenancy_cache.team_id(org_id, call.team) if call.team else None
     product_id = tenancy_cache.product_id(org_id, call.product, team_id) if call.product else None
-    if team_id is not None or product_id is not None:
-        source = "call"
-    else:
-        source = ""
-    if team_id is None or product_id is None:
-        rule = matching_rule(org_id, call, api_key.prefix)
-        if rule is not None:
-            team_id = team_id if team_id is not None else rule.team_id
-            product_id = product_id if product_id is not None else rule.product_id
-            if rule.feature and not call.feature:
-                call.feature = rule.feature
-            source = source or "rule"
-    if team_id is None and api_key.default_team_id is not None:
-        team_id, source = api_key.default_team_id, source or "key"
-    if product_id is None and api_key.default_product_id is not None:
-        product_id, source = api_key.default_product_id, source or "key"
+    team_id, product_id, source, call.feature = attribution_for(
+        rule_cache.rules_for(org_id), call, api_key, team_id, product_id
+    )
     return Attribution(team_id, product_id, source)
 
 
