@@ -505,6 +505,12 @@ class Recommendation(models.Model):
         RESPONSE_CACHE = "response_cache", "Cache identical requests"
         FAILED_CALLS = "failed_calls", "Stop paying for failed calls"
         BATCH_API = "batch_api", "Use the batch API"
+        CONTEXT_TRIMMING = "context_trimming", "Trim long contexts"
+        PROVISIONED_CAPACITY = "provisioned_capacity", "Buy provisioned or committed capacity"
+        SELF_HOST = "self_host", "Self-host the model"
+        GPU_CONSOLIDATION = "gpu_consolidation", "Consolidate an idle GPU pool"
+        GPU_QUANTIZATION = "gpu_quantization", "Quantize weights to free GPUs"
+        GPU_BATCHING = "gpu_batching", "Turn on continuous batching"
 
     class Confidence(models.TextChoices):
         LOW = "low", "Low"
