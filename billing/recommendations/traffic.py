@@ -1,4 +1,4 @@
-"""Savings recommendations: waste patterns found in an organization's recent calls, each with its evidence,
+"""Recommendations read from the calls themselves: waste patterns found in an organization's recent calls, each with its evidence,
 the formula behind the estimate, and a monthly saving.
 
 Every kind is one aggregate query over LLMCall in the window [now - window_days, now). Savings found in the
@@ -24,32 +24,32 @@ dismissed ones are kept as they are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import connection, transaction
-from django.db.models import Aggregate, Count, F, FloatField, Max, Min, QuerySet, Sum, TextField, Value
-from django.db.models.functions import Coalesce, NullIf
-from django.utils import timezone
+from django.db import connection
+from django.db.models import Max, Min, Sum
+from django.db.models.functions import Coalesce
 
-from billing.models import Recommendation
 from billing.pricing_at_ingest import catalog_cache
+from billing.recommendations.base import (
+    Confidence,
+    Finding,
+    Kind,
+    Median,
+    Window,
+    per_million,
+    scope_aggregates,
+    single,
+    usd,
+)
 from ingest.models import LLMCall
 
-Kind = Recommendation.Kind
-Confidence = Recommendation.Confidence
-Status = Recommendation.Status
-
-MILLION = Decimal(1_000_000)
-MIN_MONTHLY_SAVINGS_USD = Decimal("1")
 MIN_ROUTING_CALLS = 1000
 MAX_ROUTING_MEDIAN_INPUT = 1000
 MAX_ROUTING_MEDIAN_OUTPUT = 100
 MIN_PREFIX_CALLS = 100
 MAX_CACHED_SHARE = Decimal("0.2")
 PREFIX_SHARE = Decimal("0.5")
-REOPEN_FACTOR = 2
 
 # large model → smaller chat model of the same provider; a prefix ending in "*" matches any version
 ROUTES: dict[str, str] = {
@@ -64,37 +64,6 @@ ROUTES: dict[str, str] = {
 }
 
 
-class Median(Aggregate):
-    function = "percentile_cont"
-    template = "percentile_cont(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-
-@dataclass
-class Finding:
-    kind: str
-    fingerprint: str
-    title: str
-    window_savings_usd: Decimal
-    formula: str
-    confidence: str
-    evidence: dict = field(default_factory=dict)
-    team_id: int | None = None
-    product_id: int | None = None
-    feature: str = ""
-    model: str = ""
-
-
-@dataclass(frozen=True)
-class Window:
-    """The calls a detector looks at: one organization's, in [since, until)."""
-
-    organization_id: int
-    since: datetime
-    until: datetime
-    calls: QuerySet
-
-
 def route_for(model: str) -> str | None:
     """The smaller model ROUTES names for `model`, if any (exact names first, then "prefix*" entries)."""
     name = model.lower()
@@ -106,35 +75,10 @@ def route_for(model: str) -> str | None:
     return None
 
 
-def _calls(organization_id: int, since: datetime, until: datetime):
-    return LLMCall.objects.filter(organization_id=organization_id, start_time__gte=since, start_time__lt=until).annotate(
-        model_name=Coalesce(NullIf(F("response_model"), Value("")), F("request_model"), output_field=TextField()),
-    )
-
-
-def _single(row: dict, name: str) -> int | None:
-    """The group's team (or product) when every call in it has the same one, else None (org-wide)."""
-    low, high, count = row[f"{name}_min"], row[f"{name}_max"], row[f"{name}_n"]
-    return low if low is not None and low == high and count == row["calls"] else None
-
-
-def _scope_aggregates() -> dict:
-    return {"calls": Count("id"), "team_min": Min("team"), "team_max": Max("team"), "team_n": Count("team"),
-            "product_min": Min("product"), "product_max": Max("product"), "product_n": Count("product")}
-
-
-def _usd(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.000001'))}"
-
-
-def _per_million(value: Decimal | None) -> str:
-    return "none" if value is None else format((value * MILLION).normalize(), "f")
-
-
 def model_routing(window: Window) -> list[Finding]:
     rows = (window.calls.filter(status="ok").exclude(model_name="")
             .values("feature", "provider", "model_name")
-            .annotate(**_scope_aggregates(), median_input=Median("input_tokens"), median_output=Median("output_tokens"),
+            .annotate(**scope_aggregates(), median_input=Median("input_tokens"), median_output=Median("output_tokens"),
                       input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"))
             .filter(calls__gte=MIN_ROUTING_CALLS, median_input__lte=MAX_ROUTING_MEDIAN_INPUT,
                     median_output__lte=MAX_ROUTING_MEDIAN_OUTPUT))
@@ -154,15 +98,15 @@ def model_routing(window: Window) -> list[Finding]:
             kind=Kind.MODEL_ROUTING, fingerprint=f"{Kind.MODEL_ROUTING}:{row['feature']}:{row['provider']}:{row['model_name']}",
             title=f"Route “{row['feature'] or 'unnamed feature'}” from {row['model_name']} to {small.model}",
             window_savings_usd=saving, confidence=Confidence.MEDIUM,
-            formula=(f"{row['input_tokens']:,} input tokens × (${_per_million(large.input)} − ${_per_million(small.input)})/M"
-                     f" + {row['output_tokens']:,} output tokens × (${_per_million(large.output)} − "
-                     f"${_per_million(small.output)})/M"),
+            formula=(f"{row['input_tokens']:,} input tokens × (${per_million(large.input)} − ${per_million(small.input)})/M"
+                     f" + {row['output_tokens']:,} output tokens × (${per_million(large.output)} − "
+                     f"${per_million(small.output)})/M"),
             evidence={"calls": row["calls"], "median_input_tokens": row["median_input"],
                       "median_output_tokens": row["median_output"], "input_tokens": row["input_tokens"],
                       "output_tokens": row["output_tokens"], "provider": row["provider"], "suggested_model": small.model,
-                      "large_price_per_million": {"input": _per_million(large.input), "output": _per_million(large.output)},
-                      "small_price_per_million": {"input": _per_million(small.input), "output": _per_million(small.output)}},
-            team_id=_single(row, "team"), product_id=_single(row, "product"), feature=row["feature"], model=row["model_name"],
+                      "large_price_per_million": {"input": per_million(large.input), "output": per_million(large.output)},
+                      "small_price_per_million": {"input": per_million(small.input), "output": per_million(small.output)}},
+            team_id=single(row, "team"), product_id=single(row, "product"), feature=row["feature"], model=row["model_name"],
         ))
     return findings
 
@@ -170,7 +114,7 @@ def model_routing(window: Window) -> list[Finding]:
 def prompt_caching(window: Window) -> list[Finding]:
     rows = (window.calls.exclude(prompt_prefix_hash="").exclude(model_name="")
             .values("prompt_prefix_hash", "provider", "model_name")
-            .annotate(**_scope_aggregates(), input_tokens=Sum("input_tokens"), cached_tokens=Sum("cached_input_tokens"),
+            .annotate(**scope_aggregates(), input_tokens=Sum("input_tokens"), cached_tokens=Sum("cached_input_tokens"),
                       feature_min=Min("feature"), feature_max=Max("feature"))
             .filter(calls__gte=MIN_PREFIX_CALLS, input_tokens__gt=0))
     findings = []
@@ -188,12 +132,12 @@ def prompt_caching(window: Window) -> list[Finding]:
             fingerprint=f"{Kind.PROMPT_CACHING}:{row['prompt_prefix_hash']}:{row['provider']}:{row['model_name']}",
             title=f"Cache the prompt prefix shared by {row['calls']:,} {row['model_name']} calls",
             window_savings_usd=saving, confidence=Confidence.LOW,
-            formula=(f"{PREFIX_SHARE} × {row['input_tokens']:,} input tokens × (${_per_million(price.input)} − "
-                     f"${_per_million(price.cached_input_read)} cached read)/M"),
+            formula=(f"{PREFIX_SHARE} × {row['input_tokens']:,} input tokens × (${per_million(price.input)} − "
+                     f"${per_million(price.cached_input_read)} cached read)/M"),
             evidence={"calls": row["calls"], "prompt_prefix_hash": row["prompt_prefix_hash"],
                       "input_tokens": row["input_tokens"], "cached_input_tokens": row["cached_tokens"],
                       "cacheable_tokens_estimate": str(cacheable), "prefix_share_assumed": str(PREFIX_SHARE)},
-            team_id=_single(row, "team"), product_id=_single(row, "product"), feature=feature, model=row["model_name"],
+            team_id=single(row, "team"), product_id=single(row, "product"), feature=feature, model=row["model_name"],
         ))
     return findings
 
@@ -229,15 +173,15 @@ def response_cache(window: Window) -> list[Finding]:
             window_savings_usd=row["cost"], confidence=Confidence.MEDIUM,
             formula=f"cost of the {row['calls']:,} repeats of {row['hashes']:,} request hashes (all but the first of each)",
             evidence={"duplicate_calls": row["calls"], "distinct_request_hashes": row["hashes"],
-                      "duplicate_cost_usd": _usd(row["cost"])},
-            team_id=_single(row, "team"), product_id=_single(row, "product"), feature=row["feature"],
+                      "duplicate_cost_usd": usd(row["cost"])},
+            team_id=single(row, "team"), product_id=single(row, "product"), feature=row["feature"],
         ))
     return findings
 
 
 def failed_calls(window: Window) -> list[Finding]:
     rows = (window.calls.filter(status="error").values("error_type")
-            .annotate(**_scope_aggregates(), cost=Coalesce(Sum("cost_usd"), Decimal(0))))
+            .annotate(**scope_aggregates(), cost=Coalesce(Sum("cost_usd"), Decimal(0))))
     findings = []
     for row in rows:
         if row["cost"] <= 0:
@@ -247,73 +191,9 @@ def failed_calls(window: Window) -> list[Finding]:
             kind=Kind.FAILED_CALLS, fingerprint=f"{Kind.FAILED_CALLS}:{row['error_type']}",
             title=f"{row['calls']:,} failed calls ({label}) were billed", window_savings_usd=row["cost"],
             confidence=Confidence.HIGH, formula=f"Σ cost_usd of the {row['calls']:,} calls with status error ({label})",
-            evidence={"failed_calls": row["calls"], "error_type": row["error_type"], "cost_usd": _usd(row["cost"])},
-            team_id=_single(row, "team"), product_id=_single(row, "product"),
+            evidence={"failed_calls": row["calls"], "error_type": row["error_type"], "cost_usd": usd(row["cost"])},
+            team_id=single(row, "team"), product_id=single(row, "product"),
         ))
     return findings
 
 
-DETECTORS = (model_routing, prompt_caching, response_cache, failed_calls)
-
-
-def find(organization_id: int, now: datetime | None = None, window_days: int = 30) -> list[Finding]:
-    """Every finding worth at least MIN_MONTHLY_SAVINGS_USD a month, without writing anything."""
-    until = now or timezone.now()
-    since = until - timedelta(days=window_days)
-    catalog_cache.refresh()
-    window = Window(organization_id, since, until, _calls(organization_id, since, until))
-    findings = []
-    for detector in DETECTORS:
-        for finding in detector(window):
-            if monthly(finding.window_savings_usd, window_days) >= MIN_MONTHLY_SAVINGS_USD:
-                findings.append(finding)
-    return findings
-
-
-def monthly(window_usd: Decimal, window_days: int) -> Decimal:
-    return Decimal(window_usd) * 30 / window_days
-
-
-def generate(organization_id: int, now: datetime | None = None, window_days: int = 30) -> list[Recommendation]:
-    """Upsert the organization's recommendations; returns the ones found this run (open, accepted or dismissed)."""
-    findings = find(organization_id, now, window_days)
-    result = []
-    with transaction.atomic():
-        existing = {rec.fingerprint: rec for rec in
-                    Recommendation.objects.select_for_update().filter(organization_id=organization_id)}
-        for finding in findings:
-            values = {
-                "kind": finding.kind, "team_id": finding.team_id, "product_id": finding.product_id,
-                "feature": finding.feature, "model": finding.model, "title": finding.title[:255],
-                "evidence": finding.evidence | {"window_days": window_days,
-                                                "window_savings_usd": _usd(finding.window_savings_usd)},
-                "formula": f"({finding.formula}) × 30 / {window_days} days",
-                "monthly_savings_usd": monthly(finding.window_savings_usd, window_days).quantize(Decimal("0.000001")),
-                "confidence": finding.confidence,
-                "evidence_value": Decimal(finding.window_savings_usd).quantize(Decimal("0.0000000001")),
-            }
-            rec = existing.pop(finding.fingerprint, None)
-            if rec is None:
-                rec = Recommendation.objects.create(organization_id=organization_id, fingerprint=finding.fingerprint,
-                                                    **values)
-            elif rec.status == Status.DISMISSED and values["evidence_value"] < REOPEN_FACTOR * rec.evidence_value:
-                pass  # stays dismissed with the evidence it was dismissed on
-            else:
-                if rec.status == Status.DISMISSED:
-                    values |= {"status": Status.OPEN, "dismissed_reason": ""}
-                for name, value in values.items():
-                    setattr(rec, name, value)
-                rec.save()
-            result.append(rec)
-        stale = [rec.pk for rec in existing.values() if rec.status == Status.OPEN]
-        Recommendation.objects.filter(pk__in=stale).delete()
-    return result
-
-
-def generate_all(now: datetime | None = None, window_days: int = 30) -> dict:
-    from observatory.models import Organization
-
-    counts = {}
-    for organization_id in Organization.objects.values_list("pk", flat=True):
-        counts[organization_id] = len(generate(organization_id, now, window_days))
-    return {"organizations": len(counts), "recommendations": sum(counts.values())}

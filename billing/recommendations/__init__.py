@@ -1,0 +1,90 @@
+"""Savings recommendations: waste patterns found in an organization's recent calls and GPU pools, each with its
+evidence, the formula behind the estimate, and a monthly saving.
+
+Every detector reads the window [now - window_days, now). Savings found in the window are scaled to a month:
+monthly = window figure × 30 / window_days. Prices come from the catalog (billing.pricing_at_ingest.catalog_cache);
+an organization's negotiated overrides are not applied. Only findings worth at least MIN_MONTHLY_SAVINGS_USD a
+month are kept. The detectors and their formulas are described in their modules:
+- traffic: model routing, prompt caching, response cache, failed-call waste.
+
+generate() upserts by fingerprint (kind + scope): a dismissed recommendation reopens only when its evidence_value
+(the window saving) at least doubles; open ones whose condition no longer holds are deleted; accepted and
+dismissed ones are kept as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.models import Recommendation
+from billing.pricing_at_ingest import catalog_cache
+from billing.recommendations.base import MIN_MONTHLY_SAVINGS_USD, REOPEN_FACTOR, Finding, Status, Window, calls_in, monthly, usd
+from billing.recommendations.traffic import failed_calls, model_routing, prompt_caching, response_cache, route_for
+
+__all__ = ["DETECTORS", "find", "generate", "generate_all", "route_for"]
+
+DETECTORS = (model_routing, prompt_caching, response_cache, failed_calls)
+
+
+def find(organization_id: int, now: datetime | None = None, window_days: int = 30) -> list[Finding]:
+    """Every finding worth at least MIN_MONTHLY_SAVINGS_USD a month, without writing anything."""
+    until = now or timezone.now()
+    since = until - timedelta(days=window_days)
+    catalog_cache.refresh()
+    window = Window(organization_id, since, until, calls_in(organization_id, since, until))
+    findings = []
+    for detector in DETECTORS:
+        for finding in detector(window):
+            if monthly(finding.window_savings_usd, window_days) >= MIN_MONTHLY_SAVINGS_USD:
+                findings.append(finding)
+    return findings
+
+
+
+def generate(organization_id: int, now: datetime | None = None, window_days: int = 30) -> list[Recommendation]:
+    """Upsert the organization's recommendations; returns the ones found this run (open, accepted or dismissed)."""
+    findings = find(organization_id, now, window_days)
+    result = []
+    with transaction.atomic():
+        existing = {rec.fingerprint: rec for rec in
+                    Recommendation.objects.select_for_update().filter(organization_id=organization_id)}
+        for finding in findings:
+            values = {
+                "kind": finding.kind, "team_id": finding.team_id, "product_id": finding.product_id,
+                "feature": finding.feature, "model": finding.model, "title": finding.title[:255],
+                "evidence": finding.evidence | {"window_days": window_days,
+                                                "window_savings_usd": usd(finding.window_savings_usd)},
+                "formula": f"({finding.formula}) × 30 / {window_days} days",
+                "monthly_savings_usd": monthly(finding.window_savings_usd, window_days).quantize(Decimal("0.000001")),
+                "confidence": finding.confidence,
+                "evidence_value": Decimal(finding.window_savings_usd).quantize(Decimal("0.0000000001")),
+            }
+            rec = existing.pop(finding.fingerprint, None)
+            if rec is None:
+                rec = Recommendation.objects.create(organization_id=organization_id, fingerprint=finding.fingerprint,
+                                                    **values)
+            elif rec.status == Status.DISMISSED and values["evidence_value"] < REOPEN_FACTOR * rec.evidence_value:
+                pass  # stays dismissed with the evidence it was dismissed on
+            else:
+                if rec.status == Status.DISMISSED:
+                    values |= {"status": Status.OPEN, "dismissed_reason": ""}
+                for name, value in values.items():
+                    setattr(rec, name, value)
+                rec.save()
+            result.append(rec)
+        stale = [rec.pk for rec in existing.values() if rec.status == Status.OPEN]
+        Recommendation.objects.filter(pk__in=stale).delete()
+    return result
+
+
+def generate_all(now: datetime | None = None, window_days: int = 30) -> dict:
+    from observatory.models import Organization
+
+    counts = {}
+    for organization_id in Organization.objects.values_list("pk", flat=True):
+        counts[organization_id] = len(generate(organization_id, now, window_days))
+    return {"organizations": len(counts), "recommendations": sum(counts.values())}

@@ -1,0 +1,83 @@
+"""What every recommendation detector shares: the window of calls it reads, the finding it returns, and small
+helpers for scope and money formatting. A detector is a function `(Window) -> list[Finding]` registered in
+`billing.recommendations.DETECTORS`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Aggregate, Count, F, FloatField, Max, Min, QuerySet, TextField, Value
+from django.db.models.functions import Coalesce, NullIf
+
+from billing.models import Recommendation
+from ingest.models import LLMCall
+
+Kind = Recommendation.Kind
+Confidence = Recommendation.Confidence
+Status = Recommendation.Status
+
+MILLION = Decimal(1_000_000)
+MIN_MONTHLY_SAVINGS_USD = Decimal("1")
+REOPEN_FACTOR = 2
+
+
+class Median(Aggregate):
+    function = "percentile_cont"
+    template = "percentile_cont(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+@dataclass
+class Finding:
+    kind: str
+    fingerprint: str
+    title: str
+    window_savings_usd: Decimal
+    formula: str
+    confidence: str
+    evidence: dict = field(default_factory=dict)
+    team_id: int | None = None
+    product_id: int | None = None
+    feature: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The calls a detector looks at: one organization's, in [since, until)."""
+
+    organization_id: int
+    since: datetime
+    until: datetime
+    calls: QuerySet
+
+
+def calls_in(organization_id: int, since: datetime, until: datetime):
+    return LLMCall.objects.filter(organization_id=organization_id, start_time__gte=since, start_time__lt=until).annotate(
+        model_name=Coalesce(NullIf(F("response_model"), Value("")), F("request_model"), output_field=TextField()),
+    )
+
+
+def single(row: dict, name: str) -> int | None:
+    """The group's team (or product) when every call in it has the same one, else None (org-wide)."""
+    low, high, count = row[f"{name}_min"], row[f"{name}_max"], row[f"{name}_n"]
+    return low if low is not None and low == high and count == row["calls"] else None
+
+
+def scope_aggregates() -> dict:
+    return {"calls": Count("id"), "team_min": Min("team"), "team_max": Max("team"), "team_n": Count("team"),
+            "product_min": Min("product"), "product_max": Max("product"), "product_n": Count("product")}
+
+
+def usd(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.000001'))}"
+
+
+def per_million(value: Decimal | None) -> str:
+    return "none" if value is None else format((value * MILLION).normalize(), "f")
+
+
+def monthly(window_usd: Decimal, window_days: int) -> Decimal:
+    return Decimal(window_usd) * 30 / window_days
