@@ -278,6 +278,9 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 # Cost exports --------------------------------------------------------------------------------------------------------
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 class CsvRenderer(renderers.BaseRenderer):
     """Lets `?format=csv` through DRF's content negotiation; the views build the CSV body themselves."""
 
@@ -287,6 +290,14 @@ class CsvRenderer(renderers.BaseRenderer):
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
         return data if isinstance(data, (str, bytes)) else json.dumps(data)
+
+
+class XlsxRenderer(CsvRenderer):
+    """Lets `?format=xlsx` through content negotiation; the views build the workbook themselves."""
+
+    media_type = XLSX_TYPE
+    format = "xlsx"
+    charset = None
 
 
 def export_scope(request) -> Scope:
@@ -301,10 +312,11 @@ def export_scope(request) -> Scope:
 
 
 class ExportView(APIView):
-    """GET ?month=YYYY-MM&format=csv|json (optional org=<slug>): one month (UTC) of cost, as a CSV download or JSON."""
+    """GET ?month=YYYY-MM&format=csv|xlsx|json (optional org=<slug>): one month (UTC) of cost, as a CSV or Excel
+    download, or JSON."""
 
     permission_classes = [permissions.IsAuthenticated]
-    renderer_classes = [renderers.JSONRenderer, CsvRenderer]
+    renderer_classes = [renderers.JSONRenderer, CsvRenderer, XlsxRenderer]
     name_prefix = "export"
 
     def build(self, scope: Scope, month):
@@ -319,21 +331,26 @@ class ExportView(APIView):
 
     @extend_schema(parameters=[
         OpenApiParameter("month", str, description="Calendar month in UTC, YYYY-MM.", required=True),
-        OpenApiParameter("format", str, enum=["csv", "json"], description="Default csv."),
+        OpenApiParameter("format", str, enum=["csv", "xlsx", "json"], description="Default csv."),
         OpenApiParameter("org", str, description="Organization slug, for people in several."),
-    ], responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/json"): OpenApiTypes.OBJECT})
+    ], responses={(200, "text/csv"): OpenApiTypes.STR, (200, XLSX_TYPE): OpenApiTypes.BINARY,
+                  (200, "application/json"): OpenApiTypes.OBJECT})
     def get(self, request):
         try:
             month = exports.parse_month(request.query_params.get("month"))
         except ValueError as error:
             return Response({"detail": str(error)}, status=400)
         kind = request.query_params.get("format", "csv")
-        if kind not in ("csv", "json"):
-            return Response({"detail": "format must be csv or json."}, status=400)
+        if kind not in ("csv", "json", "xlsx"):
+            return Response({"detail": "format must be csv, xlsx or json."}, status=400)
         scope = export_scope(request)
         frame = self.build(scope, month)
         if kind == "json":
             return Response({"month": f"{month:%Y-%m}", "rows": exports.to_records(frame)})
+        if kind == "xlsx":
+            response = HttpResponse(exports.to_xlsx(frame, f"{self.name_prefix} {month:%Y-%m}"), content_type=XLSX_TYPE)
+            response["Content-Disposition"] = f'attachment; filename="{self.name_prefix}-{month:%Y-%m}.xlsx"'
+            return response
         response = HttpResponse(exports.to_csv(frame), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{self.name_prefix}-{month:%Y-%m}.csv"'
         return response

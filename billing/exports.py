@@ -3,7 +3,8 @@
 Both read the rollups (never raw calls) through `billing.queries`, so they obey the same `Scope` as the dashboard
 and the API, and both cover one calendar month in UTC: [first day 00:00, first day of next month 00:00).
 
-Money stays `Decimal` throughout; `to_csv` / `to_records` write it as plain decimal strings (never floats).
+Money stays `Decimal` throughout; `to_csv` / `to_records` write it as plain decimal strings (never floats) and
+`to_xlsx` as exact decimal numbers (openpyxl writes a Decimal's digits as they are) with a currency format.
 
 Chargeback rows
     One row per team × product × provider × model with the month's calls, tokens by class and `cost_usd`
@@ -24,6 +25,7 @@ FOCUS rows
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -188,3 +190,29 @@ def to_records(frame: pd.DataFrame) -> list[dict]:
     for record in _as_text(frame).to_dict("records"):
         records.append({key: value.item() if hasattr(value, "item") else value for key, value in record.items()})
     return records
+
+
+XLSX_MONEY_FORMAT = '"$"#,##0.00########'
+
+
+def to_xlsx(frame: pd.DataFrame, sheet: str) -> bytes:
+    """One worksheet with a bold, frozen header row; money cells are numbers, shown as dollars."""
+    from openpyxl.styles import Font
+
+    out = frame.copy()
+    for column in _money_columns(out):
+        out[column] = out[column].map(_money).astype(object)
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
+        out.to_excel(writer, sheet_name=sheet, index=False)
+        worksheet = writer.sheets[sheet]
+        worksheet.freeze_panes = "A2"
+        money = {out.columns.get_loc(column) + 1 for column in _money_columns(out)}
+        for cell in worksheet[1]:
+            cell.font = Font(bold=True)
+            worksheet.column_dimensions[cell.column_letter].width = max(10, min(40, len(str(cell.value)) + 2))
+        for row in worksheet.iter_rows(min_row=2):
+            for cell in row:
+                if cell.column in money:
+                    cell.number_format = XLSX_MONEY_FORMAT
+    return buffer.getvalue()

@@ -59,3 +59,11 @@ def generate_recommendations(window_days: int = 30) -> dict:
     from billing.recommendations import generate_all
 
     return generate_all(window_days=window_days)
+
+
+@shared_task
+def generate_organization_recommendations(organization_id: int, window_days: int = 30) -> dict:
+    """On demand (the dashboard's and the API's "recompute"): one organization's recommendations."""
+    from billing.recommendations import generate
+
+    return {"organization": organization_id, "recommendations": len(generate(organization_id, window_days=window_days))}

@@ -12,18 +12,22 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from kombu.exceptions import OperationalError
 
+from billing import whatif
 from billing.alerting import channel_targets
 from billing.budgets import can_manage, send_budget_test_alert
-from billing.models import Budget
+from billing.models import Budget, Recommendation
 from billing.queries import Scope, gpu_cost
+from billing.recommendations import route_for
+from billing.tasks import generate_organization_recommendations
 from observatory.dashboard import budgets as budget_reads
 from observatory.dashboard import calls as call_reads
 from observatory.dashboard import gpu as gpu_reads
 from observatory.dashboard import latency as latency_reads
 from observatory.dashboard import prices as price_reads
+from observatory.dashboard import savings, tenancy
 from observatory.dashboard import spend as spend_reads
-from observatory.dashboard import tenancy
 from observatory.dashboard.access import (
     Viewer,
     dashboard_view,
@@ -381,3 +385,96 @@ def budget_test_alert(request: HttpRequest, viewer: Viewer, budget_id: int) -> H
 @dashboard_view
 def alerts(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     return render_page(request, "budgets_alerts", viewer, None, {"alerts": budget_reads.visible_alerts(viewer)})
+
+
+# Savings: recommendations and the what-if calculator ------------------------------------------------------------
+
+def _recommendations_url(viewer: Viewer, status: str = "") -> str:
+    return f"{reverse('recommendations')}?org={viewer.organization.slug}" + (f"&status={status}" if status else "")
+
+
+@require_GET
+@dashboard_view
+def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    visible = savings.visible_recommendations(viewer)
+    kind, status = request.GET.get("kind", ""), request.GET.get("status", "open")
+    shown = savings.filtered(visible, kind, status)
+    if wants_csv(request):
+        header = ["id", "kind", "title", "team", "product", "feature", "model", "monthly_savings_usd", "confidence",
+                  "status", "formula", "dismissed_reason", "updated_at"]
+        return csv_response(csv_name("recommendations", viewer, None), header, (
+            [r.id, r.kind, r.title, r.team.slug if r.team else "", r.product.slug if r.product else "", r.feature, r.model,
+             _money(r.monthly_savings_usd), r.confidence, r.status, r.formula, r.dismissed_reason, r.updated_at.isoformat()]
+            for r in shown
+        ))
+    today = timezone.now().date()
+    return render_page(request, "recommendations", viewer, None, {
+        "rows": savings.rows(viewer, shown), "summary": savings.summary(visible), "kind": kind, "status": status,
+        "kinds": Recommendation.Kind.choices, "statuses": Recommendation.Status.choices,
+        "may_refresh": savings.may_refresh(viewer), "months": savings.export_months(today),
+    })
+
+
+@require_POST
+@dashboard_view
+def recommendation_status(request: HttpRequest, viewer: Viewer, rec_id: int) -> HttpResponse:
+    rec = savings.find_recommendation(viewer, rec_id)
+    if rec is None:
+        raise Http404("No such recommendation.")
+    if not savings.may_act(viewer, rec):
+        return HttpResponseForbidden("Only admins, and managers of its team, accept or dismiss a recommendation.")
+    status = request.POST.get("status", "")
+    if status not in Recommendation.Status.values:
+        messages.error(request, "Choose open, accepted or dismissed.")
+        return redirect(_recommendations_url(viewer))
+    previous = rec.status
+    rec.status = status
+    rec.dismissed_reason = request.POST.get("reason", "").strip()[:2000] if status == Recommendation.Status.DISMISSED else ""
+    rec.save(update_fields=["status", "dismissed_reason", "updated_at"])
+    verb = {"open": "reopened", "accepted": "accepted", "dismissed": "dismissed"}[status]
+    extra = " It comes back only if its evidence doubles." if status == Recommendation.Status.DISMISSED else ""
+    messages.success(request, f"“{rec.title}” is {verb}.{extra}")
+    return redirect(_recommendations_url(viewer, previous))
+
+
+@require_POST
+@dashboard_view
+def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    if not savings.may_refresh(viewer):
+        return HttpResponseForbidden("Only managers and admins recompute recommendations.")
+    try:
+        generate_organization_recommendations.delay(viewer.organization.pk)
+    except (OperationalError, OSError) as error:
+        messages.error(request, f"Could not queue the job: the task broker is unavailable ({error.__class__.__name__}). "
+                                "The nightly run still happens once the worker is back.")
+    else:
+        messages.success(request, "Recomputing from the last 30 days of calls: reload this page in a minute.")
+    return redirect(_recommendations_url(viewer))
+
+
+@require_GET
+@dashboard_view
+def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "30d", timezone.now())
+    models = whatif.model_usage(viewer.scope, period.start, period.end)
+    days = Decimal((period.end - period.start).total_seconds()) / 86400
+    form = savings.WhatIfForm(request.GET, model_keys=[m.key for m in models])
+    scenario = whatif.Scenario()
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            scenario = whatif.Scenario(from_model=data["from_model"], to_model=data["to_model"].strip(),
+                                       move_share=data["move_share"], cache_hit_rate=data["cache_hit_rate"],
+                                       batch_share=data["batch_share"])
+            result = whatif.what_if(models, days, scenario)
+        except ValueError as error:
+            form.add_error(None, str(error))
+            result = whatif.what_if(models, days, whatif.Scenario())
+    else:
+        result = whatif.what_if(models, days, whatif.Scenario())
+    scale = Decimal(30) / days
+    model_rows = [{"usage": m, "monthly_usd": m.cost_usd * scale, "route": route_for(m.model),
+                   "batch": m.price is not None and m.price.variant("batch") is not None} for m in models]
+    return render_page(request, "what_if", viewer, period, {
+        "form": form, "result": result, "model_rows": model_rows, "scenario": scenario,
+    }, status=200 if not form.errors else 400)

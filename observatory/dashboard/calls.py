@@ -40,6 +40,8 @@ def filtered_calls(scope: Scope, period: Period, filters: CallFilters) -> QueryS
         calls = calls.filter(end_user=filters.user)
     if filters.session:
         calls = calls.filter(session=filters.session)
+    if filters.feature:
+        calls = calls.filter(feature=filters.feature)
     return calls.select_related("team", "product").order_by("-start_time", "-id")
 
 

@@ -110,10 +110,11 @@ class CallFilters:
     status: str = ""
     user: str = ""
     session: str = ""
+    feature: str = ""
 
     @property
     def active(self) -> bool:
-        return any((self.team, self.product, self.model, self.status, self.user, self.session))
+        return any((self.team, self.product, self.model, self.status, self.user, self.session, self.feature))
 
 
 def parse_call_filters(params: Mapping[str, str]) -> CallFilters:
@@ -124,6 +125,7 @@ def parse_call_filters(params: Mapping[str, str]) -> CallFilters:
     return CallFilters(
         team=text("team"), product=text("product"), model=text("model"),
         status=status if status in ("ok", "error") else "", user=text("user"), session=text("session"),
+        feature=text("feature"),
     )
 
 

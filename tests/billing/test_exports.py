@@ -114,6 +114,42 @@ def test_chargeback_carries_gpu_cost_and_the_idle_share(org, seeded):
 
 
 @pytest.mark.django_db
+def test_chargeback_xlsx_opens_in_pandas_and_matches_the_dashboard_to_the_cent(client, org, seeded):
+    user = _user(org, Role.ADMIN)
+    client.force_login(user)
+    response = client.get(CHARGEBACK, {"month": "2026-11", "format": "xlsx"})
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert 'filename="chargeback-2026-11.xlsx"' in response["Content-Disposition"]
+    frame = pd.read_excel(io.BytesIO(response.content), sheet_name="chargeback 2026-11", keep_default_na=False)
+    assert list(frame.columns) == list(exports.CHARGEBACK_COLUMNS)
+    assert len(frame) == 7  # 5 usage rows + 2 GPU rows
+    # the overview page for November shows the same LLM spend, to the cent
+    page = client.get("/", {"range": "custom", "start": "2026-11-01", "end": "2026-11-30"})
+    shown = page.context["report"].total["cost_usd"]
+    assert round(frame["cost_usd"].sum(), 2) == float(shown.quantize(Decimal("0.01"))) == float(
+        _month_total().quantize(Decimal("0.01")))
+    # and the cells hold the exact decimals: 1.2500000001 is not rounded away
+    from openpyxl import load_workbook
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    header = [cell.value for cell in sheet[1]]
+    cost = [Decimal(str(row[header.index("cost_usd")])) for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert sum(cost, Decimal(0)) == _month_total()
+    assert sheet.cell(row=2, column=header.index("cost_usd") + 1).number_format.startswith('"$"')
+
+
+@pytest.mark.django_db
+def test_focus_xlsx_adds_up(client, org, seeded):
+    client.force_login(_user(org, Role.ADMIN))
+    response = client.get(FOCUS, {"month": "2026-11", "format": "xlsx"})
+    assert response.status_code == 200, response.content
+    frame = pd.read_excel(io.BytesIO(response.content), keep_default_na=False)
+    assert list(frame.columns) == list(exports.FOCUS_COLUMNS)
+    assert round(frame["BilledCost"].sum(), 2) == float(_month_total().quantize(Decimal("0.01")))
+    assert frame["x_Calls"].sum() == len(CALLS)
+
+
+@pytest.mark.django_db
 def test_chargeback_json_has_decimal_strings(client, org, seeded):
     client.force_login(_user(org, Role.VIEWER))
     response = client.get(CHARGEBACK, {"month": "2026-11", "format": "json"})
@@ -180,7 +216,8 @@ def test_a_bad_month_is_a_400_with_a_message(client, org, team, url, month):
 @pytest.mark.django_db
 def test_a_bad_format_is_a_400(client, org):
     client.force_login(_user(org, Role.VIEWER))
-    assert client.get(CHARGEBACK, {"month": "2026-11", "format": "xlsx"}).status_code == 400
+    response = client.get(CHARGEBACK, {"month": "2026-11", "format": "pdf"})
+    assert response.status_code == 400 and "csv, xlsx or json" in response.json()["detail"]
 
 
 @pytest.mark.django_db

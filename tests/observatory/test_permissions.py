@@ -7,11 +7,12 @@ a session) must be refused.
 """
 
 import re
+from decimal import Decimal
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from tests.observatory.test_dashboard_seed import Seed, leaks_ads, seed
+from tests.observatory.test_dashboard_seed import ADS_MODEL, Seed, leaks_ads, seed
 
 API_KEY_VIEWS = ("ingest.",)
 SKIPPED_PREFIXES = ("admin/", "static/")
@@ -34,14 +35,18 @@ def all_patterns(patterns=None, prefix: str = ""):
 
 
 def other_teams_values(data: Seed) -> dict[str, str]:
-    from billing.models import Budget
+    from billing.models import Budget, Recommendation
 
     ads_call = data.ads_calls[0]
     budget, _ = Budget.objects.get_or_create(organization=data.ads.organization, team=data.ads, name="Ads monthly",
                                              defaults={"amount_usd": 100})
+    rec, _ = Recommendation.objects.get_or_create(
+        organization=data.ads.organization, fingerprint="failed_calls:ads", defaults={
+            "kind": "failed_calls", "team": data.ads, "title": f"Ads failures on {ADS_MODEL}", "model": ADS_MODEL,
+            "monthly_savings_usd": Decimal("7.77"), "evidence": {"cost_usd": "7.77"}})
     return {"team_slug": data.ads.slug, "product_slug": data.ads_ranker.slug, "trace_id": ads_call.trace_id,
             "span_id": ads_call.span_id, "key_id": str(data.ads_key.id), "pk": str(budget.id),
-            "budget_id": str(budget.id)}
+            "budget_id": str(budget.id), "rec_id": str(rec.id)}
 
 
 def fill(route: str, values: dict[str, str]) -> str:

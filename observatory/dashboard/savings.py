@@ -1,0 +1,184 @@
+"""Reads for the savings pages: the recommendations a viewer may see (/recommendations/), the what-if calculator
+(/what-if/) and the export month picker.
+
+Visibility and the right to act on a recommendation are billing's own (`visible_to`, `can_manage`), as in the REST
+API: org-wide members see all of their organization's, team members those scoped to their teams.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from urllib.parse import urlencode
+
+from django import forms
+from django.db.models import Count, Q, QuerySet, Sum
+from django.urls import reverse
+
+from billing.budgets import can_manage, visible_to
+from billing.models import Recommendation
+from observatory.dashboard.access import Viewer
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+EXPORT_MONTHS = 12
+# evidence keys shown first, in this order, with readable labels; the rest follow as they are
+EVIDENCE_LABELS = {
+    "calls": "Calls", "duplicate_calls": "Repeated calls", "failed_calls": "Failed calls",
+    "median_input_tokens": "Median input tokens", "median_output_tokens": "Median output tokens",
+    "input_tokens": "Input tokens", "output_tokens": "Output tokens", "cached_input_tokens": "Cached input tokens",
+    "suggested_model": "Suggested model", "window_days": "Days looked at", "window_savings_usd": "Saving in those days ($)",
+}
+
+
+def visible_recommendations(viewer: Viewer) -> QuerySet[Recommendation]:
+    recs = Recommendation.objects.filter(organization=viewer.organization).select_related("team", "product", "organization")
+    return visible_to(recs, viewer.user).order_by("-monthly_savings_usd", "id")
+
+
+def find_recommendation(viewer: Viewer, rec_id: int) -> Recommendation | None:
+    return visible_recommendations(viewer).filter(pk=rec_id).first()
+
+
+def may_act(viewer: Viewer, rec: Recommendation) -> bool:
+    return can_manage(viewer.user, rec.organization, rec.team, rec.product)
+
+
+def may_refresh(viewer: Viewer) -> bool:
+    return viewer.is_admin or bool(viewer.manageable_teams)
+
+
+@dataclass
+class Summary:
+    open_count: int
+    open_monthly_usd: Decimal
+    accepted_count: int
+    accepted_monthly_usd: Decimal
+    dismissed_count: int
+
+
+def summary(recs: QuerySet[Recommendation]) -> Summary:
+    totals = {row["status"]: row for row in recs.values("status").annotate(n=Count("id"), usd=Sum("monthly_savings_usd"))
+              .order_by()}
+
+    def part(status: str, key: str):
+        row = totals.get(status)
+        return (row[key] or ZERO) if row else (0 if key == "n" else ZERO)
+
+    return Summary(part("open", "n"), part("open", "usd"), part("accepted", "n"), part("accepted", "usd"),
+                   part("dismissed", "n"))
+
+
+def filtered(recs: QuerySet[Recommendation], kind: str, status: str) -> QuerySet[Recommendation]:
+    if kind in Recommendation.Kind.values:
+        recs = recs.filter(kind=kind)
+    if status in Recommendation.Status.values:
+        recs = recs.filter(status=status)
+    return recs
+
+
+def calls_link(viewer: Viewer, rec: Recommendation) -> str | None:
+    """The calls explorer filtered to the calls behind a recommendation (GPU pool kinds have none)."""
+    if rec.kind in (Recommendation.Kind.GPU_CONSOLIDATION, Recommendation.Kind.GPU_QUANTIZATION,
+                    Recommendation.Kind.GPU_BATCHING):
+        return None
+    params = {"org": viewer.organization.slug, "range": "custom"}
+    days = int(rec.evidence.get("window_days") or 30)
+    end = rec.updated_at.date()
+    params["start"] = date.fromordinal(end.toordinal() - days).isoformat()
+    params["end"] = end.isoformat()
+    if rec.model:
+        params["model"] = rec.model
+    if rec.feature:
+        params["feature"] = rec.feature
+    if rec.team_id:
+        params["team"] = rec.team.slug
+    if rec.product_id:
+        params["product"] = rec.product.slug
+    if rec.kind == Recommendation.Kind.FAILED_CALLS:
+        params["status"] = "error"
+    return f"{reverse('calls')}?{urlencode(params)}"
+
+
+def evidence_rows(rec: Recommendation) -> list[tuple[str, str]]:
+    """The evidence as (label, value) pairs, known keys first; nested values flattened one level."""
+    def show(value) -> str:
+        if isinstance(value, float):
+            return f"{value:,.1f}"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{value:,}"
+        if isinstance(value, dict):
+            return ", ".join(f"{k} {show(v)}" for k, v in value.items())
+        if isinstance(value, list):
+            return ", ".join(show(v) for v in value)
+        return str(value)
+
+    keys = [k for k in EVIDENCE_LABELS if k in rec.evidence] + [k for k in rec.evidence if k not in EVIDENCE_LABELS]
+    return [(EVIDENCE_LABELS.get(k, k.replace("_", " ").capitalize()), show(rec.evidence[k])) for k in keys]
+
+
+def rows(viewer: Viewer, recs) -> list[dict]:
+    return [{"rec": rec, "may_act": may_act(viewer, rec), "calls_url": calls_link(viewer, rec),
+             "evidence": evidence_rows(rec)} for rec in recs]
+
+
+def export_months(today: date, count: int = EXPORT_MONTHS) -> list[str]:
+    """This month and the previous ones, newest first, as YYYY-MM."""
+    months = []
+    year, month = today.year, today.month
+    for _ in range(count):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = (year - 1, 12) if month == 1 else (year, month - 1)
+    return months
+
+
+# What-if calculator ---------------------------------------------------------------------------------------------
+
+class PercentField(forms.DecimalField):
+    """0–100 in the form, a fraction in cleaned_data."""
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=0, max_value=100, max_digits=6, decimal_places=2, required=False, **kwargs)
+
+    def clean(self, value):
+        cleaned = super().clean(value)
+        return ZERO if cleaned is None else cleaned / HUNDRED
+
+
+class WhatIfForm(forms.Form):
+    from_model = forms.ChoiceField(required=False, label="Move traffic of")
+    to_model = forms.CharField(required=False, max_length=200, label="to model")
+    move_share = PercentField(label="Share moved (%)")
+    cache_hit_rate = PercentField(label="Response cache hit rate (%)")
+    batch_share = PercentField(label="Share through the batch API (%)")
+
+    def __init__(self, *args, model_keys: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["from_model"].choices = [("", "—"), *((key, key) for key in model_keys)]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("move_share") and not (data.get("from_model") and data.get("to_model")):
+            raise forms.ValidationError("To move traffic, pick the model it comes from and name the model it goes to.")
+        return data
+
+
+class CrossoverForm(forms.Form):
+    """The self-host calculator: the API side (prefilled from a model's traffic) and the GPU assumptions."""
+
+    model = forms.ChoiceField(required=False, label="Prefill from model")
+    api_monthly_usd = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, label="API spend per month ($)")
+    monthly_input_tokens = forms.IntegerField(min_value=0, label="Input tokens per month")
+    monthly_output_tokens = forms.IntegerField(min_value=0, label="Output tokens per month")
+
+
+def decimal_or(value: str | None, default: Decimal) -> Decimal:
+    try:
+        return Decimal(value) if value not in (None, "") else default
+    except InvalidOperation:
+        return default
+
+
+def scope_q(viewer: Viewer) -> Q:
+    return Q() if viewer.whole_organization else Q(team_id__in=[team.id for team in viewer.teams])

@@ -1,0 +1,238 @@
+"""The savings pages: recommendations (/recommendations/) with accept / dismiss / reopen and the export buttons, and
+the what-if calculator (/what-if/) — figures checked by hand against the bundled catalog's prices (per million
+tokens: gpt-4o $2.50 in / $10 out, batch $1.25 / $5; gpt-4o-mini $0.15 / $0.60, batch $0.075 / $0.30)."""
+
+import csv
+import io
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Recommendation
+from billing.pricing_at_ingest import catalog_cache
+from billing.rollups import rollup_pending
+from billing.services import load_default_catalog
+from ingest.models import LLMCall
+from observatory.celery import app as celery_app
+from tests.observatory.test_dashboard_seed import user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def catalog(db):
+    load_default_catalog()
+    catalog_cache.refresh(force=True)
+
+
+@pytest.fixture
+def people(org, team, other_team):
+    from observatory.models import Role
+
+    return {
+        "admin": user("alice", org, None, Role.ADMIN),
+        "manager": user("mona", org, team, Role.MANAGER),
+        "viewer": user("vera", org, team, Role.VIEWER),
+        "other": user("otto", org, other_team, Role.MANAGER),
+    }
+
+
+def rec(org, fingerprint, *, team=None, usd="10", kind="failed_calls", status="open", title=None, **fields):
+    return Recommendation.objects.create(
+        organization=org, fingerprint=fingerprint, kind=kind, team=team, title=title or fingerprint, status=status,
+        monthly_savings_usd=Decimal(usd), evidence_value=Decimal(usd), evidence={"window_days": 30, "calls": 1234},
+        formula="Σ cost_usd of the failed calls", **fields)
+
+
+def add_calls(org, team, count, *, model="gpt-4o", input_tokens=1000, output_tokens=100, feature="answer"):
+    now = timezone.now()
+    start = LLMCall.objects.count()
+    per_call = {"gpt-4o": Decimal("2.5") * input_tokens + Decimal(10) * output_tokens}[model] / 10**6
+    LLMCall.objects.bulk_create([LLMCall(
+        organization=org, trace_id=f"{start + i + 1:032x}", span_id=f"{start + i + 1:016x}",
+        start_time=now - timedelta(days=1, seconds=i), provider="openai", operation="chat", request_model=model,
+        response_model=model, team=team, feature=feature, input_tokens=input_tokens, output_tokens=output_tokens,
+        cost_usd=per_call, cost_status="priced", request_hash=f"h{start + i}") for i in range(count)])
+    rollup_pending()
+    return per_call * count
+
+
+# Recommendations ------------------------------------------------------------------------------------------------
+
+def test_it_requires_login(client, org):
+    assert client.get("/recommendations/").status_code == 302
+    assert client.get("/what-if/").status_code == 302
+
+
+def test_an_admin_sees_every_open_recommendation_biggest_first_with_the_total(client, org, team, other_team, people):
+    rec(org, "a", team=team, usd="12.50", title="Search failures")
+    rec(org, "b", team=other_team, usd="40", title="Other failures")
+    rec(org, "c", usd="7.25", title="Org-wide failures")
+    rec(org, "d", team=team, usd="1000", status="dismissed", title="Dismissed one")
+    client.force_login(people["admin"])
+    response = client.get("/recommendations/")
+    assert response.status_code == 200
+    assert [r["rec"].title for r in response.context["rows"]] == ["Other failures", "Search failures", "Org-wide failures"]
+    summary = response.context["summary"]
+    assert (summary.open_count, summary.open_monthly_usd, summary.dismissed_count) == (3, Decimal("59.75"), 1)
+    assert b"$59.75" in response.content
+    every = client.get("/recommendations/", {"status": "all"})
+    assert len(every.context["rows"]) == 4
+
+
+def test_a_team_member_sees_only_their_teams_recommendations(client, org, team, other_team, people):
+    rec(org, "a", team=team, title="Search failures")
+    rec(org, "b", team=other_team, title="Otherteam failures")
+    rec(org, "c", title="Org-wide failures")
+    client.force_login(people["viewer"])
+    response = client.get("/recommendations/")
+    assert [r["rec"].title for r in response.context["rows"]] == ["Search failures"]
+    assert b"Otherteam" not in response.content and b"Org-wide" not in response.content
+
+
+def test_the_calls_link_filters_the_explorer_to_the_recommendations_calls(client, org, team, people):
+    r = rec(org, "routing", team=team, kind="model_routing", feature="classify", model="gpt-4o")
+    client.force_login(people["admin"])
+    [row] = client.get("/recommendations/").context["rows"]
+    url = row["calls_url"]
+    assert url.startswith("/calls/?") and "model=gpt-4o" in url and "feature=classify" in url and f"team={team.slug}" in url
+    assert row["evidence"][0] == ("Calls", "1,234")
+    assert r.title in client.get("/recommendations/").content.decode()
+
+
+def test_the_calls_explorer_filters_by_feature(client, org, team, people, catalog):
+    add_calls(org, team, 3, feature="classify")
+    add_calls(org, team, 2, feature="summarize")
+    client.force_login(people["admin"])
+    response = client.get("/calls/", {"feature": "classify", "range": "7d"})
+    assert {c.feature for c in response.context["page"].calls} == {"classify"}
+    assert len(response.context["page"].calls) == 3
+
+
+def test_a_manager_accepts_dismisses_with_a_reason_and_reopens(client, org, team, people):
+    r = rec(org, "a", team=team)
+    client.force_login(people["manager"])
+    url = f"/recommendations/{r.id}/status/"
+    assert client.post(url, {"status": "accepted"}).status_code == 302
+    r.refresh_from_db()
+    assert r.status == "accepted"
+    client.post(url, {"status": "dismissed", "reason": "  we need gpt-4o quality here  "})
+    r.refresh_from_db()
+    assert (r.status, r.dismissed_reason) == ("dismissed", "we need gpt-4o quality here")
+    page = client.get("/recommendations/", {"status": "dismissed"})
+    assert b"we need gpt-4o quality here" in page.content
+    client.post(url, {"status": "open"})
+    r.refresh_from_db()
+    assert (r.status, r.dismissed_reason) == ("open", "")
+
+
+def test_viewers_other_teams_and_bad_statuses_are_refused(client, org, team, other_team, people):
+    mine, theirs, org_wide = rec(org, "a", team=team), rec(org, "b", team=other_team), rec(org, "c")
+    client.force_login(people["viewer"])
+    assert client.post(f"/recommendations/{mine.id}/status/", {"status": "accepted"}).status_code == 403
+    client.force_login(people["manager"])
+    assert client.post(f"/recommendations/{theirs.id}/status/", {"status": "accepted"}).status_code == 404
+    assert client.post(f"/recommendations/{org_wide.id}/status/", {"status": "accepted"}).status_code == 404
+    response = client.post(f"/recommendations/{mine.id}/status/", {"status": "maybe"}, follow=True)
+    assert response.status_code == 200 and b"Choose open, accepted or dismissed" in response.content
+    assert client.get(f"/recommendations/{mine.id}/status/").status_code == 405
+    for r in (mine, theirs, org_wide):
+        r.refresh_from_db()
+        assert r.status == "open"
+
+
+def test_the_kind_filter_and_the_csv(client, org, team, people):
+    rec(org, "a", team=team, kind="failed_calls", usd="3.5", title="Failures")
+    rec(org, "b", team=team, kind="response_cache", usd="8", title="=cmd|' /C calc'!A0")
+    client.force_login(people["admin"])
+    response = client.get("/recommendations/", {"kind": "response_cache"})
+    assert [r["rec"].kind for r in response.context["rows"]] == ["response_cache"]
+    download = client.get("/recommendations/", {"format": "csv", "status": "all"})
+    rows = list(csv.DictReader(io.StringIO(download.content.decode())))
+    assert [(r["kind"], r["monthly_savings_usd"]) for r in rows] == [("response_cache", "8.000000"),
+                                                                     ("failed_calls", "3.500000")]
+    assert rows[0]["title"].startswith("'=")  # a spreadsheet will not run it
+
+
+def test_recompute_now_runs_the_job_for_the_organization(client, org, team, people, catalog):
+    add_calls(org, team, 1000, input_tokens=500, output_tokens=50, feature="classify")
+    client.force_login(people["viewer"])
+    assert client.post("/recommendations/refresh/").status_code == 403
+    client.force_login(people["manager"])
+    celery_app.conf.task_always_eager = True
+    try:
+        response = client.post("/recommendations/refresh/", follow=True)
+    finally:
+        celery_app.conf.task_always_eager = False
+    assert response.status_code == 200 and b"Recomputing" in response.content
+    # 1,000 × (500 × (2.50 − 0.15) + 50 × (10 − 0.60)) / 1e6 = $1.645 in 30 days
+    routing = Recommendation.objects.get(organization=org, kind="model_routing")
+    assert (routing.feature, routing.monthly_savings_usd) == ("classify", Decimal("1.645"))
+    assert routing.title in response.content.decode()
+
+
+def test_the_export_buttons_point_at_the_export_api(client, org, people):
+    client.force_login(people["admin"])
+    page = client.get("/recommendations/").content.decode()
+    assert 'action="/api/v1/exports/chargeback"' in page and 'formaction="/api/v1/exports/focus"' in page
+    assert f'<option value="{timezone.now():%Y-%m}">' in page
+    assert client.get("/api/v1/exports/chargeback", {"month": f"{timezone.now():%Y-%m}", "format": "xlsx",
+                                                     "org": org.slug}).status_code == 200
+
+
+# What-if ---------------------------------------------------------------------------------------------------------
+
+def test_what_if_without_changes_shows_the_month_as_it_is(client, org, team, people, catalog):
+    cost = add_calls(org, team, 1000)
+    assert cost == Decimal("3.5")  # 1,000 × (1,000 × $2.50 + 100 × $10) / 1e6
+    client.force_login(people["manager"])
+    response = client.get("/what-if/", {"range": "30d"})
+    assert response.status_code == 200
+    result = response.context["result"]
+    assert result.baseline_monthly_usd == result.new_monthly_usd == Decimal("3.5")
+    assert result.steps == []
+    [row] = response.context["model_rows"]
+    assert (row["usage"].key, row["route"], row["batch"]) == ("openai/gpt-4o", "gpt-4o-mini", True)
+
+
+def test_what_if_moves_caches_and_batches_in_order(client, org, team, people, catalog):
+    add_calls(org, team, 1000)
+    client.force_login(people["manager"])
+    response = client.get("/what-if/", {"range": "30d", "from_model": "openai/gpt-4o", "to_model": "gpt-4o-mini",
+                                        "move_share": "50", "cache_hit_rate": "20", "batch_share": "50"})
+    assert response.status_code == 200, response.context["form"].errors
+    result = response.context["result"]
+    move, cache, batch = (step.monthly_change_usd for step in result.steps)
+    # move half: − $1.75 of gpt-4o + ½ × (1e6 × $0.15 + 1e5 × $0.60) / 1e6 = ½ × $0.21 = $0.105 at gpt-4o-mini
+    assert move == Decimal("-1.645")
+    # cache 20% of the $1.855 left
+    assert cache == Decimal("-0.371")
+    # batch half of what is left; both models' batch prices are half their standard ones:
+    # ½ × ($1.40 × ½ + $0.084 × ½) = $0.371
+    assert batch == Decimal("-0.371")
+    assert result.new_monthly_usd == Decimal("1.113") and result.change_usd == Decimal("-2.387")
+    assert round(result.change_percent, 2) == Decimal("-68.20")
+
+
+def test_what_if_bad_input_is_a_400_with_a_message_not_a_500(client, org, team, people, catalog):
+    add_calls(org, team, 10)
+    client.force_login(people["manager"])
+    too_much = client.get("/what-if/", {"cache_hit_rate": "150"})
+    assert too_much.status_code == 400 and "less than or equal to 100" in too_much.content.decode()
+    no_target = client.get("/what-if/", {"from_model": "openai/gpt-4o", "move_share": "10"})
+    assert no_target.status_code == 400 and b"name the model it goes to" in no_target.content
+    unknown = client.get("/what-if/", {"from_model": "openai/gpt-4o", "to_model": "no-such-model", "move_share": "10"})
+    assert unknown.status_code == 400 and b"no model" in unknown.content
+    assert client.get("/what-if/", {"move_share": "abc"}).status_code == 400
+    assert unknown.context["result"].new_monthly_usd == unknown.context["result"].baseline_monthly_usd
+
+
+def test_what_if_reads_only_the_viewers_teams(client, org, team, other_team, people, catalog):
+    add_calls(org, other_team, 100)
+    client.force_login(people["manager"])
+    response = client.get("/what-if/")
+    assert response.context["result"].baseline_monthly_usd == 0 and response.context["model_rows"] == []
+    other = client.get("/what-if/", {"from_model": "openai/gpt-4o", "to_model": "gpt-4o-mini", "move_share": "10"})
+    assert other.status_code == 400  # not a choice: that traffic is not theirs
