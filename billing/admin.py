@@ -1,8 +1,20 @@
-"""Django admin for prices, negotiated overrides, budgets, alert rules and alerts."""
+"""Django admin for prices, negotiated overrides, attribution rules, GPU pools, budgets, alert rules, alerts and
+recommendations."""
 
 from django.contrib import admin
 
-from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo, Price, PriceOverride
+from billing.models import (
+    Alert,
+    AnomalyRule,
+    AttributionRule,
+    Budget,
+    Delivery,
+    GpuPool,
+    LatencySlo,
+    Price,
+    PriceOverride,
+    Recommendation,
+)
 
 
 @admin.register(Price)
@@ -18,6 +30,36 @@ class PriceOverrideAdmin(admin.ModelAdmin):
     list_display = ("organization", "provider", "model_pattern", "discount_percent", "input", "output", "effective_from",
                     "effective_to")
     list_filter = ("organization",)
+
+
+@admin.register(AttributionRule)
+class AttributionRuleAdmin(admin.ModelAdmin):
+    list_display = ("organization", "position", "field", "attribute_key", "pattern", "team", "product", "feature")
+    list_filter = ("organization", "field")
+    ordering = ("organization", "position", "id")
+
+
+@admin.register(GpuPool)
+class GpuPoolAdmin(admin.ModelAdmin):
+    list_display = ("name", "organization", "gpu_model", "gpu_count", "hourly_usd_per_gpu", "owner_team", "gpu_memory_gb",
+                    "model_params_billion", "weight_precision")
+    list_filter = ("organization",)
+    search_fields = ("name", "gpu_model")
+    fieldsets = (
+        (None, {"fields": ("organization", "name", "gpu_model", "gpu_count", "hourly_usd_per_gpu", "owner_team",
+                           "served_models")}),
+        ("Serving facts (for the quantization and batching recommendations)",
+         {"fields": ("gpu_memory_gb", "model_params_billion", "weight_precision")}),
+    )
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(admin.ModelAdmin):
+    list_display = ("title", "organization", "kind", "team", "monthly_savings_usd", "confidence", "status", "updated_at")
+    list_filter = ("organization", "kind", "status", "confidence")
+    search_fields = ("title", "feature", "model")
+    readonly_fields = ("organization", "kind", "team", "product", "feature", "model", "title", "evidence", "formula",
+                       "monthly_savings_usd", "confidence", "evidence_value", "fingerprint", "created_at", "updated_at")
 
 
 @admin.register(Budget)

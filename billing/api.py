@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.http import Http404, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework import mixins, permissions, renderers, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -412,6 +413,25 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
             if value:
                 queryset = queryset.filter(**{name: value})
         return visible_to(queryset, self.request.user, self.request.auth)
+
+    @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
+    @action(detail=False, methods=["post"], url_path="refresh")
+    def refresh(self, request):
+        """Recompute the organization's recommendations now (in the background); admins and managers."""
+        viewer = viewer_for(request._request)
+        if viewer is None:
+            raise PermissionDenied("you belong to no organization.")
+        if not (viewer.is_admin or viewer.manageable_teams):
+            raise PermissionDenied("only admins and managers recompute recommendations.")
+        from billing.tasks import generate_organization_recommendations
+        from observatory.celery import enqueue
+
+        try:
+            enqueue(generate_organization_recommendations, viewer.organization.pk)
+        except (KombuOperationalError, OSError):
+            return Response({"detail": "the task broker is unavailable; try again later."}, status=503,
+                            headers={"Retry-After": "30"})
+        return Response({"detail": "queued", "organization": viewer.organization.slug}, status=202)
 
     @extend_schema(request=RecommendationStatusSerializer, responses=RecommendationSerializer)
     @action(detail=True, methods=["post"], url_path="status")

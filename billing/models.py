@@ -165,6 +165,13 @@ class RollupState(models.Model):
 class GpuPool(models.Model):
     """Self-hosted GPUs with an hourly rate; their cost is split over the teams that used them."""
 
+    class WeightPrecision(models.TextChoices):
+        BF16 = "bf16", "BF16 (16-bit)"
+        FP16 = "fp16", "FP16 (16-bit)"
+        FP8 = "fp8", "FP8 (8-bit)"
+        INT8 = "int8", "INT8 (8-bit)"
+        INT4 = "int4", "INT4 (4-bit)"
+
     organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="gpu_pools")
     name = models.SlugField(max_length=100, help_text="Matched against the metric label observatory.gpu_pool / gpu_pool / pool.")
     gpu_model = models.CharField(max_length=100, default="", blank=True)
@@ -173,6 +180,14 @@ class GpuPool(models.Model):
     owner_team = models.ForeignKey("observatory.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
                                    help_text="Empty: shared pool.")
     served_models = models.JSONField(default=list, blank=True, help_text="Model names served by this pool (self-hosted calls).")
+    gpu_memory_gb = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)],
+                                                help_text="Memory of one GPU in GB, e.g. 80 for an H100 SXM. Empty: unknown.")
+    model_params_billion = models.DecimalField(
+        max_digits=8, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Parameters of the model the pool serves, in billions, e.g. 70 for Llama 3.1 70B. Empty: unknown.",
+    )
+    weight_precision = models.CharField(max_length=8, choices=WeightPrecision.choices, blank=True, default="",
+                                        help_text="Precision the model's weights are served at. Empty: unknown.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -12,6 +12,18 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def enqueue(task, *args, **kwargs):
+    """`task.delay(...)`, first creating the embedded (filesystem) broker's folders if they are missing: a web
+    process started on its own may queue work before any worker made them. Broker errors propagate."""
+    from django.conf import settings
+
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
+        if options.get(key):
+            os.makedirs(options[key], exist_ok=True)
+    return task.delay(*args, **kwargs)
+
+
 @worker_ready.connect
 def _mark_worker_ready(**_kwargs) -> None:
     """Touch a file the launcher waits for (remote `inspect ping` is not available on every broker)."""

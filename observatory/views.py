@@ -19,8 +19,9 @@ from billing.alerting import channel_targets
 from billing.budgets import can_manage, send_budget_test_alert
 from billing.models import Budget, Recommendation
 from billing.queries import Scope, gpu_cost
-from billing.recommendations import route_for
+from billing.recommendations import route_for, selfhost
 from billing.tasks import generate_organization_recommendations
+from observatory.celery import enqueue
 from observatory.dashboard import budgets as budget_reads
 from observatory.dashboard import calls as call_reads
 from observatory.dashboard import gpu as gpu_reads
@@ -443,7 +444,7 @@ def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpRespons
     if not savings.may_refresh(viewer):
         return HttpResponseForbidden("Only managers and admins recompute recommendations.")
     try:
-        generate_organization_recommendations.delay(viewer.organization.pk)
+        enqueue(generate_organization_recommendations, viewer.organization.pk)
     except (OperationalError, OSError) as error:
         messages.error(request, f"Could not queue the job: the task broker is unavailable ({error.__class__.__name__}). "
                                 "The nightly run still happens once the worker is back.")
@@ -475,6 +476,36 @@ def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     scale = Decimal(30) / days
     model_rows = [{"usage": m, "monthly_usd": m.cost_usd * scale, "route": route_for(m.model),
                    "batch": m.price is not None and m.price.variant("batch") is not None} for m in models]
+    sh_form, crossover = _self_host_calculator(request, models, scale)
     return render_page(request, "what_if", viewer, period, {
-        "form": form, "result": result, "model_rows": model_rows, "scenario": scenario,
-    }, status=200 if not form.errors else 400)
+        "form": form, "result": result, "model_rows": model_rows, "scenario": scenario, "sh_form": sh_form,
+        "crossover": crossover, "crossover_chart": selfhost.chart_of(crossover) if crossover else None,
+        "crossover_formula": selfhost.formula_of(crossover) if crossover else "",
+    }, status=200 if not (form.errors or sh_form.errors) else 400)
+
+
+def _self_host_calculator(request: HttpRequest, models: list, scale: Decimal):
+    """The self-host form and its result: the API side from the chosen model's traffic unless typed in."""
+    defaults = selfhost.DEFAULT_ASSUMPTIONS
+    form = savings.CrossoverForm(request.GET, model_keys=[m.key for m in models], defaults=defaults)
+    if not form.is_valid():
+        return form, None
+    data = form.cleaned_data
+    chosen = next((m for m in models if m.key == data["model"]), models[0] if models else None)
+    traffic = {}
+    if chosen is not None:
+        traffic = {"api_monthly_usd": (chosen.cost_usd * scale).quantize(Decimal("0.01")),
+                   "monthly_input_tokens": int(chosen.input_tokens * scale),
+                   "monthly_output_tokens": int(chosen.output_tokens * scale)}
+        for name, value in traffic.items():
+            form.fields[name].widget.attrs["placeholder"] = str(value)
+    figures = {name: data[name] if data[name] is not None else traffic.get(name) for name in
+               ("api_monthly_usd", "monthly_input_tokens", "monthly_output_tokens")}
+    if None in figures.values():
+        return form, None
+    try:
+        return form, selfhost.crossover(**figures, assumptions=form.assumptions(defaults),
+                                        horizon_months=data["horizon_months"] or 36)
+    except ValueError as error:
+        form.add_error(None, str(error))
+        return form, None

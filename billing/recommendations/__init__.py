@@ -6,6 +6,9 @@ monthly = window figure × 30 / window_days. Prices come from the catalog (billi
 an organization's negotiated overrides are not applied. Only findings worth at least MIN_MONTHLY_SAVINGS_USD a
 month are kept. The detectors and their formulas are described in their modules:
 - traffic: model routing, prompt caching, response cache, failed-call waste.
+- capacity: how the traffic is bought: batch API, context trimming (long tails, long-context tiers), provisioned capacity.
+- selfhost: self-host crossover (API spend vs renting GPUs, break-even month; crossover() for the what-if page).
+- gpu_efficiency: GPU pools that could shrink: consolidation, quantization, continuous batching (one per pool).
 
 generate() upserts by fingerprint (kind + scope): a dismissed recommendation reopens only when its evidence_value
 (the window saving) at least doubles; open ones whose condition no longer holds are deleted; accepted and
@@ -23,11 +26,16 @@ from django.utils import timezone
 from billing.models import Recommendation
 from billing.pricing_at_ingest import catalog_cache
 from billing.recommendations.base import MIN_MONTHLY_SAVINGS_USD, REOPEN_FACTOR, Finding, Status, Window, calls_in, monthly, usd
+from billing.recommendations.capacity import batch_api, context_trimming, provisioned_capacity
+from billing.recommendations.gpu_efficiency import gpu_efficiency
+from billing.recommendations.selfhost import self_host
 from billing.recommendations.traffic import failed_calls, model_routing, prompt_caching, response_cache, route_for
 
 __all__ = ["DETECTORS", "find", "generate", "generate_all", "route_for"]
 
-DETECTORS = (model_routing, prompt_caching, response_cache, failed_calls)
+DETECTORS = (model_routing, prompt_caching, response_cache, failed_calls,
+             batch_api, context_trimming, provisioned_capacity,
+             self_host, gpu_efficiency)
 
 
 def find(organization_id: int, now: datetime | None = None, window_days: int = 30) -> list[Finding]:

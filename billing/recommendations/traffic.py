@@ -30,6 +30,7 @@ from django.db import connection
 from django.db.models import Max, Min, Sum
 from django.db.models.functions import Coalesce
 
+from billing.pricing import normalize_model_name
 from billing.pricing_at_ingest import catalog_cache
 from billing.recommendations.base import (
     Confidence,
@@ -65,13 +66,16 @@ ROUTES: dict[str, str] = {
 
 
 def route_for(model: str) -> str | None:
-    """The smaller model ROUTES names for `model`, if any (exact names first, then "prefix*" entries)."""
-    name = model.lower()
-    if name in ROUTES:
-        return ROUTES[name]
-    for pattern, target in ROUTES.items():
-        if pattern.endswith("*") and name.startswith(pattern[:-1]):
-            return target
+    """The smaller model ROUTES names for `model`, if any: the reported name and its undated / unprefixed forms
+    (gpt-4o-2024-08-06 → gpt-4o, openai/gpt-4o → gpt-4o), exact names first, then "prefix*" entries."""
+    names = normalize_model_name(model)
+    for name in names:
+        if name in ROUTES:
+            return ROUTES[name]
+    for name in names:
+        for pattern, target in ROUTES.items():
+            if pattern.endswith("*") and name.startswith(pattern[:-1]):
+                return target
     return None
 
 

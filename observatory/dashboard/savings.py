@@ -7,13 +7,15 @@ API: org-wide members see all of their organization's, team members those scoped
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import Count, Q, QuerySet, Sum
+from django.core.validators import MaxValueValidator
+from django.db.models import Count, QuerySet, Sum
 from django.urls import reverse
 
 from billing.budgets import can_manage, visible_to
@@ -164,21 +166,42 @@ class WhatIfForm(forms.Form):
         return data
 
 
+ASSUMPTION_FIELDS = {
+    # name: (label, help, decimal places, minimum)
+    "gpu_hourly_usd": ("GPU $/hour", "one GPU, rented or amortized", 4, Decimal("0.0001")),
+    "decode_tokens_per_second": ("Output tok/s per GPU", "sustained decode, with continuous batching", 2, Decimal("0.01")),
+    "prefill_tokens_per_second": ("Input tok/s per GPU", "prefill", 2, Decimal("0.01")),
+    "target_utilization": ("Target utilization", "share of GPU time kept busy, 0–1", 3, Decimal("0.001")),
+    "setup_usd": ("Setup $ (once)", "stand up, evaluate, migrate", 2, ZERO),
+    "monthly_ops_usd": ("Operations $/month", "on-call and MLOps time", 2, ZERO),
+}
+
+
 class CrossoverForm(forms.Form):
-    """The self-host calculator: the API side (prefilled from a model's traffic) and the GPU assumptions."""
+    """The self-host calculator. The API side is empty by default: it then comes from the chosen model's traffic
+    (shown as placeholders); typed figures replace it. Empty assumptions take the documented defaults."""
 
-    model = forms.ChoiceField(required=False, label="Prefill from model")
-    api_monthly_usd = forms.DecimalField(min_value=0, max_digits=14, decimal_places=2, label="API spend per month ($)")
-    monthly_input_tokens = forms.IntegerField(min_value=0, label="Input tokens per month")
-    monthly_output_tokens = forms.IntegerField(min_value=0, label="Output tokens per month")
+    model = forms.ChoiceField(required=False, label="Model")
+    api_monthly_usd = forms.DecimalField(required=False, min_value=0, max_digits=16, decimal_places=2,
+                                         label="API $/month")
+    monthly_input_tokens = forms.IntegerField(required=False, min_value=0, max_value=10**16, label="Input tokens/month")
+    monthly_output_tokens = forms.IntegerField(required=False, min_value=0, max_value=10**16, label="Output tokens/month")
+    min_gpus = forms.IntegerField(required=False, min_value=1, max_value=100_000, label="Minimum GPUs")
+    horizon_months = forms.IntegerField(required=False, min_value=1, max_value=120, label="Months shown")
 
+    def __init__(self, *args, model_keys: list[str], defaults, **kwargs):
+        super().__init__(*args, prefix="sh", **kwargs)
+        self.fields["model"].choices = [("", "—"), *((key, key) for key in model_keys)]
+        for name, (label, help_text, places, minimum) in ASSUMPTION_FIELDS.items():
+            self.fields[name] = forms.DecimalField(required=False, min_value=minimum, max_digits=16, decimal_places=places,
+                                                   label=label, help_text=help_text)
+        self.fields["target_utilization"].max_value = 1
+        self.fields["target_utilization"].validators.append(MaxValueValidator(1))
+        for name in (*ASSUMPTION_FIELDS, "min_gpus"):
+            self.fields[name].widget.attrs["placeholder"] = str(getattr(defaults, name))
+        self.fields["horizon_months"].widget.attrs["placeholder"] = "36"
 
-def decimal_or(value: str | None, default: Decimal) -> Decimal:
-    try:
-        return Decimal(value) if value not in (None, "") else default
-    except InvalidOperation:
-        return default
-
-
-def scope_q(viewer: Viewer) -> Q:
-    return Q() if viewer.whole_organization else Q(team_id__in=[team.id for team in viewer.teams])
+    def assumptions(self, defaults):
+        """SelfHostAssumptions from the cleaned data, defaults where empty (call after is_valid())."""
+        values = {name: self.cleaned_data.get(name) for name in (*ASSUMPTION_FIELDS, "min_gpus")}
+        return dataclasses.replace(defaults, **{k: v for k, v in values.items() if v is not None})

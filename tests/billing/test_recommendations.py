@@ -50,6 +50,12 @@ def test_route_map():
     assert route_for("gpt-4o") == "gpt-4o-mini"
     assert route_for("claude-opus-4-1") == "claude-sonnet-4-5"
     assert route_for("gpt-4o-mini") is None
+    # what providers report: dated snapshots, provider prefixes
+    assert route_for("gpt-4o-2024-08-06") == "gpt-4o-mini"
+    assert route_for("openai/gpt-4.1-2025-04-14") == "gpt-4.1-mini"
+    assert route_for("claude-sonnet-4-5-20250929") == "claude-haiku-4-5"
+    assert route_for("gpt-4o-mini-2024-07-18") is None
+    assert route_for("ft:gpt-4o-2024-08-06:acme::abc123") is None  # a fine-tune is not swapped for a stock model
 
 
 @pytest.mark.django_db

@@ -236,3 +236,59 @@ def test_what_if_reads_only_the_viewers_teams(client, org, team, other_team, peo
     assert response.context["result"].baseline_monthly_usd == 0 and response.context["model_rows"] == []
     other = client.get("/what-if/", {"from_model": "openai/gpt-4o", "to_model": "gpt-4o-mini", "move_share": "10"})
     assert other.status_code == 400  # not a choice: that traffic is not theirs
+
+
+def test_the_api_recomputes_on_demand_for_managers_only(client, org, team, people, catalog):
+    from observatory.services import create_api_key
+
+    add_calls(org, team, 1000, input_tokens=500, output_tokens=50, feature="classify")
+    key = create_api_key(org, "ci", team=team).plaintext
+    assert client.post("/api/v1/recommendations/refresh", HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 403
+    client.force_login(people["viewer"])
+    assert client.post("/api/v1/recommendations/refresh").status_code == 403
+    assert not Recommendation.objects.exists()
+    client.force_login(people["manager"])
+    celery_app.conf.task_always_eager = True
+    try:
+        response = client.post("/api/v1/recommendations/refresh")
+    finally:
+        celery_app.conf.task_always_eager = False
+    assert response.status_code == 202 and response.json()["detail"] == "queued"
+    assert Recommendation.objects.get(kind="model_routing").monthly_savings_usd == Decimal("1.645")
+
+
+def test_the_self_host_calculator_reproduces_the_seed_example(client, org, people, catalog):
+    # 10M queries/month × (1,000 in + 300 out) at $2 / $8 per million = $44,000/month. With the defaults:
+    # 3e9 ÷ 250 + 1e10 ÷ 2,500 = 16,000,000 GPU-s ÷ (2,628,000 s × 0.6) = 10.15 → 11 GPUs × $2.50 × 730 h = $20,075
+    # + $12,000 operations = $32,075; saving $11,925/month; ceil($150,000 ÷ $11,925 = 12.58) → month 13
+    client.force_login(people["admin"])
+    response = client.get("/what-if/", {"sh-api_monthly_usd": "44000", "sh-monthly_input_tokens": "10000000000",
+                                        "sh-monthly_output_tokens": "3000000000"})
+    assert response.status_code == 200
+    result = response.context["crossover"]
+    assert (result.gpus, result.self_host_monthly_usd, result.monthly_saving_usd, result.break_even_month) == (
+        11, Decimal("32075"), Decimal("11925"), 13)
+    page = response.content.decode()
+    assert 'data-testid="sh-break-even">month 13<' in page
+    chart = response.context["crossover_chart"]
+    assert chart["labels"][12] == "Month 13"
+    assert Decimal(chart["datasets"][0]["data"][12]) >= Decimal(chart["datasets"][1]["data"][12])  # API caught up
+    assert Decimal(chart["datasets"][0]["data"][11]) < Decimal(chart["datasets"][1]["data"][11])
+    # cheaper GPUs: 11 × $1.25 × 730 = $10,037.50 + $12,000 → saving $21,962.50 → ceil(6.83) = month 7
+    cheaper = client.get("/what-if/", {"sh-api_monthly_usd": "44000", "sh-monthly_input_tokens": "10000000000",
+                                       "sh-monthly_output_tokens": "3000000000", "sh-gpu_hourly_usd": "1.25"})
+    assert cheaper.context["crossover"].break_even_month == 7
+
+
+def test_the_self_host_calculator_starts_from_the_teams_traffic_and_refuses_nonsense(client, org, team, people, catalog):
+    add_calls(org, team, 1000)  # $3.50, 1M input and 100k output tokens in 30 days
+    client.force_login(people["manager"])
+    response = client.get("/what-if/", {"range": "30d"})
+    result = response.context["crossover"]
+    assert (result.api_monthly_usd, result.monthly_input_tokens, result.monthly_output_tokens) == (
+        Decimal("3.50"), 1_000_000, 100_000)
+    assert result.gpus == 2 and result.break_even_month is None  # two GPUs cost far more than $3.50
+    assert b'data-testid="sh-break-even">never<' in response.content
+    bad = client.get("/what-if/", {"sh-target_utilization": "1.5"})
+    assert bad.status_code == 400 and bad.context["crossover"] is None
+    assert client.get("/what-if/", {"sh-gpu_hourly_usd": "0"}).status_code == 400
