@@ -56,7 +56,9 @@ def timed(fn, repeat: int = 5) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def generate(org_id: int, team_ids: list[int], calls: int, start: datetime, days: int) -> float:
+def generate(org_id: int, team_ids: list[int], calls: int, start: datetime, days: int, hashes: bool = False) -> float:
+    """Insert `calls` synthetic calls in SQL. With `hashes`, calls also get request hashes (1 in 4 a repeat of an
+    earlier request) and one of 20 prompt-prefix hashes, for the recommendation detectors."""
     from django.db import connection
 
     models_sql = "ARRAY[" + ",".join(f"'{m}'" for _, m in MODELS) + "]"
@@ -70,7 +72,8 @@ def generate(org_id: int, team_ids: list[int], calls: int, start: datetime, days
             cursor.execute(f"""
                 INSERT INTO ingest_llmcall (organization_id, trace_id, span_id, start_time, duration_ms, ttft_ms, provider,
                     operation, request_model, response_model, input_tokens, cached_input_tokens, output_tokens, streaming,
-                    status, team_id, environment, feature, cost_usd, cost_status, source, ingested_at)
+                    status, team_id, environment, feature, cost_usd, cost_status, source, ingested_at, request_hash,
+                    prompt_prefix_hash)
                 SELECT %(org)s, md5(g::text), substr(md5(g::text || 's'), 1, 16),
                        %(start)s::timestamptz + (g::float8 / %(total)s) * %(span)s * interval '1 second',
                        exp(6.0 + m * 0.15 + 0.55 * sqrt(-2 * ln(random() + 1e-12)) * cos(2 * pi() * random())),
@@ -79,9 +82,12 @@ def generate(org_id: int, team_ids: list[int], calls: int, start: datetime, days
                        500 + (random() * 4000)::int, CASE WHEN g %% 3 = 0 THEN 256 ELSE 0 END, 20 + (random() * 600)::int,
                        g %% 2 = 0, CASE WHEN random() < 0.02 THEN 'error' ELSE 'ok' END, ({teams_sql})[1 + (g %% {len(team_ids)})],
                        'production', (ARRAY['answer', 'rewrite', 'triage'])[1 + (g %% 3)],
-                       round((random() * 0.01)::numeric, 10), 'priced', 'bench', now()
+                       round((random() * 0.01)::numeric, 10), 'priced', 'bench', now(),
+                       CASE WHEN %(hashes)s THEN md5((CASE WHEN g %% 4 = 0 THEN g / 4 ELSE g END)::text) ELSE '' END,
+                       CASE WHEN %(hashes)s THEN 'prefix-' || (g %% 20) ELSE '' END
                 FROM (SELECT g, (hashint4(g) & 2147483647) %% {len(MODELS)} AS m FROM generate_series(%(lo)s, %(hi)s) g) s
-            """, {"org": org_id, "start": start, "total": calls, "span": days * 86400, "lo": offset + 1, "hi": offset + n})
+            """, {"org": org_id, "start": start, "total": calls, "span": days * 86400, "lo": offset + 1, "hi": offset + n,
+                  "hashes": hashes})
             print(f"  generated {offset + n:,} calls", flush=True)
         cursor.execute("ANALYZE ingest_llmcall")
     return time.perf_counter() - began

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import errno
+import logging
 import os
 import signal
 import socket
@@ -217,6 +218,8 @@ def _up(args: argparse.Namespace) -> int:
             say("  sending demo traffic through the OTLP endpoint …")
             summary = run_demo(f"http://{args.host}:{args.port}")
             say(f"  demo traffic sent: {summary}")
+            if not args.no_celery:
+                queue_recommendations("default")
         while not stop_requested:
             dead = stack.exited()
             if dead:
@@ -228,6 +231,19 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         stack.stop()
         say("Observatory stopped.")
+
+
+def queue_recommendations(organization_slug: str) -> None:
+    """Have the worker compute the organization's savings recommendations now rather than at the nightly run."""
+    from billing.tasks import generate_organization_recommendations
+    from observatory.celery import enqueue
+    from observatory.models import Organization
+
+    organization = Organization.objects.filter(slug=organization_slug).first()
+    if organization is not None:
+        logging.getLogger("kombu.connection").setLevel(logging.ERROR)  # the filesystem broker has no hostname
+        enqueue(generate_organization_recommendations, organization.pk)
+        say("  savings recommendations are being computed (Savings page, in a minute)")
 
 
 def load_prices() -> str:
