@@ -290,6 +290,32 @@ class HourlyModelLatency(ModelLatency):
         return f"{self.hour:%Y-%m-%d %H}:00 {self.model}"
 
 
+class HourlySlowCall(models.Model):
+    """The SLOWEST_PER_GROUP slowest calls of each hour × team × product, kept by the rollup job so the slowest calls
+    of any range and scope are read from a small table: the top N of a range is within the union of its groups'
+    top N. Rows point at the call by its unique key; a call since dropped by retention is skipped when read."""
+
+    SLOWEST_PER_GROUP = 10
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    team = models.ForeignKey("observatory.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey("observatory.Product", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    start_time = models.DateTimeField()
+    duration_ms = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "hour"], name="hourlyslowcall_org_hour"),
+            models.Index(fields=["organization", "-duration_ms"], name="hourlyslowcall_org_duration"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.duration_ms:.0f} ms"
+
+
 # Budgets and alerts ------------------------------------------------------------------------------------------------
 
 MAX_THRESHOLD_PERCENT = 1000

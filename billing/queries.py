@@ -209,16 +209,35 @@ def exact_percentiles(scope: Scope, start: datetime, end: datetime, column: str 
         return list(cursor.fetchone()[0] or [])
 
 
+def regroup(rows: Iterable[dict], group_by: Sequence[str]) -> list[dict]:
+    """spend() rows grouped by more fields, summed down to `group_by` (a subset), most expensive first: one query
+    by (team, model) answers by team, by model and the total (group_by empty: always one row)."""
+    fields = _group_fields(group_by)
+    merged: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(row[f] for f in fields)
+        target = merged.setdefault(key, {**{f: row[f] for f in fields}, **{name: 0 for name in SUMMED}})
+        for name in SUMMED:
+            target[name] += row[name] or 0
+    if not fields and not merged:
+        merged[()] = {name: 0 for name in SUMMED}  # the total of nothing, as total() gives it
+    result = [with_derived(row) for row in merged.values()]
+    result.sort(key=lambda r: r["cost_usd"], reverse=True)
+    return result
+
+
 def top_movers(scope: Scope, start: datetime, end: datetime, group_by: str = "team", limit: int = 5,
-               current: list[dict] | None = None) -> list[dict]:
+               current: list[dict] | None = None, previous: list[dict] | None = None) -> list[dict]:
     """Groups whose spend changed most against the previous period of the same length.
 
-    `current` may pass spend(scope, start, end, [group_by]) when the caller already has it."""
+    `current` and `previous` may pass spend() by `group_by` for the range and the one before when the caller
+    already has them."""
     length = end - start
     field = _group_fields([group_by])[0]
     current = spend(scope, start, end, [group_by]) if current is None else current
+    previous = spend(scope, start - length, start, [group_by]) if previous is None else previous
     now = {row[field]: row["cost_usd"] for row in current}
-    before = {row[field]: row["cost_usd"] for row in spend(scope, start - length, start, [group_by])}
+    before = {row[field]: row["cost_usd"] for row in previous}
     movers = []
     for key in set(now) | set(before):
         current, previous = now.get(key, ZERO), before.get(key, ZERO)

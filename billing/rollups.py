@@ -18,11 +18,12 @@ from django.db import connection, transaction
 # ruff: noqa: S608
 from django.utils import timezone
 
-from billing.models import RollupState
+from billing.models import HourlySlowCall, RollupState
 
 GAMMA = 1.05
 LOG_GAMMA = math.log(GAMMA)
 MIN_MS = 0.01
+SLOWEST_PER_GROUP = HourlySlowCall.SLOWEST_PER_GROUP
 WATERMARK_OVERLAP = timedelta(minutes=2)  # re-read a little: ingest transactions that committed late
 LOCK_KEY = 74_211_001  # pg advisory lock: one rollup job at a time
 
@@ -52,7 +53,7 @@ SUM_COLUMNS = (
 
 HOURLY_SQL = f"""
 WITH c AS (
-    SELECT date_trunc('hour', l.start_time) AS hour,
+    SELECT date_trunc('hour', l.start_time) AS hour, l.trace_id, l.span_id, l.start_time,
            coalesce(l.team_id, 0) AS team_id, coalesce(l.product_id, 0) AS product_id, l.provider,
            coalesce(nullif(l.response_model, ''), l.request_model) AS model, l.environment, l.feature,
            l.status, l.streaming, l.cost_status, l.input_tokens, l.cached_input_tokens, l.cache_write_tokens,
@@ -73,6 +74,14 @@ WITH c AS (
     SELECT hour, {DIMENSIONS}, jsonb_object_agg(tb, n) AS buckets
     FROM (SELECT hour, {DIMENSIONS}, tb, count(*) AS n FROM c WHERE tb IS NOT NULL GROUP BY hour, {DIMENSIONS}, tb) x
     GROUP BY hour, {DIMENSIONS}
+), slow AS (
+    INSERT INTO billing_hourlyslowcall (organization_id, hour, team_id, product_id, trace_id, span_id, start_time,
+                                        duration_ms)
+    SELECT %(org)s, hour, nullif(team_id, 0), nullif(product_id, 0), trace_id, span_id, start_time, duration_ms
+    FROM (SELECT hour, team_id, product_id, trace_id, span_id, start_time, duration_ms,
+                 row_number() OVER (PARTITION BY hour, team_id, product_id ORDER BY duration_ms DESC, span_id) AS rank
+          FROM c) ranked
+    WHERE rank <= {SLOWEST_PER_GROUP}
 )
 INSERT INTO billing_hourlyrollup (organization_id, hour, team_id, product_id, provider, model, environment, feature,
                                   {SUM_COLUMNS}, latency_buckets, ttft_buckets)
@@ -158,6 +167,9 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         cursor.execute("SET LOCAL enable_nestloop = off")
         cursor.execute(
             "DELETE FROM billing_hourlyrollup WHERE organization_id = %s AND hour = ANY(%s)", [organization_id, hours]
+        )
+        cursor.execute(
+            "DELETE FROM billing_hourlyslowcall WHERE organization_id = %s AND hour = ANY(%s)", [organization_id, hours]
         )
         cursor.execute(HOURLY_SQL, {"org": organization_id, "start": hours[0], "end": hours[-1] + timedelta(hours=1),
                                     "hours": hours})

@@ -140,7 +140,7 @@ def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
         ))
     points = spend_reads.series(scope, period)
     return render_page(request, "caching", viewer, period, {
-        "total": spend_reads.with_rates(spend_reads.total(scope, period.start, period.end)), "by_model": by_model,
+        "total": spend_reads.with_rates(spend_reads.total_of(by_model)), "by_model": by_model,
         "by_product": spend_reads.breakdown(scope, period, "product", labels), "chart": spend_reads.caching_chart(points),
     })
 
@@ -159,7 +159,7 @@ def errors(request: HttpRequest, viewer: Viewer) -> HttpResponse:
              _money(r["error_cost_usd"])] for r in by_model
         ))
     return render_page(request, "errors", viewer, period, {
-        "total": spend_reads.with_rates(spend_reads.total(scope, period.start, period.end)), "by_model": by_model,
+        "total": spend_reads.with_rates(spend_reads.total_of(by_model)), "by_model": by_model,
         "by_type": spend_reads.error_types(scope, period),
         "chart": spend_reads.errors_chart(spend_reads.series(scope, period)),
     })

@@ -1,11 +1,13 @@
-"""Latency reads: p50/p95/p99 and time to first token from the rollups' histograms, and the slowest raw calls."""
+"""Latency reads: p50/p95/p99 and time to first token from the rollups' histograms, and the slowest calls."""
 
 from __future__ import annotations
 
 from datetime import UTC
 from typing import Any
 
-from billing.models import DailyModelLatency, DailyRollup, HourlyModelLatency, HourlyRollup
+from django.db.models import Q
+
+from billing.models import DailyModelLatency, DailyRollup, HourlyModelLatency, HourlyRollup, HourlySlowCall
 from billing.queries import Scope, latency_pieces, percentiles, rollup_pieces
 from billing.rollups import merge_buckets, percentiles_from_buckets
 from ingest.models import LLMCall
@@ -79,7 +81,19 @@ def over_time(scope: Scope, period: Period) -> dict:
 
 
 def slowest_calls(scope: Scope, period: Period, limit: int = 10) -> list[LLMCall]:
-    return list(
-        LLMCall.objects.filter(scope.q(), start_time__gte=period.start, start_time__lt=period.end)
-        .select_related("team", "product").order_by("-duration_ms")[:limit]
+    """The range's slowest calls, from the rollup job's per hour × team × product top N (HourlySlowCall), so no
+    scan of the raw calls; calls not rolled up yet (the last minute) are not among them."""
+    candidates = list(
+        HourlySlowCall.objects.filter(scope.q(), hour__gte=period.start, hour__lt=period.end)
+        .order_by("-duration_ms", "span_id").values_list("trace_id", "span_id", "start_time")[: limit * 2]
     )
+    if not candidates:
+        return []
+    keys = Q()
+    for trace_id, span_id, start_time in candidates:
+        keys |= Q(trace_id=trace_id, span_id=span_id, start_time=start_time)
+    calls = (LLMCall.objects.filter(scope.q(), keys, start_time__gte=period.start, start_time__lt=period.end)
+             .select_related("team", "product").order_by("-duration_ms", "span_id"))
+    return list(calls[:limit])
+
+

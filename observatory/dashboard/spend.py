@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import Count, Max, Sum
 
-from billing.queries import Scope, spend, timeseries, top_movers, total
+from billing.queries import Scope, regroup, spend, timeseries, top_movers
 from ingest.models import LLMCall
 from observatory.dashboard import latency
 from observatory.dashboard.charts import chart
@@ -79,6 +79,11 @@ def breakdown(scope: Scope, period: Period, group: str, labels: Labels, rows: li
     return labels.label(spend(scope, period.start, period.end, [group]) if rows is None else rows, group)
 
 
+def total_of(rows: list[dict]) -> dict:
+    """The total of a breakdown's rows (every call is in exactly one group), without reading the rollups again."""
+    return regroup(rows, ())[0]
+
+
 def with_rates(row: dict) -> dict:
     """Add error rate, prompt-cache hit rate and app-cache hit rate in percent to a summed row."""
     row.update(error_pct=percent(row["errors"], row["calls"]),
@@ -98,11 +103,12 @@ def spend_chart(points: dict) -> dict:
 
 
 def movers(scope: Scope, period: Period, groups: tuple[str, ...], labels: Labels, limit: int = 6,
-           current: dict[str, list[dict]] | None = None) -> list[dict]:
+           current: dict[str, list[dict]] | None = None, previous: dict[str, list[dict]] | None = None) -> list[dict]:
     """The groups whose spend changed most against the previous period of the same length."""
     found = []
     for group in groups:
-        for row in top_movers(scope, period.start, period.end, group, limit, (current or {}).get(group)):
+        for row in top_movers(scope, period.start, period.end, group, limit, (current or {}).get(group),
+                              (previous or {}).get(group)):
             found.append({"group": group, "key": row[group], "label": labels.name(group, row[group]),
                           "slug": labels.slug(group, row[group]), "cost_usd": row["cost_usd"],
                           "previous_cost_usd": row["previous_cost_usd"],
@@ -127,14 +133,20 @@ class SpendReport:
 def spend_report(scope: Scope, period: Period, organization: Organization, groups: tuple[str, ...],
                  mover_groups: tuple[str, ...]) -> SpendReport:
     labels = Labels(organization)
-    current = with_rates(total(scope, period.start, period.end))
-    previous = total(scope, period.previous.start, period.previous.end)
-    points = series(scope, period)
-    raw = {group: spend(scope, period.start, period.end, [group]) for group in groups}
+    # two reads of the rollups, grouped by every field the page breaks down by, summed down in Python
+    fields = tuple(dict.fromkeys((*groups, *mover_groups)))
+    now_rows = spend(scope, period.start, period.end, fields)
+    before_rows = spend(scope, period.previous.start, period.previous.end, fields)
+    current = with_rates(regroup(now_rows, ())[0])
+    previous = regroup(before_rows, ())[0]
+    raw = {group: regroup(now_rows, [group]) for group in fields}
+    before = {group: regroup(before_rows, [group]) for group in mover_groups}
     return SpendReport(
         total=current, previous=previous, change=change(current["cost_usd"], previous["cost_usd"]),
-        chart=spend_chart(points), breakdowns={group: breakdown(scope, period, group, labels, raw[group]) for group in groups},
-        movers=movers(scope, period, mover_groups, labels, current={g: [dict(r) for r in raw[g]] for g in raw}),
+        chart=spend_chart(series(scope, period)),
+        breakdowns={group: breakdown(scope, period, group, labels, raw[group]) for group in groups},
+        movers=movers(scope, period, mover_groups, labels, current={g: [dict(r) for r in raw[g]] for g in mover_groups},
+                      previous=before),
         latency=latency.summary(scope, period),
     )
 
@@ -156,11 +168,17 @@ def calendar(scope: Scope, now: datetime) -> Calendar:
     month_start = today.replace(day=1)
     last_month_start = (month_start - timedelta(days=1)).replace(day=1)
     same_days_end = min(last_month_start + (tomorrow - month_start), month_start)
-    month = total(scope, month_start, tomorrow)["cost_usd"]
-    month_before = total(scope, last_month_start, same_days_end)["cost_usd"]
+    # one read: the cost of every day since the first of last month
+    days = {row["period"]: row["cost_usd"] for row in timeseries(scope, last_month_start, tomorrow, "day")}
+
+    def cost(start: datetime, end: datetime) -> Decimal:
+        return sum((value for day, value in days.items() if start.date() <= day < end.date()), ZERO)
+
+    month = cost(month_start, tomorrow)
+    month_before = cost(last_month_start, same_days_end)
     return Calendar(
-        today=total(scope, today, tomorrow)["cost_usd"], month=month, month_before=month_before,
-        last_month=total(scope, last_month_start, month_start)["cost_usd"], change=change(month, month_before),
+        today=cost(today, tomorrow), month=month, month_before=month_before,
+        last_month=cost(last_month_start, month_start), change=change(month, month_before),
     )
 
 

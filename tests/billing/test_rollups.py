@@ -155,3 +155,32 @@ def test_org_wide_percentiles_by_model_read_the_model_histograms_and_agree(org, 
         durations = sorted(calls.values_list("duration_ms", flat=True))
         exact = durations[max(0, -(-99 * len(durations) // 100) - 1)]
         assert abs(row["p99"] - exact) / exact <= 0.025
+
+
+@pytest.mark.django_db
+def test_the_slowest_calls_of_a_range_come_from_the_hourly_top_ten(org, team, other_team):
+    from billing.models import HourlySlowCall
+    from observatory.dashboard.filters import Period
+    from observatory.dashboard.latency import slowest_calls
+
+    rng = random.Random(8)
+    rows = [LLMCall(
+        organization=org, trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}",
+        start_time=DAY + timedelta(minutes=rng.uniform(0, 180)), duration_ms=rng.lognormvariate(7, 1),
+        provider="openai", operation="chat", request_model="gpt-4o", team=team if i % 3 else other_team,
+        cost_usd=Decimal("0.001"), cost_status="priced") for i in range(400)]
+    LLMCall.objects.bulk_create(rows)
+    rollup_pending()
+    # 3 hours × 2 teams, each group with more than 10 calls: 10 kept per group
+    assert HourlySlowCall.objects.count() == 60
+    period = Period("custom", DAY, DAY + timedelta(days=1))
+    exact = sorted(rows, key=lambda call: -call.duration_ms)
+    assert [c.span_id for c in slowest_calls(Scope(org.id), period)] == [c.span_id for c in exact[:10]]
+    mine = [c for c in exact if c.team_id == team.id][:10]
+    assert [c.span_id for c in slowest_calls(Scope(org.id, team_ids=(team.id,)), period)] == [c.span_id for c in mine]
+    # one hour only, and a re-run replaces rather than adds
+    first_hour = Period("custom", DAY, DAY + timedelta(hours=1))
+    in_hour = [c for c in exact if c.start_time < DAY + timedelta(hours=1)][:10]
+    assert [c.span_id for c in slowest_calls(Scope(org.id), first_hour)] == [c.span_id for c in in_hour]
+    rollup_hours(org.id, [DAY, DAY + timedelta(hours=1)])
+    assert HourlySlowCall.objects.count() == 60

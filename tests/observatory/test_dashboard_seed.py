@@ -165,8 +165,10 @@ def shown(response, testid: str) -> str:
 def leaks_ads(content: bytes) -> list[str]:
     """What of the Ads team's data shows in a page (empty: nothing)."""
     text = content.decode()
-    found = [s for s in (ADS_MODEL, ADS_PRODUCT, "AdsSecretError", "ads-pool", "ads-secret-", "Ads ingest key", "ads-user",
-                         "7.77", "147.63", "6.66", "55,555") if s in text]
+    found = [s for s in (ADS_MODEL, ADS_PRODUCT, "AdsSecretError", "ads-pool", "ads-secret-", "Ads ingest key", "ads-user")
+             if s in text]
+    # figures as whole numbers: "6.66" inside a chart's 6.666666… (an error rate of 1 in 15) is not Ads' GPU cost
+    found += [s for s in ("7.77", "147.63", "6.66", "55,555") if re.search(rf"(?<![\d.]){re.escape(s)}(?![\d])", text)]
     if re.search(r"\bAds\b", text):
         found.append("Ads")
     return found
