@@ -7,6 +7,8 @@ claims its Delivery row with `SELECT … FOR UPDATE SKIP LOCKED` and keeps the l
 written, so concurrent workers, re-queued tasks and the retry job never send one delivery twice.
 A failed send is retried with exponential backoff (attempts and the last error are kept on the row);
 a delivery still pending when its alert's `deliver_until` has passed is skipped, never sent late.
+Slack and webhook URLs go through billing.webhook_guard: a URL that points at an internal address (checked again
+after DNS resolution, at each send) fails at once with the reason, without retries.
 A crash in the middle of a send (after the receiver got it, before the commit) can repeat that one send:
 delivery is exactly once under concurrency and retries, at-least-once across a killed process.
 """
@@ -20,6 +22,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
@@ -27,7 +30,9 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.utils import timezone
 
+from billing import webhook_guard
 from billing.models import Alert, AlertChannels, Delivery
+from billing.webhook_guard import UnsafeWebhookUrl
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,15 @@ TEST_MARK = "[TEST] "
 class ChannelTarget:
     channel: str
     target: str
+
+    @property
+    def shown(self) -> str:
+        """What a page may show: a webhook URL's path and query are its secret (Slack's always), so only the scheme
+        and host are shown; email addresses as they are."""
+        if self.channel == Delivery.Channel.EMAIL:
+            return self.target
+        parts = urlsplit(self.target)
+        return f"{parts.scheme}://{parts.hostname or ''}/…" if parts.scheme else "…"
 
 
 def channel_targets(source: AlertChannels) -> list[ChannelTarget]:
@@ -149,9 +163,13 @@ def attempt_delivery(delivery_id: int, now: datetime | None = None) -> str | Non
         delivery.attempts += 1
         try:
             send(delivery.channel, delivery.target, alert, alert.source, now)
+        except UnsafeWebhookUrl as exc:  # retrying cannot help: the URL must change (or the operator allow it)
+            log.warning("alert %s: %s delivery refused: %s", alert.pk, delivery.channel, exc)
+            delivery.last_error = failure_text(exc)[:2000]
+            delivery.status = Delivery.Status.FAILED
         except Exception as exc:  # any failure of the outside world is one failed attempt, retried later
             log.warning("alert %s: %s delivery attempt %s failed: %s", alert.pk, delivery.channel, delivery.attempts, exc)
-            delivery.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            delivery.last_error = failure_text(exc)[:2000]
             if delivery.attempts >= MAX_ATTEMPTS:
                 delivery.status = Delivery.Status.FAILED
             else:
@@ -188,10 +206,17 @@ def send_test_alert(source: AlertChannels, sample: Alert, now: datetime | None =
         try:
             send(target.channel, target.target, sample, source, now, test=True)
         except Exception as exc:  # reported to the user who asked for the test
-            results[target.channel] = f"failed: {type(exc).__name__}: {exc}"
+            results[target.channel] = f"failed: {failure_text(exc)}"
         else:
             results[target.channel] = "sent"
     return results
+
+
+def failure_text(exc: Exception) -> str:
+    """What a failed send shows the user: the guard's reason as it is, other errors with their type."""
+    if isinstance(exc, UnsafeWebhookUrl):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -201,7 +226,8 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> None:
-    response = httpx.post(url, content=body, headers=headers, timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False)
+    """POST through the SSRF guard (public addresses only, pinned to the one checked; redirects not followed)."""
+    response = webhook_guard.post(url, body, headers, timeout=SEND_TIMEOUT_SECONDS)
     if response.status_code >= 300:
         raise httpx.HTTPStatusError(f"{url} answered {response.status_code}: {response.text[:300]}",
                                     request=response.request, response=response)

@@ -20,7 +20,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import exports
+from billing import exports, webhook_guard
 from billing.alerting import channel_targets
 from billing.anomalies import send_rule_test_alert
 from billing.budgets import budget_status, budget_url, can_manage, send_budget_test_alert, setup_problems, visible_to
@@ -58,6 +58,15 @@ class AlertSourceSerializer(serializers.ModelSerializer):
 
     def get_has_webhook_secret(self, obj) -> bool:
         return bool(obj.webhook_secret)
+
+    # after the URL field's own checks (a Django ValidationError becomes this field's 400 message)
+    def validate_slack_webhook_url(self, value: str) -> str:
+        webhook_guard.validate_webhook_url(value)
+        return value
+
+    def validate_webhook_url(self, value: str) -> str:
+        webhook_guard.validate_webhook_url(value)
+        return value
 
     def to_representation(self, instance):
         data = super().to_representation(instance)

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 
 from billing.budgets import setup_problems
 from billing.models import AnomalyRule, Budget, LatencySlo
+from billing.webhook_guard import validate_webhook_url
 from observatory.models import Organization, Product, Team
 
 TIME_ZONES = sorted(available_timezones())
@@ -72,6 +73,15 @@ class AlertSourceForm(forms.ModelForm):
             self.fields["product"].queryset = Product.objects.filter(organization=organization)
         if "webhook_secret" in self.fields:
             self.fields["webhook_secret"].widget = forms.PasswordInput(render_value=True)
+
+    # after the URL field's own checks: only a well-formed URL is checked against internal addresses
+    def clean_slack_webhook_url(self) -> str:
+        validate_webhook_url(self.cleaned_data["slack_webhook_url"])
+        return self.cleaned_data["slack_webhook_url"]
+
+    def clean_webhook_url(self) -> str:
+        validate_webhook_url(self.cleaned_data["webhook_url"])
+        return self.cleaned_data["webhook_url"]
 
     def clean(self):
         data = super().clean()

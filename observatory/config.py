@@ -43,6 +43,7 @@ class Config:
     retention_days: int
     ingest_max_body_bytes: int
     ingest_max_decompressed_bytes: int
+    webhook_allow_private: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -199,4 +200,5 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         retention_days=_int(env, "OBSERVATORY_RETENTION_DAYS", 400, minimum=1),
         ingest_max_body_bytes=_int(env, "OBSERVATORY_INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024),
         ingest_max_decompressed_bytes=_int(env, "OBSERVATORY_INGEST_MAX_DECOMPRESSED_BYTES", 64 * 1024 * 1024, minimum=1024),
+        webhook_allow_private=_bool(env, "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE", False),
     )

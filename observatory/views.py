@@ -70,6 +70,7 @@ def overview(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     return render_page(request, "overview", viewer, period, {
         "report": report, "calendar": spend_reads.calendar(scope, timezone.now()), "unattributed_usd": unattributed,
         "has_calls": report.total["calls"] > 0 or spend_reads.has_calls(scope), "teams": viewer.teams,
+        "budgets": budget_reads.overview_budgets(viewer),
     })
 
 
@@ -260,7 +261,9 @@ def settings_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
              k.last_used_at.isoformat() if k.last_used_at else "", k.revoked_at.isoformat() if k.revoked_at else ""]
             for k in visible_keys(viewer)
         ))
-    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer))
+    # a key created just before (POST /settings/keys/ redirected here): shown on this response only
+    new_key = tenancy.pop_new_key(request.session, viewer)
+    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer), new_key=new_key)
 
 
 @require_POST
@@ -273,7 +276,11 @@ def create_key(request: HttpRequest, viewer: Viewer) -> HttpResponse:
         return _settings_page(request, viewer, form, status=400)
     new_key = create_api_key(viewer.organization, form.cleaned_data["name"], team=form.cleaned_data["team"],
                              product=form.cleaned_data["product"], created_by=request.user)
-    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer), new_key=new_key, status=201)
+    # post/redirect/get: the settings page shows the plaintext once, and reloading it creates no second key
+    tenancy.remember_new_key(request.session, new_key, viewer.organization.id)
+    response = redirect(f"{reverse('settings')}?org={viewer.organization.slug}")
+    response.status_code = 303  # See Other: the browser follows with a GET
+    return response
 
 
 @require_POST

@@ -1,5 +1,5 @@
-"""Reads for the budget pages (/budgets/, /budgets/<id>/, /alerts/): the budgets and alerts a viewer may see,
-each budget's period status with a burn-down bar, and the chart of its cumulative spend.
+"""Reads for the budget pages (/budgets/, /budgets/<id>/, /alerts/) and the overview's budget card: the budgets
+and alerts a viewer may see, each budget's period status with a burn-down bar, and the chart of its cumulative spend.
 
 Visibility and the right to change a budget are billing's own (`visible_to`, `can_manage`), as in the REST API.
 """
@@ -23,6 +23,7 @@ from observatory.dashboard.charts import chart
 from observatory.models import Product, Team
 
 RECENT_ALERTS = 100
+OVERVIEW_BUDGETS = 8
 ZERO = Decimal(0)
 
 
@@ -117,6 +118,22 @@ class BudgetRow:
 def rows(budgets, now=None) -> list[BudgetRow]:
     now = now or timezone.now()
     return [BudgetRow(budget, budget_status(budget, now)) for budget in budgets]
+
+
+@dataclass(frozen=True)
+class OverviewBudgets:
+    """The overview's budget card: the most used budgets first, how many there are, whether the viewer may add one."""
+
+    rows: list[BudgetRow]
+    total: int
+    may_create: bool
+
+
+def overview_budgets(viewer: Viewer, now=None, limit: int = OVERVIEW_BUDGETS) -> OverviewBudgets:
+    """The budgets of /budgets/ (same visibility), by share of the amount used this period, highest first."""
+    all_rows = rows(visible_budgets(viewer), now)
+    all_rows.sort(key=lambda row: (-row.percent, row.budget.name, row.budget.id))
+    return OverviewBudgets(all_rows[:limit], len(all_rows), may_create(viewer))
 
 
 def _days(first: date, last: date) -> list[date]:

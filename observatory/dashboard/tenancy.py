@@ -1,13 +1,18 @@
-"""Settings reads and the key form: teams, members and roles, API keys and attribution rules the viewer may see."""
+"""Settings reads and the key form: teams, members and roles, API keys and attribution rules the viewer may see,
+and a new key's plaintext kept in the session from the POST that created it to the page that shows it once."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.db.models import Count, QuerySet
+from django.utils import timezone
 
 from billing.models import AttributionRule
-from observatory.dashboard.access import Viewer, visible_products
+from observatory.dashboard.access import Viewer, visible_keys, visible_products
 from observatory.models import Membership, Product, Team
+from observatory.services import NewApiKey
 
 
 def teams_with_counts(viewer: Viewer) -> QuerySet[Team]:
@@ -54,3 +59,31 @@ class NewKeyForm(forms.Form):
     def clean_product(self) -> Product | None:
         slug = self.cleaned_data["product"]
         return self.products.get(slug) if slug else None
+
+
+# A new key's plaintext between the POST that created it and the settings page that shows it (post/redirect/get)
+
+NEW_KEY_SESSION_KEY = "observatory:new-api-key"
+NEW_KEY_KEPT_FOR = timedelta(minutes=10)
+
+
+def remember_new_key(session, new_key: NewApiKey, organization_id: int) -> None:
+    """Keep the plaintext in the session until the next settings page of that organization shows it."""
+    session[NEW_KEY_SESSION_KEY] = {"key_id": new_key.api_key.pk, "organization_id": organization_id,
+                                    "plaintext": new_key.plaintext, "created": timezone.now().timestamp()}
+
+
+def pop_new_key(session, viewer: Viewer) -> NewApiKey | None:
+    """The key remembered for this organization, taken out of the session: shown once. A key remembered for
+    another organization stays for that organization's page; one older than NEW_KEY_KEPT_FOR is dropped unseen."""
+    stored = session.get(NEW_KEY_SESSION_KEY)
+    if not isinstance(stored, dict):
+        return None
+    stale = timezone.now().timestamp() - stored.get("created", 0) > NEW_KEY_KEPT_FOR.total_seconds()
+    if stored.get("organization_id") != viewer.organization.id and not stale:
+        return None
+    del session[NEW_KEY_SESSION_KEY]
+    if stale:
+        return None
+    api_key = visible_keys(viewer).filter(pk=stored.get("key_id")).first()
+    return NewApiKey(api_key=api_key, plaintext=stored["plaintext"]) if api_key is not None else None

@@ -2,7 +2,9 @@
 stale alerts skipped, test alerts; plus spend-anomaly and latency-SLO rules.
 
 The outside world is faked here and shared with the other budget test modules: a local aiosmtpd SMTP
-server (`smtp`) and a threaded HTTP server standing in for Slack and webhook receivers (`receiver`).
+server (`smtp`) and a threaded HTTP server standing in for Slack and webhook receivers (`receiver`). The
+receiver listens on 127.0.0.1, so the tests that use it allow private webhook addresses, as an on-premises
+installation would (settings.WEBHOOK_ALLOW_PRIVATE; the guard itself is tested in test_webhook_guard.py).
 """
 
 import email
@@ -115,7 +117,8 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # it listens on 127.0.0.1: opt in, as an on-premises install would
     fake = Receiver()
     yield fake
     fake.server.shutdown()

@@ -74,7 +74,8 @@ def workers(transactional_db, tmp_path, smtp):
     options = broker_options(home)
     env = {name: value for name, value in os.environ.items() if name not in ("CELERY_BROKER_URL", "SLACK_WEBHOOK_URL")}
     env |= {"DATABASE_URL": database_url(), "OBSERVATORY_HOME": str(home), "DJANGO_SETTINGS_MODULE": "observatory.settings",
-            "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port), "SITE_URL": "https://observatory.example.com"}
+            "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(smtp.port), "SITE_URL": "https://observatory.example.com",
+            "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "true"}  # the receiver listens on 127.0.0.1
     processes, logs = [], []
     try:
         for n in range(WORKERS):

@@ -75,19 +75,26 @@ def test_it_downloads_the_spend_by_team_csv(signed_in, month):
 
 
 def test_an_admin_creates_a_key_and_sees_it_once(signed_in, screenshot):
+    from observatory.models import ApiKey
+
     page = signed_in
     page.click("nav.nav a[href^='/settings/']")
     page.fill("input[name=name]", "checkout-service")
     page.select_option("select[name=team]", "support")
     page.click(".new-key-form button[type=submit]")
     key = page.locator("#new-key-value").inner_text()
+    assert re.search(r"/settings/\?org=acme$", page.url)  # redirected: the page shown is a GET of the settings page
     assert key.startswith("obs_")
     screenshot("settings-new-key")
-    page.click("nav.nav a[href^='/settings/']")
+    page.reload()  # no "resubmit the form?": the reload is a GET, and the key is not shown again
     page.wait_for_url(re.compile(r"/settings/\?org=acme$"))
     assert page.locator("#new-key-value").count() == 0
     assert key not in page.content()
     assert page.locator("#api-keys tbody tr", has_text="checkout-service").count() == 1
+    assert ApiKey.objects.filter(name="checkout-service").count() == 1
+    page.click("nav.nav a[href^='/settings/']")
+    page.wait_for_url(re.compile(r"/settings/\?org=acme$"))
+    assert page.locator("#new-key-value").count() == 0
 
 
 def test_every_page_renders_with_its_charts(signed_in, screenshot):

@@ -80,6 +80,14 @@ def test_it_rejects_an_unknown_broker():
         load_config({"HOME": "/tmp", "CELERY_BROKER_URL": "kafka://localhost:9092"})
 
 
+def test_private_webhook_addresses_are_refused_unless_allowed():
+    assert load_config({"HOME": "/tmp"}).webhook_allow_private is False
+    assert load_config({"HOME": "/tmp", "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "true"}).webhook_allow_private is True
+    assert load_config({"HOME": "/tmp", "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "0"}).webhook_allow_private is False
+    with pytest.raises(ConfigError, match="OBSERVATORY_WEBHOOK_ALLOW_PRIVATE='sometimes' is not a boolean"):
+        load_config({"HOME": "/tmp", "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "sometimes"})
+
+
 def test_manage_py_prints_a_clear_configuration_error():
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=REPO, capture_output=True, text=True, timeout=60,

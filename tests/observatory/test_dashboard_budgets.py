@@ -179,8 +179,9 @@ def test_wrong_methods_are_405(client, org, team, users):
 
 
 @pytest.fixture
-def receiver():
-    """A local HTTP server that records the bodies POSTed to it."""
+def receiver(settings):
+    """A local HTTP server that records the bodies POSTed to it (on 127.0.0.1: private addresses are allowed)."""
+    settings.WEBHOOK_ALLOW_PRIVATE = True
     received = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -232,3 +233,13 @@ def test_an_alert_link_without_org_redirects_to_the_budgets_organization(client,
     budget = Budget.objects.create(organization=org, team=team, name="Search monthly", amount_usd=10)
     response = login(client, users, "manager").get(f"/budgets/{budget.id}/")
     assert response.status_code == 200  # the user's only organization: no redirect needed
+
+
+def test_the_budget_page_never_shows_a_webhooks_secret_path(client, org, team, users, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    budget = Budget.objects.create(organization=org, team=team, name="Search monthly", amount_usd=Decimal("10.00"),
+                                   slack_webhook_url="https://hooks.slack.com/services/T000/B000/s3cr3t",
+                                   webhook_url="https://alerts.example.com/in/tok3n?sig=abc")
+    content = login(client, users, "viewer").get(f"/budgets/{budget.id}/").content.decode()
+    assert "https://hooks.slack.com/…" in content and "https://alerts.example.com/…" in content
+    assert "s3cr3t" not in content and "tok3n" not in content

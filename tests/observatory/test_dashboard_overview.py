@@ -1,14 +1,19 @@
-"""The overview page (/): spend today, this month and in the range, by team and model, movers, latency."""
+"""The overview page (/): spend today, this month and in the range, by team and model, movers, latency, and the
+budgets card."""
 
 import csv
 import io
-from decimal import Decimal
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db.models import Sum
 from django.utils import timezone
 
+from billing.budgets import budget_status, period_bounds
+from billing.models import Budget
+from billing.rollups import rollup_pending
 from ingest.models import LLMCall
 from observatory.dashboard.filters import preset_period
 from observatory.models import Membership, Organization, Role, Team
@@ -146,3 +151,67 @@ def test_it_picks_the_organization_from_the_querystring(client, data):
 def test_another_organization_is_a_404(client, data):
     Organization.objects.create(name="Globex", slug="globex")
     assert data.login(client, "admin").get("/?org=globex").status_code == 404
+
+
+# The budgets card ---------------------------------------------------------------------------------------------------
+
+def _percent(spent: Decimal, amount: Decimal) -> str:
+    """As the page rounds it (floatformat: half up)."""
+    return f"{(spent * 100 / amount).quantize(Decimal(1), rounding=ROUND_HALF_UP)}%"
+
+
+def test_the_budgets_card_shows_spent_amount_percent_and_forecast_of_this_period(client, data, monkeypatch):
+    start, _ = period_bounds("month", "UTC", timezone.now())
+    for n, (team, cost) in enumerate([(data.search, "40.00"), (data.ads, "2.00")]):  # spend this period, even on the 1st
+        LLMCall.objects.create(organization=data.org, team=team, trace_id=f"{n:f>32}", span_id="f" * 16, operation="chat",
+                               provider="openai", request_model="gpt-4o",
+                               start_time=max(start, timezone.now() - timedelta(minutes=5)), duration_ms=500.0,
+                               input_tokens=100, output_tokens=10, cost_usd=Decimal(cost), cost_status="priced")
+    rollup_pending()
+    # then the clock stops, so that the page and this test compute the forecast at the same instant (after the
+    # rollup: ingested_at's default is the real clock, which must not run ahead of the rollup watermark)
+    now = timezone.now()
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    spent = _cost(team=data.search, start_time__gte=start)  # the $40 call and the seed's calls of this month
+    assert spent >= Decimal("40.00")
+    amount = (spent * 2).quantize(Decimal("0.01"))  # about half used
+    search = Budget.objects.create(organization=data.org, team=data.search, name="Search monthly", amount_usd=amount)
+    ads = Budget.objects.create(organization=data.org, team=data.ads, name="Ads monthly", amount_usd=Decimal(1))
+
+    response = data.login(client, "search_viewer").get("/")
+    card = response.context["budgets"]
+    assert [row.budget for row in card.rows] == [search] and card.total == 1  # not the Ads team's budget
+    assert shown(response, f"overview-budget-spent-{search.id}") == money(spent)
+    assert shown(response, f"overview-budget-amount-{search.id}") == money(amount)
+    assert shown(response, f"overview-budget-percent-{search.id}") == _percent(spent, amount)
+    forecast = budget_status(search, now).forecast.amount_usd
+    assert forecast >= spent
+    assert shown(response, f"overview-budget-forecast-{search.id}") == money(forecast)
+    assert f'href="/budgets/{search.id}/?org=acme"' in response.content.decode()
+    assert 'href="/budgets/?org=acme"' in response.content.decode()
+    assert f"overview-budget-spent-{ads.id}" not in response.content.decode()
+    assert leaks_ads(response.content) == []
+
+    admin = data.login(client, "admin").get("/")
+    assert [row.budget for row in admin.context["budgets"].rows] == [ads, search]  # the most used first
+    assert shown(admin, f"overview-budget-percent-{ads.id}") == _percent(_cost(team=data.ads, start_time__gte=start),
+                                                                         Decimal(1))
+
+
+def test_the_budgets_card_lists_at_most_eight(client, data):
+    for n in range(10):
+        Budget.objects.create(organization=data.org, name=f"Budget {n}", amount_usd=Decimal(1000 + 100 * n))
+    response = data.login(client, "admin").get("/")
+    card = response.context["budgets"]
+    assert (len(card.rows), card.total) == (8, 10)
+    assert [row.budget.name for row in card.rows] == [f"Budget {n}" for n in range(8)]  # smaller amounts: more used
+    assert "8 of 10" in response.content.decode()
+
+
+def test_without_budgets_managers_get_a_link_to_create_one_and_viewers_do_not(client, data):
+    admin = data.login(client, "admin").get("/")
+    assert admin.context["budgets"].rows == []
+    assert 'href="/budgets/?org=acme#new-budget"' in admin.content.decode()
+    viewer = data.login(client, "search_viewer").get("/")
+    assert b'data-testid="create-budget"' not in viewer.content
+    assert b"a manager of your team or an admin can create one" in viewer.content

@@ -1,12 +1,16 @@
-"""The settings page (/settings/) and its API key actions: create (POST /settings/keys/, the plaintext shown
-once) and revoke (POST /settings/keys/<id>/revoke/). Managers for their teams, admins for all, viewers never."""
+"""The settings page (/settings/) and its API key actions: create (POST /settings/keys/, then a 303 to the
+settings page, which shows the plaintext once) and revoke (POST /settings/keys/<id>/revoke/). Managers for their
+teams, admins for all, viewers never."""
 
 import csv
 import io
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from observatory.models import ApiKey
+from observatory.dashboard.tenancy import NEW_KEY_SESSION_KEY
+from observatory.models import ApiKey, Membership, Organization, Role
 from observatory.services import authenticate_key
 from tests.observatory.test_dashboard_seed import Seed, leaks_ads, seed
 
@@ -59,14 +63,49 @@ def test_a_viewer_cannot_create_or_revoke_keys(client, data):
 def test_a_manager_creates_a_key_for_their_team_and_sees_it_once(client, data):
     client = data.login(client, "search_manager")
     response = client.post("/settings/keys/", {"name": "search-prod", "team": "search", "product": "answers"})
-    assert response.status_code == 201
-    assert response["Cache-Control"] == "no-store"
-    plaintext = response.context["new_key"].plaintext
-    assert plaintext.encode() in response.content
+    assert response.status_code == 303  # post/redirect/get: reloading the page that follows posts nothing again
+    assert response["Location"] == "/settings/?org=acme"
+    assert ApiKey.objects.count() == 3
+
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    assert page["Cache-Control"] == "no-store"
+    plaintext = page.context["new_key"].plaintext
+    assert plaintext.encode() in page.content
     key = authenticate_key(plaintext)
     assert (key.name, key.default_team, key.default_product, key.created_by) == (
         "search-prod", data.search, data.answers, data.users["search_manager"])
-    assert plaintext.encode() not in client.get("/settings/").content
+    assert page.context["new_key"].api_key == key
+
+    again = client.get(response["Location"])  # a reload, or any later visit
+    assert again.context["new_key"] is None
+    assert plaintext.encode() not in again.content
+    assert "no-store" not in again.get("Cache-Control", "")
+    assert ApiKey.objects.count() == 3
+
+
+def test_the_csv_download_does_not_use_up_the_new_key(client, data):
+    client = data.login(client, "search_manager")
+    client.post("/settings/keys/", {"name": "search-prod", "team": "search"})
+    assert client.get("/settings/?format=csv").status_code == 200
+    page = client.get("/settings/?org=acme")
+    assert page.context["new_key"].plaintext.encode() in page.content
+
+
+def test_the_new_key_is_shown_only_to_its_own_organizations_page_and_not_after_ten_minutes(client, data):
+    globex = Organization.objects.create(name="Globex", slug="globex")
+    Membership.objects.create(user=data.users["admin"], organization=globex, team=None, role=Role.ADMIN)
+    client = data.login(client, "admin")
+    client.post("/settings/keys/?org=acme", {"name": "everything", "team": ""})
+    assert client.get("/settings/?org=globex").context["new_key"] is None  # kept for acme's page
+    assert client.get("/settings/?org=acme").context["new_key"].api_key.name == "everything"
+
+    client.post("/settings/keys/?org=acme", {"name": "late", "team": ""})
+    session = client.session
+    session[NEW_KEY_SESSION_KEY]["created"] = (timezone.now() - timedelta(minutes=11)).timestamp()
+    session.save()
+    assert client.get("/settings/?org=acme").context["new_key"] is None
+    assert NEW_KEY_SESSION_KEY not in client.session
 
 
 def test_a_manager_cannot_create_a_key_for_another_team_or_the_whole_organization(client, data):
@@ -77,9 +116,16 @@ def test_a_manager_cannot_create_a_key_for_another_team_or_the_whole_organizatio
 
 
 def test_an_admin_creates_an_organization_wide_key(client, data):
-    response = data.login(client, "admin").post("/settings/keys/", {"name": "everything", "team": ""})
-    assert response.status_code == 201
+    response = data.login(client, "admin").post("/settings/keys/", {"name": "everything", "team": ""}, follow=True)
+    assert response.redirect_chain == [("/settings/?org=acme", 303)]
     assert authenticate_key(response.context["new_key"].plaintext).default_team is None
+
+
+def test_a_form_error_is_shown_on_the_settings_page_with_400(client, data):
+    response = data.login(client, "search_manager").post("/settings/keys/", {"name": "", "team": "search"})
+    assert response.status_code == 400
+    assert response.context["new_key"] is None and response.context["form"].errors["name"]
+    assert b"This field is required." in response.content
 
 
 def test_a_manager_revokes_their_teams_key(client, data):
