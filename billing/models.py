@@ -290,6 +290,46 @@ class HourlyModelLatency(ModelLatency):
         return f"{self.hour:%Y-%m-%d %H}:00 {self.model}"
 
 
+class ProductLatency(models.Model):
+    """Latency and TTFT histograms per period and product (empty: calls with no product) for a whole organization:
+    the latency page's per-product percentiles read these instead of every team/model/feature group."""
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey("observatory.Product", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    calls = models.BigIntegerField(default=0)
+    latency_buckets = models.JSONField(default=dict)
+    ttft_buckets = models.JSONField(default=dict)
+
+    class Meta:
+        abstract = True
+
+
+class DailyProductLatency(ProductLatency):
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day", "product"], name="dailyproductlatency_unique",
+                                    nulls_distinct=False)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} product {self.product_id or '-'}"
+
+
+class HourlyProductLatency(ProductLatency):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "hour", "product"], name="hourlyproductlatency_unique",
+                                    nulls_distinct=False)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 product {self.product_id or '-'}"
+
+
 class HourlySlowCall(models.Model):
     """The SLOWEST_PER_GROUP slowest calls of each hour × team × product, kept by the rollup job so the slowest calls
     of any range and scope are read from a small table: the top N of a range is within the union of its groups'

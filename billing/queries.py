@@ -15,7 +15,15 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import Q, QuerySet, Sum
 
-from billing.models import DailyModelLatency, DailyRollup, GpuCostHour, HourlyModelLatency, HourlyRollup
+from billing.models import (
+    DailyModelLatency,
+    DailyProductLatency,
+    DailyRollup,
+    GpuCostHour,
+    HourlyModelLatency,
+    HourlyProductLatency,
+    HourlyRollup,
+)
 from billing.rollups import percentiles_from_buckets
 
 GROUPABLE = ("team", "product", "provider", "model", "environment", "feature")
@@ -175,19 +183,26 @@ def _summed_buckets(piece: QuerySet, fields: list[str], column: str) -> list[tup
 
 def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[str]) -> list[QuerySet]:
     """Like rollup_pieces, but org-wide queries grouped by nothing, provider or model read the small
-    per-model histograms (HourlyModelLatency / DailyModelLatency) instead of every group's rows."""
-    if scope.team_ids is not None or not set(fields) <= {"provider", "model"}:
+    per-model histograms (HourlyModelLatency / DailyModelLatency), and by product the per-product ones, instead
+    of every group's rows."""
+    if scope.team_ids is not None or type(scope) is not Scope:
+        return rollup_pieces(scope, start, end)
+    if set(fields) <= {"provider", "model"}:
+        hourly_model, daily_model = HourlyModelLatency, DailyModelLatency
+    elif fields == ["product_id"]:
+        hourly_model, daily_model = HourlyProductLatency, DailyProductLatency
+    else:
         return rollup_pieces(scope, start, end)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_midnight = _midnight_after(start)
     last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
-    hourly = HourlyModelLatency.objects.filter(organization_id=scope.organization_id)
+    hourly = hourly_model.objects.filter(organization_id=scope.organization_id)
     if first_midnight >= last_midnight:
         return [hourly.filter(hour__gte=start, hour__lt=end)]
     return [
         hourly.filter(hour__gte=start, hour__lt=first_midnight),
-        DailyModelLatency.objects.filter(organization_id=scope.organization_id, day__gte=first_midnight.date(),
-                                         day__lt=last_midnight.date()),
+        daily_model.objects.filter(organization_id=scope.organization_id, day__gte=first_midnight.date(),
+                                   day__lt=last_midnight.date()),
         hourly.filter(hour__gte=last_midnight, hour__lt=end),
     ]
 

@@ -123,32 +123,38 @@ FROM g LEFT JOIN lh USING (day, team_id, product_id, provider, model, environmen
 """
 
 
-def model_latency_sql(source: str, target: str, period: str) -> str:
-    """Merge the histograms of `source` rollup rows into per-(period, provider, model) rows of `target`."""
+def latency_sql(source: str, target: str, period: str, dimensions: str = "provider, model") -> str:
+    """Merge the histograms of `source` rollup rows into per-(period, dimensions) rows of `target`. A nullable
+    dimension (product_id) is grouped as 0 and written back as NULL."""
+    dims = [d.strip() for d in dimensions.split(",")]
+    picked = ", ".join(f"coalesce({d}, 0) AS {d}" if d.endswith("_id") else d for d in dims)
+    written = ", ".join(f"nullif(g.{d}, 0)" if d.endswith("_id") else f"g.{d}" for d in dims)
+    by = ", ".join(str(i) for i in range(1, len(dims) + 2))
     return f"""
 WITH h AS (
-    SELECT {period}, provider, model, calls, latency_buckets, ttft_buckets FROM {source}
+    SELECT {period}, {picked}, calls, latency_buckets, ttft_buckets FROM {source}
     WHERE organization_id = %(org)s AND {period} = ANY(%(periods)s)
 ), g AS (
-    SELECT {period}, provider, model, sum(calls) AS calls FROM h GROUP BY 1, 2, 3
+    SELECT {period}, {dimensions}, sum(calls) AS calls FROM h GROUP BY {by}
 ), lh AS (
-    SELECT {period}, provider, model, jsonb_object_agg(k, n) AS buckets FROM (
-        SELECT {period}, provider, model, e.key AS k, sum(e.value::bigint) AS n
-        FROM h, jsonb_each_text(h.latency_buckets) e GROUP BY 1, 2, 3, 4) x GROUP BY 1, 2, 3
+    SELECT {period}, {dimensions}, jsonb_object_agg(k, n) AS buckets FROM (
+        SELECT {period}, {dimensions}, e.key AS k, sum(e.value::bigint) AS n
+        FROM h, jsonb_each_text(h.latency_buckets) e GROUP BY {by}, {len(dims) + 2}) x GROUP BY {by}
 ), th AS (
-    SELECT {period}, provider, model, jsonb_object_agg(k, n) AS buckets FROM (
-        SELECT {period}, provider, model, e.key AS k, sum(e.value::bigint) AS n
-        FROM h, jsonb_each_text(h.ttft_buckets) e GROUP BY 1, 2, 3, 4) x GROUP BY 1, 2, 3
+    SELECT {period}, {dimensions}, jsonb_object_agg(k, n) AS buckets FROM (
+        SELECT {period}, {dimensions}, e.key AS k, sum(e.value::bigint) AS n
+        FROM h, jsonb_each_text(h.ttft_buckets) e GROUP BY {by}, {len(dims) + 2}) x GROUP BY {by}
 )
-INSERT INTO {target} (organization_id, {period}, provider, model, calls, latency_buckets, ttft_buckets)
-SELECT %(org)s, g.{period}, g.provider, g.model, g.calls, coalesce(lh.buckets, '{{}}'::jsonb),
-       coalesce(th.buckets, '{{}}'::jsonb)
-FROM g LEFT JOIN lh USING ({period}, provider, model) LEFT JOIN th USING ({period}, provider, model)
+INSERT INTO {target} (organization_id, {period}, {dimensions}, calls, latency_buckets, ttft_buckets)
+SELECT %(org)s, g.{period}, {written}, g.calls, coalesce(lh.buckets, '{{}}'::jsonb), coalesce(th.buckets, '{{}}'::jsonb)
+FROM g LEFT JOIN lh USING ({period}, {dimensions}) LEFT JOIN th USING ({period}, {dimensions})
 """
 
 
-HOURLY_MODEL_LATENCY_SQL = model_latency_sql("billing_hourlyrollup", "billing_hourlymodellatency", "hour")
-DAILY_MODEL_LATENCY_SQL = model_latency_sql("billing_dailyrollup", "billing_dailymodellatency", "day")
+HOURLY_MODEL_LATENCY_SQL = latency_sql("billing_hourlyrollup", "billing_hourlymodellatency", "hour")
+DAILY_MODEL_LATENCY_SQL = latency_sql("billing_dailyrollup", "billing_dailymodellatency", "day")
+HOURLY_PRODUCT_LATENCY_SQL = latency_sql("billing_hourlyrollup", "billing_hourlyproductlatency", "hour", "product_id")
+DAILY_PRODUCT_LATENCY_SQL = latency_sql("billing_dailyrollup", "billing_dailyproductlatency", "day", "product_id")
 
 
 def _hour(value: datetime) -> datetime:
@@ -184,6 +190,12 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         cursor.execute("DELETE FROM billing_dailymodellatency WHERE organization_id = %s AND day = ANY(%s)",
                        [organization_id, days])
         cursor.execute(DAILY_MODEL_LATENCY_SQL, {"org": organization_id, "periods": days})
+        cursor.execute("DELETE FROM billing_hourlyproductlatency WHERE organization_id = %s AND hour = ANY(%s)",
+                       [organization_id, hours])
+        cursor.execute(HOURLY_PRODUCT_LATENCY_SQL, {"org": organization_id, "periods": hours})
+        cursor.execute("DELETE FROM billing_dailyproductlatency WHERE organization_id = %s AND day = ANY(%s)",
+                       [organization_id, days])
+        cursor.execute(DAILY_PRODUCT_LATENCY_SQL, {"org": organization_id, "periods": days})
     return written
 
 

@@ -184,3 +184,17 @@ def test_the_slowest_calls_of_a_range_come_from_the_hourly_top_ten(org, team, ot
     assert [c.span_id for c in slowest_calls(Scope(org.id), first_hour)] == [c.span_id for c in in_hour]
     rollup_hours(org.id, [DAY, DAY + timedelta(hours=1)])
     assert HourlySlowCall.objects.count() == 60
+
+
+@pytest.mark.django_db
+def test_per_product_latency_histograms_match_the_full_rollups(org, team, other_team, dataset):
+    from observatory.models import Product
+
+    cart = Product.objects.create(organization=org, team=team, name="Cart", slug="cart")
+    LLMCall.objects.filter(span_id__in=[c.span_id for c in dataset[::2]]).update(product=cart)
+    rollup_pending()
+    start, end = DAY, DAY + timedelta(days=3)
+    org_wide = queries.percentiles(Scope(org.id), start, end, ("product",))  # per-product tables
+    every_team = queries.percentiles(Scope(org.id, team_ids=(team.id, other_team.id)), start, end, ("product",))
+    assert org_wide == every_team and {row["product_id"] for row in org_wide} == {cart.id, None}
+    assert sum(row["count"] for row in org_wide) == 600
