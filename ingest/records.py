@@ -77,7 +77,8 @@ class CallFields:
     end_user: str = ""
     session: str = ""
     service_name: str = ""
-    # which instrumentation: observatory-sdk, otel-genai, openllmetry, openlit, openinference, langfuse, logfire, anthropic-sdk
+    # which instrumentation: observatory-sdk, otel-genai, openllmetry, openlit, openinference, langfuse, logfire, anthropic-sdk,
+    # vercel-ai, pydantic-ai, litellm, mlflow
     source: str = ""
     source_version: str = ""
     app_cache_hit: bool = False

@@ -10,11 +10,15 @@ from ingest.mappers import (
     anthropic_sdk,
     genai_semconv,
     langfuse,
+    litellm,
     logfire,
+    mlflow,
     observatory_sdk,
     openinference,
     openlit,
     openllmetry,
+    pydantic_ai,
+    vercel_ai,
 )
 from ingest.mappers.duplicates import DUPLICATES_KEY, deduplicate
 from ingest.mappers.log_events import ContentFragment, map_log_record, merge_fragments
@@ -39,7 +43,10 @@ _BY_SCOPE_PREFIX: tuple[tuple[str, Mapper], ...] = (
     ("openlit", openlit.map_openlit),
     ("openinference", openinference.map_openinference),
     ("langfuse", langfuse.map_langfuse),
+    (pydantic_ai.SCOPE_PREFIX, pydantic_ai.map_pydantic_ai),
     ("logfire", logfire.map_logfire),
+    (litellm.SCOPE_PREFIX, litellm.map_litellm),
+    (mlflow.SCOPE_PREFIX, mlflow.map_mlflow),
 )
 _BY_ATTRIBUTES: tuple[tuple[Callable[[SpanView], bool], Mapper], ...] = (
     (openinference.claims, openinference.map_openinference),
@@ -50,8 +57,19 @@ _BY_ATTRIBUTES: tuple[tuple[Callable[[SpanView], bool], Mapper], ...] = (
 )
 
 
+# Attributes that mark a convention whose spans normally come under its own scope (`ai`, `mlflow...`) but may
+# be exported through another tracer: the Vercel AI SDK with a custom `experimental_telemetry.tracer`.
+_LATE_MARKERS: dict[str, Mapper] = {
+    "ai.operationId": vercel_ai.map_vercel_ai,
+    "ai.model.provider": vercel_ai.map_vercel_ai,
+    "mlflow.spanType": mlflow.map_mlflow,
+}
+
+
 @lru_cache(maxsize=1024)
 def _mapper_for_scope(scope_name: str) -> Mapper | None:
+    if scope_name == vercel_ai.SCOPE_NAME:
+        return vercel_ai.map_vercel_ai
     for prefix, mapper in _BY_SCOPE_PREFIX:
         if scope_name.startswith(prefix):
             return mapper
@@ -65,6 +83,10 @@ def _mapper_for(span: SpanView) -> Mapper:
     for claims, candidate in _BY_ATTRIBUTES:
         if claims(span):
             return candidate
+    attrs = span.attributes
+    for key in _LATE_MARKERS:  # conventions rarely seen under another tracer name: one dict lookup each
+        if key in attrs:
+            return _LATE_MARKERS[key]
     return genai_semconv.map_genai
 
 

@@ -14,6 +14,7 @@ from ingest.mappers.normalize import (
     OUTPUT_KEYS,
     REASONING_KEYS,
     SESSION_KEYS,
+    STREAMING_OPERATIONS,
     TOTAL_KEYS,
     USER_KEYS,
     AttributeFilter,
@@ -22,9 +23,11 @@ from ingest.mappers.normalize import (
     apply_status,
     apply_usage,
     as_bool,
+    as_seconds,
     event_content,
     finish_reason,
     first_label,
+    json_object,
     label,
     operation_name,
     provider_from_model,
@@ -32,7 +35,9 @@ from ingest.mappers.normalize import (
     semconv_usage,
     split_content,
     timestamp,
+    token_count,
     ttft_from_seconds,
+    usage_from_object,
 )
 from ingest.records import AttrValue, CallFields, SpanView
 
@@ -134,7 +139,8 @@ def build(
 
 
 def complete(call: CallFields, span: SpanView) -> CallFields:
-    """Fill what is still unknown from a `{operation} {model}` span name and from the model name."""
+    """Fill what is still unknown from a `{operation} {model}` span name and from the model name; an OpenAI
+    call to an Azure endpoint is Azure OpenAI."""
     if not call.operation or not call.request_model:
         head, _, tail = span.name.partition(" ")
         named = operation_name(head)
@@ -145,11 +151,80 @@ def complete(call: CallFields, span: SpanView) -> CallFields:
         call.operation = call.operation or "chat"
     if not call.provider:
         call.provider = provider_from_model(call.response_model or call.request_model)
+    elif call.provider == "openai" and _azure_endpoint(span.attributes):
+        call.provider = "azure.ai.openai"  # the OpenAI client pointed at Azure: instrumentations still say openai
     return call
 
 
+def _azure_endpoint(attrs: dict[str, AttrValue]) -> bool:
+    host = attrs.get("server.address")
+    if host is None:
+        host = attrs.get("gen_ai.openai.api_base")  # OpenLLMetry
+    return type(host) is str and ".azure.com" in host
+
+
+# Semantic Kernel before it took the official names: gen_ai.response.{prompt,completion}_tokens, -1 = unknown.
+_SK_LEGACY_USAGE = ("gen_ai.response.prompt_tokens", "gen_ai.response.completion_tokens")
+_STRANDS = "strands-agents"
+_ADK = "gcp.vertex.agent"
+_ADK_RESPONSE = "gcp.vertex.agent.llm_response"
+_ADK_SESSION = "gcp.vertex.agent.session_id"
+_FILTER_GENAI = FILTER.extend({*_SK_LEGACY_USAGE, "gen_ai.response.finish_reason", _ADK_SESSION})
+
+
+def _sk_legacy_usage(attrs: dict[str, AttrValue]) -> Usage:
+    counts = []
+    for key in _SK_LEGACY_USAGE:
+        value = attrs.get(key)
+        counts.append(None if value is None or value == -1 or value == "-1" else token_count(value, key))
+    return Usage(input=counts[0], output=counts[1])
+
+
+def _adk_usage(attrs: dict[str, AttrValue], usage: Usage) -> Usage:
+    """Google ADK reports candidates (no thoughts) as output; its llm_response JSON has the whole usage_metadata."""
+    raw = attrs.get(_ADK_RESPONSE)
+    if type(raw) is not str or "usage_metadata" not in raw:
+        return usage
+    metadata = json_object(raw).get("usage_metadata")
+    if type(metadata) is not dict or not metadata:
+        return usage
+    full = usage_from_object(metadata, _ADK_RESPONSE)
+    full.fill_from(usage)
+    return full
+
+
 def map_genai(span: SpanView) -> CallFields | None:
-    """Map a span following the official conventions (any library not recognized otherwise)."""
-    if not is_model_call(span.attributes):
+    """Map a span following the official conventions (any library not recognized otherwise).
+
+    Also the frameworks that emit them with quirks: AWS Strands Agents (gen_ai.system `strands-agents`,
+    TTFT in milliseconds in gen_ai.server.time_to_first_token), Google ADK (`gcp.vertex.agent`, usage
+    JSON in gcp.vertex.agent.llm_response), Semantic Kernel (legacy usage names), Spring AI, Azure AI
+    Inference.
+    """
+    attrs = span.attributes
+    get = attrs.get
+    sk_legacy = _SK_LEGACY_USAGE[0] in attrs
+    if not sk_legacy and not is_model_call(attrs):
         return None
-    return complete(build(span, SOURCE), span)
+    system = get("gen_ai.system") or get("gen_ai.provider.name")
+    usage = semconv_usage(attrs)
+    fallback = None
+    if sk_legacy and not usage.reported():
+        usage = _sk_legacy_usage(attrs)
+    elif system == _ADK:
+        usage = _adk_usage(attrs, usage)
+        if session := label(get(_ADK_SESSION)):
+            fallback = {"session": session}
+    call = build(span, SOURCE, usage=usage, attribute_filter=_FILTER_GENAI, fallback=fallback)
+    operation = get("gen_ai.operation.name")
+    if type(operation) is str and operation in STREAMING_OPERATIONS:
+        call.streaming = True  # Semantic Kernel's chat.streaming_completions
+    if not call.finish_reason and (finish := get("gen_ai.response.finish_reason")) is not None:
+        call.finish_reason = finish_reason(finish)  # Semantic Kernel: singular name, `["Stop"]`
+    if system == _STRANDS and call.ttft_ms is None:
+        # Strands records the model's timeToFirstByteMs here: milliseconds, unlike OpenLIT's seconds.
+        ttft = as_seconds(attrs.get("gen_ai.server.time_to_first_token"))
+        if ttft is not None:
+            call.ttft_ms = ttft
+            call.streaming = True
+    return complete(call, span)

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -260,6 +261,7 @@ CACHE_WRITE_KEYS = (
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_write.input_tokens",
     "gen_ai.usage.cache_creation_input_tokens",
+    "gen_ai.usage.cache_write_input_tokens",  # AWS Strands Agents
 )
 REASONING_KEYS = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens")
 _USAGE_KEYS = (INPUT_KEYS, OUTPUT_KEYS, CACHE_READ_KEYS, CACHE_WRITE_KEYS, REASONING_KEYS, TOTAL_KEYS)
@@ -342,8 +344,10 @@ def apply_usage(call: CallFields, usage: Usage, *, input_excludes_cache: bool = 
     """Store usage with the call record's fixed semantics.
 
     input_tokens includes cache reads and writes: added when the source is known to exclude them
-    (openlit on Anthropic, raw Anthropic usage) or when input < cache read + cache write shows it.
-    output_tokens includes reasoning: added when output < reasoning.
+    (openlit on Anthropic, raw Anthropic usage), when input < cache read + cache write shows it, or when
+    a reported total equals input + cache read + cache write + output.
+    output_tokens includes reasoning: added when output < reasoning or when a reported total equals input +
+    output + reasoning.
     """
     read = usage.cache_read or 0
     write = usage.cache_write or 0
@@ -354,10 +358,21 @@ def apply_usage(call: CallFields, usage: Usage, *, input_excludes_cache: bool = 
     if tokens_in is None and total is not None and output is not None and total >= output:
         tokens_in = total - output
     tokens_in = tokens_in or 0
-    if input_excludes_cache or usage.input_excludes_cache or tokens_in < read + write:
+    reported_in = tokens_in
+    if (
+        input_excludes_cache
+        or usage.input_excludes_cache
+        or tokens_in < read + write
+        # A total that counts the cache on top of input and output (Bedrock Converse totalTokens) shows
+        # that input left it out.
+        or (read + write and total is not None and output is not None and total == tokens_in + read + write + output)
+    ):
         tokens_in += read + write
     output = output or 0
-    if output < reasoning:
+    if output < reasoning or (
+        # Gemini's candidates and xAI's completion tokens leave the thinking out; a total counting it shows that.
+        reasoning and total is not None and total in (reported_in + output + reasoning, tokens_in + output + reasoning)
+    ):
         output += reasoning
     call.input_tokens = tokens_in
     call.cached_input_tokens = read
@@ -383,6 +398,7 @@ _PROVIDERS = {
     "aws.bedrock": "aws.bedrock",
     "aws_bedrock": "aws.bedrock",
     "bedrock": "aws.bedrock",
+    "bedrock_converse": "aws.bedrock",  # Spring AI
     "aws": "aws.bedrock",
     "amazon_bedrock": "aws.bedrock",
     "gcp.vertex_ai": "gcp.vertex_ai",
@@ -390,11 +406,17 @@ _PROVIDERS = {
     "vertexai": "gcp.vertex_ai",
     "vertex": "gcp.vertex_ai",
     "google_vertexai": "gcp.vertex_ai",
+    "google_vertex": "gcp.vertex_ai",  # Pydantic AI google-vertex
+    "google.vertex": "gcp.vertex_ai",  # Vercel AI SDK google.vertex.chat
+    "vertex.anthropic": "gcp.vertex_ai",  # Vercel AI SDK vertex.anthropic.messages
     "gcp.gemini": "gcp.gemini",
     "gemini": "gcp.gemini",
     "google_ai_studio": "gcp.gemini",
+    "google.ai.studio": "gcp.gemini",
     "google_genai": "gcp.gemini",
     "google.generativeai": "gcp.gemini",
+    "google.generative_ai": "gcp.gemini",  # Vercel AI SDK google.generative-ai
+    "google_gla": "gcp.gemini",  # Pydantic AI google-gla
     "gcp.gen_ai": "gcp.gen_ai",
     "google": "gcp.gen_ai",
     "cohere": "cohere",
@@ -405,16 +427,46 @@ _PROVIDERS = {
     "deepseek": "deepseek",
     "x_ai": "x_ai",
     "xai": "x_ai",
+    "grok": "x_ai",
     "perplexity": "perplexity",
     "ibm.watsonx.ai": "ibm.watsonx.ai",
     "watsonx": "ibm.watsonx.ai",
     "ibm_watsonx_ai": "ibm.watsonx.ai",
     "ollama": "ollama",
+    "together": "together_ai",
+    "togetherai": "together_ai",
+    "together_ai": "together_ai",
+    "fireworks": "fireworks_ai",
+    "fireworks_ai": "fireworks_ai",
+    "oci_genai": "oci",
 }
+# Values of gen_ai.system / gen_ai.provider.name that name a framework, not who served the call: the
+# provider is then unknown (and taken from the model name).
+_NOT_PROVIDERS = frozenset(
+    {
+        "langchain",  # OpenLLMetry LangChain (before vendor detection), OpenLIT
+        "llama_index",
+        "llamaindex",
+        "haystack",
+        "strands_agents",  # AWS Strands Agents
+        "gcp.vertex.agent",  # Google ADK
+        "spring_ai",  # Spring AI ChatClient (framework spans)
+        "semantic_kernel",
+        "crewai",
+        "autogen",
+        "ag2",
+        "litellm",  # OpenLIT's LiteLLM wrapper
+        "unknown",  # LiteLLM without custom_llm_provider
+    }
+)
 
 
 def provider_name(value: AttrValue) -> str:
-    """Provider in the official gen_ai.provider.name vocabulary (unknown names are kept, lowercased)."""
+    """Provider in the official gen_ai.provider.name vocabulary (unknown names are kept, lowercased).
+
+    Framework names (LangChain, Strands, ADK, ...) give '', and a dotted name that is not known as a whole
+    is known by its head (`openai.chat` from the Vercel AI SDK is openai).
+    """
     if type(value) is str:
         known = _PROVIDERS.get(value)
         if known is not None:
@@ -425,7 +477,24 @@ def provider_name(value: AttrValue) -> str:
     known = _PROVIDERS.get(raw)
     if known is not None:
         return known
-    return _PROVIDERS.get(raw.replace(" ", "_").replace("-", "_"), raw)
+    return _provider_slow(raw)
+
+
+@lru_cache(maxsize=1024)
+def _provider_slow(raw: str) -> str:
+    name = raw.replace(" ", "_").replace("-", "_")
+    known = _PROVIDERS.get(name)
+    if known is not None:
+        return known
+    if name in _NOT_PROVIDERS:
+        return ""
+    head = name
+    while "." in head:
+        head = head.rsplit(".", 1)[0]
+        known = _PROVIDERS.get(head)
+        if known is not None:
+            return known
+    return raw
 
 
 _MODEL_PREFIXES = (
@@ -448,12 +517,32 @@ _MODEL_PREFIXES = (
     ("deepseek", "deepseek"),
     ("sonar", "perplexity"),
 )
+# Bedrock model ids: `anthropic.claude-…-v1:0`, cross-region profiles `us.anthropic.claude-…`, ARNs.
+_BEDROCK_MODEL = re.compile(
+    r"^(?:arn:aws[\w-]*:bedrock:|(?:(?:us|eu|apac|au|jp|ca|global|us-gov)\.)?"
+    r"(?:anthropic|amazon|meta|mistral|cohere|ai21|deepseek|openai|qwen|writer)\.[a-z])"
+)
 
 
 def provider_from_model(model: str) -> str:
+    """The provider a model name implies: Bedrock ids, Vertex `claude-…@date`, `provider/model`, families."""
     lowered = model.lower()
+    if not lowered:
+        return ""
+    if _BEDROCK_MODEL.match(lowered):
+        return "aws.bedrock"
+    if "/" in lowered:
+        head, _, tail = lowered.partition("/")
+        known = _PROVIDERS.get(head.replace("-", "_"))
+        if known is not None:
+            return known
+        if head not in ("models", "publishers"):
+            return ""  # an unknown host or organisation (`meta-llama/…`): the family says nothing of who served it
+        return provider_from_model(tail)
     for prefix, provider in _MODEL_PREFIXES:
         if lowered.startswith(prefix):
+            if provider == "anthropic" and "@" in lowered:
+                return "gcp.vertex_ai"  # claude-3-5-sonnet@20240620 is Vertex AI's naming
             return provider
     return ""
 
@@ -472,7 +561,18 @@ _OPERATIONS = {
     "response": "responses",
     "generate_content": "generate_content",
     "rerank": "rerank",
+    # Semantic Kernel (.NET and Python)
+    "chat.streaming_completions": "chat",
+    "text.completions": "text_completion",
+    "text.streaming_completions": "text_completion",
+    "text_completions": "text_completion",
+    # LiteLLM call types
+    "acompletion": "chat",
+    "atext_completion": "text_completion",
+    "aembedding": "embeddings",
 }
+# Operation names that only streamed calls carry.
+STREAMING_OPERATIONS = frozenset({"chat.streaming_completions", "text.streaming_completions"})
 MODEL_OPERATIONS = frozenset({"chat", "text_completion", "embeddings", "responses", "generate_content", "rerank"})
 NON_CALL_OPERATIONS = frozenset(
     {
@@ -514,6 +614,11 @@ _FINISH = {
     "incomplete": "length",
     "tool_calls": "tool_call",
     "tool_call": "tool_call",
+    "toolcalls": "tool_call",
+    "functioncall": "tool_call",
+    "contentfilter": "content_filter",
+    "maxtokens": "length",
+    "endturn": "stop",
     "tool_use": "tool_call",
     "function_call": "tool_call",
     "content_filter": "content_filter",
@@ -531,7 +636,11 @@ _FINISH = {
 
 
 def finish_reason(value: AttrValue) -> str:
-    """stop / length / tool_call / content_filter / error from a list, a JSON list string or a scalar."""
+    """stop / length / tool_call / content_filter / error from a list, a JSON list string or a scalar.
+
+    Also the shapes of Semantic Kernel (`["Stop"]`, `[Stop, ToolCalls]`, `FinishReason.STOP`) and the
+    Vercel AI SDK (`tool-calls`).
+    """
     if type(value) is str:
         known = _FINISH.get(value)
         if known is not None:
@@ -541,12 +650,25 @@ def finish_reason(value: AttrValue) -> str:
             parsed = parse_json(text)
             if parsed is not None:
                 return finish_reason(parsed)
-        return _FINISH.get(text.lower(), "")
+        return _finish_slow(text) if len(text) <= _MAX_FINISH_TEXT else ""
     if type(value) is list:
         for item in value:
             reason = finish_reason(item)
             if reason:
                 return reason
+    return ""
+
+
+_MAX_FINISH_TEXT = 256  # a few comma-separated reasons; longer text is not one (and is not cached)
+
+
+@lru_cache(maxsize=1024)
+def _finish_slow(text: str) -> str:
+    for item in text.strip("[]").split(","):
+        word = item.strip().strip("\"'").rsplit(".", 1)[-1].lower().replace("-", "_")
+        reason = _FINISH.get(word) or _FINISH.get(word.replace("_", ""))
+        if reason:
+            return reason
     return ""
 
 
@@ -794,6 +916,7 @@ USER_KEYS = (
     "enduser.id",
     "gen_ai.user",
     "gen_ai.request.user",
+    "llm.user",  # OpenLLMetry before 0.30, LiteLLM: the OpenAI `user` request field
     "traceloop.association.properties.user_id",
     "langfuse.user.id",
 )
@@ -890,6 +1013,21 @@ CONTENT_KEYS = frozenset(
         "traceloop.entity.input",
         "traceloop.entity.output",
         "llm.prompts",
+        "gcp.vertex.agent.llm_request",  # Google ADK
+        "gcp.vertex.agent.llm_response",
+        "ai.prompt",  # Vercel AI SDK
+        "ai.prompt.messages",
+        "ai.response.text",
+        "ai.response.toolCalls",
+        "ai.result.text",
+        "ai.result.toolCalls",
+        "ai.response.object",
+        "ai.result.object",
+        "ai.value",
+        "ai.values",
+        "pydantic_ai.all_messages",  # Pydantic AI agent runs
+        "mlflow.spanInputs",  # MLflow
+        "mlflow.spanOutputs",
     }
 )
 CONTENT_PREFIXES = (
@@ -908,6 +1046,10 @@ _INPUT_KEYS = (
     "request_data",
     "traceloop.entity.input",
     "llm.prompts",
+    "ai.prompt.messages",
+    "ai.prompt",
+    "gcp.vertex.agent.llm_request",
+    "mlflow.spanInputs",
 )
 _OUTPUT_KEYS = (
     "gen_ai.output.messages",
@@ -916,6 +1058,14 @@ _OUTPUT_KEYS = (
     "langfuse.observation.output",
     "response_data",
     "traceloop.entity.output",
+    "ai.response.text",
+    "ai.result.text",
+    "ai.response.object",
+    "ai.result.object",
+    "ai.response.toolCalls",
+    "ai.result.toolCalls",
+    "gcp.vertex.agent.llm_response",
+    "mlflow.spanOutputs",
 )
 _INDEXED = re.compile(r"^(\d+)\.(.+)$")
 

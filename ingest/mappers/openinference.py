@@ -45,6 +45,16 @@ def claims(span: SpanView) -> bool:
     return span.scope_name.startswith("openinference") or "openinference.span.kind" in span.attributes
 
 
+def _provider(attrs: dict) -> str:
+    """llm.provider (who served: openai, azure, aws, google) over llm.system (the model family); Google's
+    provider value covers both Gemini APIs, the system `vertexai` says which."""
+    provider = provider_name(attrs.get("llm.provider"))
+    system = attrs.get("llm.system")
+    if provider == "gcp.gen_ai" and system is not None:
+        return provider_name(system) or provider
+    return provider or provider_name(system)
+
+
 def _usage(attrs: dict) -> Usage:
     return Usage(
         input=first_tokens(attrs, ("llm.token_count.prompt",)),
@@ -84,7 +94,7 @@ def map_openinference(span: SpanView) -> CallFields | None:
     params = json_object(attrs.get("llm.invocation_parameters") or attrs.get("embedding.invocation_parameters"))
     call = build(span, SOURCE, usage=_usage(attrs), attribute_filter=_FILTER, fallback=_context(attrs, params))
     call.operation = _SPAN_NAME_OPERATIONS.get(span.name, operation)
-    call.provider = provider_name(attrs.get("llm.provider") or attrs.get("llm.system"))
+    call.provider = _provider(attrs)
     call.request_model = first_label(attrs, ("llm.request.model_name",)) or label(params.get("model"))
     call.response_model = first_label(attrs, ("llm.response.model_name", "llm.model_name", "embedding.model_name"))
     if call.status == "error" and call.response_model == call.request_model:

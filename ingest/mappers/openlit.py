@@ -8,7 +8,9 @@ from decimal import Decimal
 from ingest.mappers.genai_semconv import FILTER, build, complete, is_model_call
 from ingest.mappers.normalize import (
     MODEL_OPERATIONS,
+    as_bool,
     as_decimal,
+    finish_reason,
     first_tokens,
     label,
     operation_name,
@@ -28,6 +30,10 @@ _FILTER = FILTER.extend(
         "gen_ai.server.time_to_first_token",
         "service.name",
         "telemetry.sdk.name",
+        "gen_ai.type",
+        "gen_ai.environment",
+        "gen_ai.request.is_stream",
+        "gen_ai.response.finish_reason",
     }
 )
 # openlit's instrumentation module names that are not the provider vocabulary
@@ -59,6 +65,10 @@ def _failed_bare_call(span: SpanView) -> bool:
 
 def map_openlit(span: SpanView) -> CallFields | None:
     attrs = span.attributes
+    # OpenLIT before gen_ai.operation.name: gen_ai.type chat / embedding / image / audio / vectordb / framework
+    legacy_type = attrs.get("gen_ai.type") if "gen_ai.operation.name" not in attrs else None
+    if legacy_type is not None and operation_name(legacy_type) not in MODEL_OPERATIONS:
+        return None
     if not is_model_call(attrs) and not _failed_bare_call(span):
         return None
     provider = provider_name(attrs.get("gen_ai.provider.name") or attrs.get("gen_ai.system"))
@@ -67,8 +77,24 @@ def map_openlit(span: SpanView) -> CallFields | None:
     if usage.total is None:
         usage.total = first_tokens(attrs, ("gen_ai.client.token.usage",))
     # openlit 1.45 passes Anthropic's input_tokens through unchanged: it excludes cache reads/writes.
-    call = build(span, SOURCE, usage=usage, input_excludes_cache=provider == "anthropic", attribute_filter=_FILTER)
+    fallback = None
+    if (environment := label(attrs.get("gen_ai.environment"))) and environment != "default":
+        fallback = {"environment": environment}
+    call = build(
+        span,
+        SOURCE,
+        usage=usage,
+        input_excludes_cache=provider == "anthropic",
+        attribute_filter=_FILTER,
+        fallback=fallback,
+    )
     call.provider = call.provider or provider
+    if legacy_type is not None:
+        # OpenLIT before the official names: gen_ai.type, gen_ai.request.is_stream, gen_ai.response.finish_reason
+        call.operation = call.operation or operation_name(legacy_type)
+        call.streaming = call.streaming or as_bool(attrs.get("gen_ai.request.is_stream")) is True
+        if not call.finish_reason:
+            call.finish_reason = finish_reason(attrs.get("gen_ai.response.finish_reason"))
     if label(attrs.get("openai.api.type")) == "responses":
         call.operation = "responses"
     # On non-streaming calls openlit's "time to first token" is the whole latency: keep it for streams only.

@@ -6,7 +6,16 @@ from __future__ import annotations
 import re
 
 from ingest.mappers.genai_semconv import FILTER, build, complete, is_model_call
-from ingest.mappers.normalize import as_bool, finish_reason, label, operation_name, ttft_from_event
+from ingest.mappers.normalize import (
+    INPUT_KEYS,
+    OUTPUT_KEYS,
+    TOTAL_KEYS,
+    as_bool,
+    finish_reason,
+    label,
+    operation_name,
+    ttft_from_event,
+)
 from ingest.records import AttrValue, CallFields, SpanView
 
 SOURCE = "openllmetry"
@@ -15,7 +24,6 @@ _MARKERS = (
     "gen_ai.is_streaming",
     "llm.is_streaming",
     "llm.request.type",
-    "gen_ai.usage.total_tokens",
     "llm.usage.total_tokens",
     "gen_ai.openai.api_base",
     "traceloop.span.kind",
@@ -36,9 +44,17 @@ _OFFICIAL_SCOPES = frozenset(
     }
 )
 _NON_CALL_KINDS = frozenset({"workflow", "task", "agent", "tool"})
+_USAGE_HINTS = (*INPUT_KEYS, *OUTPUT_KEYS, *TOTAL_KEYS)
+# OpenLLMetry's Bedrock instrumentation: gen_ai.system was the model vendor ("anthropic") before it became
+# "AWS"; the scope and the `bedrock.*` span names say who served the call.
+_BEDROCK_SCOPE = "opentelemetry.instrumentation.bedrock"
+_FINISH_KEYS = ("gen_ai.completion.0.finish_reason", "llm.response.finish_reason", "llm.response.stop_reason")
 _ASSOCIATION = "traceloop.association.properties."
 _CHUNK_EVENTS = ("gen_ai.content.completion.chunk", "llm.content.completion.chunk")
-_FILTER = FILTER.extend({"gen_ai.is_streaming", "llm.is_streaming", "llm.request.type"})
+_FILTER = FILTER.extend(
+    {"gen_ai.is_streaming", "llm.is_streaming", "llm.request.type", "llm.response.finish_reason", "llm.response.stop_reason"}
+)
+_UNKNOWN_MODEL = "unknown"  # what the LangChain callback records when it finds no model name
 
 
 def claims(span: SpanView) -> bool:
@@ -47,7 +63,7 @@ def claims(span: SpanView) -> bool:
         if key in attrs:
             return True
     scope = span.scope_name
-    return (
+    return scope.startswith("@traceloop/") or (  # OpenLLMetry JS
         scope.startswith("opentelemetry.instrumentation.")
         and scope not in _OFFICIAL_SCOPES
         and _RELEASE_VERSION.match(span.scope_version) is not None
@@ -67,13 +83,31 @@ def _association(attrs: dict[str, AttrValue]) -> dict[str, str]:
     return props
 
 
+def _reports_model_call(attrs: dict[str, AttrValue]) -> bool:
+    """A task span that still reports one model call: LlamaIndex's LLM spans are `OpenAI.task` spans
+    carrying the model and usage (and llm.request.type in later versions)."""
+    for key in _USAGE_HINTS:
+        if key in attrs:
+            return True
+    return "llm.request.type" in attrs and "gen_ai.request.model" in attrs
+
+
 def map_openllmetry(span: SpanView) -> CallFields | None:
     attrs = span.attributes
-    if label(attrs.get("traceloop.span.kind")).lower() in _NON_CALL_KINDS:
-        return None
+    kind = attrs.get("traceloop.span.kind")
+    if kind is not None:
+        kind = label(kind).lower()
+        if kind in _NON_CALL_KINDS and (kind != "task" or not _reports_model_call(attrs)):
+            return None
     if not is_model_call(attrs) and "llm.request.type" not in attrs:
         return None
     call = build(span, SOURCE, attribute_filter=_FILTER, fallback=_association(attrs))
+    if call.request_model == _UNKNOWN_MODEL:
+        call.request_model = ""
+    if call.response_model == _UNKNOWN_MODEL:
+        call.response_model = ""
+    if span.scope_name == _BEDROCK_SCOPE or span.name.startswith("bedrock."):
+        call.provider = "aws.bedrock"
     if not call.operation:
         call.operation = operation_name(attrs.get("llm.request.type"))
     if span.name.endswith(".response"):
@@ -89,5 +123,9 @@ def map_openllmetry(span: SpanView) -> CallFields | None:
                 call.streaming = True
                 break
     if not call.finish_reason:
-        call.finish_reason = finish_reason(attrs.get("gen_ai.completion.0.finish_reason"))
+        for key in _FINISH_KEYS:
+            value = attrs.get(key)
+            if value is not None:
+                call.finish_reason = finish_reason(value)
+                break
     return complete(call, span)
