@@ -13,6 +13,7 @@ from billing.catalog import TOKEN_CLASSES, VARIANTS, PriceSpec, PriceTier, Token
 
 TOTAL_QUANTUM = Decimal("1E-10")
 STANDARD = "standard"
+BEDROCK = "aws.bedrock"
 
 # Bedrock cross-region inference profiles: us.anthropic.claude-…, global.anthropic.claude-…
 _BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|au|jp|ca|global|us-gov)\.")
@@ -20,6 +21,10 @@ _BEDROCK_VERSION = re.compile(r"(?:-v\d+)?:\d+$")
 _BEDROCK_VENDOR = re.compile(
     r"^(?:anthropic|amazon|meta|mistral|cohere|ai21|deepseek|openai|qwen|writer|moonshot|moonshotai|google)\."
 )
+# Model families and their Bedrock vendor prefix, for names reported without it.
+_BEDROCK_FAMILIES = (("claude", "anthropic."), ("llama", "meta."), ("nova", "amazon."), ("titan", "amazon."),
+                     ("mistral", "mistral."), ("mixtral", "mistral."), ("pixtral", "mistral."), ("command", "cohere."),
+                     ("embed-", "cohere."), ("jamba", "ai21."), ("deepseek", "deepseek."), ("qwen", "qwen."))
 # Snapshot suffixes, stripped one at a time so every intermediate name is a candidate.
 _SNAPSHOT_SUFFIXES = (
     re.compile(r"-latest$"),
@@ -93,9 +98,14 @@ class PriceIndex:
         self._resolved: dict[tuple[str, str, str], PriceSpec | None] = {}
 
     def lookup(self, provider: str, model: str) -> PriceSpec | None:
-        """The spec for one reported model name: a spec at the call's provider first, else any provider."""
+        """The spec for one reported model name: a spec at the call's provider first (on Bedrock also under the
+        model vendor's prefix, which some instrumentations strip: claude-… → anthropic.claude-…), else any provider."""
         names = normalize_model_name(model)
         wanted = normalize_provider(provider) if provider else ""
+        if wanted == BEDROCK and names and not _BEDROCK_VENDOR.match(names[0]):
+            vendor = next((prefix for family, prefix in _BEDROCK_FAMILIES if names[0].startswith(family)), None)
+            if vendor:
+                names = _unique([*normalize_model_name(vendor + model), *names])
         if wanted:
             for name in names:
                 for spec in self._by_name.get(name, ()):

@@ -68,6 +68,9 @@ def test_it_resolves_vertex_and_bedrock_model_ids(index):
     bedrock = resolve_price("aws.bedrock", profile, "", index)
     assert bedrock.key == "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     assert bedrock.provider == "aws.bedrock"
+    # OpenLLMetry strips the vendor from Bedrock ids: the Bedrock price is still found, not another reseller's
+    stripped = resolve_price("aws.bedrock", "claude-3-5-sonnet-20240620-v1:0", "", index)
+    assert (stripped.key, stripped.provider) == ("anthropic.claude-3-5-sonnet-20240620-v1:0", "aws.bedrock")
 
 
 def test_it_prefers_the_calls_provider(index):
