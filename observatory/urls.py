@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView
 from observatory import health, views
 
 urlpatterns = [
+    path("", include("ingest.urls")),  # first: OTLP exporters post here many times a second
     path("", views.overview, name="home"),
     path("teams/<slug:team_slug>/", views.team_page, name="team"),
     path("products/<slug:product_slug>/", views.product_page, name="product"),
@@ -36,6 +37,5 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("", include("ingest.urls")),
     path("", include("billing.urls")),
 ]
