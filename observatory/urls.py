@@ -15,6 +15,7 @@ urlpatterns = [
     path("latency/", views.latency, name="latency"),
     path("caching/", views.caching, name="caching"),
     path("errors/", views.errors, name="errors"),
+    path("users/", views.users, name="users"),
     path("calls/", views.calls, name="calls"),
     path("calls/<str:trace_id>/<str:span_id>/", views.call_detail, name="call"),
     path("prices/", views.prices, name="prices"),

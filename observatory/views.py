@@ -148,6 +148,24 @@ def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 @require_GET
 @dashboard_view
+def users(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "7d", timezone.now())
+    scope = viewer.scope
+    by = "session" if request.GET.get("by") == "session" else "end_user"
+    rows = spend_reads.top_users(scope, period, by)
+    if wants_csv(request):
+        header = [by, "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "last_seen"]
+        return csv_response(csv_name(f"spend-by-{by.replace('_', '-')}", viewer, period), header, (
+            [r[by], r["calls"], r["errors"], r["input_tokens"], r["output_tokens"], _money(r["cost_usd"]),
+             r["last_seen"].isoformat()] for r in rows
+        ))
+    return render_page(request, "users", viewer, period, {
+        "rows": rows, "by": by, "share": spend_reads.identified_share(scope, period), "limit": spend_reads.USER_LIMIT,
+    })
+
+
+@require_GET
+@dashboard_view
 def errors(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "7d", timezone.now())
     scope = viewer.scope

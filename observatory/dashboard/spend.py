@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Max, Sum
+from django.db.models import Count, F, Max, Q, Sum
 
 from billing.queries import Scope, regroup, spend, timeseries, top_movers
 from ingest.models import LLMCall
@@ -207,3 +207,30 @@ def errors_chart(points: dict) -> dict:
     return chart("line", list(points), {
         "Error rate": [percent(row["errors"], row["calls"]) if row else None for row in points.values()],
     }, unit="pct")
+
+
+USER_LIMIT = 100
+
+
+def top_users(scope: Scope, period: Period, field: str = "end_user", limit: int = USER_LIMIT) -> list[dict]:
+    """End users (or sessions) by spend in the range, from the raw calls: their calls, tokens, cost, errors and
+    last call. Calls without one are left out (the page says how many)."""
+    if field not in ("end_user", "session"):
+        raise ValueError(field)
+    rows = list(
+        LLMCall.objects.filter(scope.q(), start_time__gte=period.start, start_time__lt=period.end)
+        .exclude(**{field: ""}).values(field)
+        .annotate(calls=Count("id"), input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"),
+                  cost_usd=Sum("cost_usd"), errors=Count("id", filter=Q(status="error")), last_seen=Max("start_time"))
+        .order_by(F("cost_usd").desc(nulls_last=True), "-calls", field)[:limit]
+    )
+    for row in rows:
+        row["cost_per_call"] = row["cost_usd"] / row["calls"] if row["cost_usd"] is not None and row["calls"] else None
+    return rows
+
+
+def identified_share(scope: Scope, period: Period) -> dict:
+    """How many calls in the range name an end user / a session, of all calls."""
+    return LLMCall.objects.filter(scope.q(), start_time__gte=period.start, start_time__lt=period.end).aggregate(
+        calls=Count("id"), with_user=Count("id", filter=~Q(end_user="")), with_session=Count("id", filter=~Q(session="")),
+    )
