@@ -249,16 +249,24 @@ class AttributionRule(models.Model):
         return f"#{self.position} {self.field} {self.pattern} → {self.team or '-'} / {self.product or '-'}"
 
 
-class ModelLatency(models.Model):
-    """Latency and TTFT histograms per period and model for a whole organization: org-wide percentile
-    queries read a few rows per period instead of every team/product/feature group."""
+class LatencyHistograms(models.Model):
+    """Latency and TTFT histograms of one organization's calls per period and some grouping, merged by the
+    rollup job from the rollups' own so that org-wide percentile queries read a few rows per period."""
 
     organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
-    provider = models.TextField(blank=True, default="")
-    model = models.TextField(blank=True, default="")
     calls = models.BigIntegerField(default=0)
     latency_buckets = models.JSONField(default=dict)
     ttft_buckets = models.JSONField(default=dict)
+
+    class Meta:
+        abstract = True
+
+
+class ModelLatency(LatencyHistograms):
+    """Per model: org-wide percentile queries read these instead of every team/product/feature group."""
+
+    provider = models.TextField(blank=True, default="")
+    model = models.TextField(blank=True, default="")
 
     class Meta:
         abstract = True
@@ -290,15 +298,10 @@ class HourlyModelLatency(ModelLatency):
         return f"{self.hour:%Y-%m-%d %H}:00 {self.model}"
 
 
-class ProductLatency(models.Model):
-    """Latency and TTFT histograms per period and product (empty: calls with no product) for a whole organization:
-    the latency page's per-product percentiles read these instead of every team/model/feature group."""
+class ProductLatency(LatencyHistograms):
+    """Per product (empty: calls with no product): the latency page's per-product percentiles read these."""
 
-    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
     product = models.ForeignKey("observatory.Product", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
-    calls = models.BigIntegerField(default=0)
-    latency_buckets = models.JSONField(default=dict)
-    ttft_buckets = models.JSONField(default=dict)
 
     class Meta:
         abstract = True
