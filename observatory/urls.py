@@ -31,6 +31,7 @@ urlpatterns = [
     path("what-if/", views.what_if, name="what-if"),
     path("settings/", views.settings_page, name="settings"),
     path("settings/keys/", views.create_key, name="create-key"),
+    path("settings/keys/spend/", views.key_spend, name="key-spend"),
     path("settings/keys/<int:key_id>/revoke/", views.revoke_key, name="revoke-key"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

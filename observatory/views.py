@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -299,6 +300,16 @@ def create_key(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     response = redirect(f"{reverse('settings')}?org={viewer.organization.slug}")
     response.status_code = 303  # See Other: the browser follows with a GET
     return response
+
+
+@require_GET
+@dashboard_view
+def key_spend(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    """The settings page's "spend per API key" card, loaded after the page (it reads the raw calls of 7 days)."""
+    period = parse_period({"range": "7d"}, "7d", timezone.now())
+    keys = {key.pk: key for key in visible_keys(viewer)}
+    rows = tenancy.spend_per_key(viewer.scope, period, keys)
+    return TemplateResponse(request, "observatory/_key_spend.html", {"rows": rows, "period": period})
 
 
 @require_POST

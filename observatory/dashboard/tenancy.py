@@ -87,3 +87,18 @@ def pop_new_key(session, viewer: Viewer) -> NewApiKey | None:
         return None
     api_key = visible_keys(viewer).filter(pk=stored.get("key_id")).first()
     return NewApiKey(api_key=api_key, plaintext=stored["plaintext"]) if api_key is not None else None
+
+
+def spend_per_key(scope, period, keys: dict) -> list[dict]:
+    """Calls and cost per API key in the range, for the keys given (those the viewer may see) and within the
+    viewer's scope, most expensive first; keys without calls are left out."""
+    from django.db.models import Count, F, Max, Q, Sum
+
+    from ingest.models import LLMCall
+
+    rows = (LLMCall.objects.filter(scope.q(), api_key_id__in=list(keys), start_time__gte=period.start,
+                                   start_time__lt=period.end)
+            .values("api_key_id").annotate(calls=Count("id"), cost_usd=Sum("cost_usd"),
+                                           errors=Count("id", filter=Q(status="error")), last_call=Max("start_time"))
+            .order_by(F("cost_usd").desc(nulls_last=True), "api_key_id"))
+    return [{**row, "key": keys[row["api_key_id"]]} for row in rows]

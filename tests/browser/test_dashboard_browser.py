@@ -105,6 +105,9 @@ def test_every_page_renders_with_its_charts(signed_in, screenshot):
         assert page.locator(".notice.warn").count() == 0
         for canvas in page.locator("canvas[data-chart]").all():
             assert canvas.bounding_box()["height"] > 100  # Chart.js drew into it
+        if name == "settings":  # the spend-per-key card loads after the page, in place
+            page.wait_for_selector("#key-spend-card >> text=No calls with these keys in the last 7 days")
+            assert page.url.endswith("/settings/")
         screenshot(name)
     page.click("nav.teams a:text-is('Support')")
     page.click("#spend-by-product a:text-is('Helpdesk Bot')")

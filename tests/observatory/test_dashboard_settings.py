@@ -149,3 +149,23 @@ def test_it_downloads_the_keys_without_secrets(client, data):
     [row] = list(csv.DictReader(io.StringIO(response.content.decode())))
     assert (row["name"], row["prefix"], row["team"], row["revoked_at"]) == ("Search key", data.search_key.prefix, "search", "")
     assert data.search_key.key_hash not in response.content.decode()
+
+
+def test_spend_per_api_key_loads_after_the_page_and_keeps_to_the_viewers_keys(client, data):
+    from ingest.models import LLMCall
+    from tests.observatory.test_dashboard_seed import money, shown
+
+    LLMCall.objects.filter(team=data.search).update(api_key=data.search_key)
+    LLMCall.objects.filter(team=data.ads).update(api_key=data.ads_key)
+    priced = data.search_calls
+    page = data.login(client, "search_viewer").get("/settings/")
+    assert 'hx-get="/settings/keys/spend/' in page.content.decode()
+    response = client.get("/settings/keys/spend/")
+    assert response.status_code == 200
+    [row] = response.context["rows"]
+    assert row["key"] == data.search_key and row["calls"] == len(priced) + len(data.unknown_calls)
+    assert row["cost_usd"] == sum(c.cost_usd for c in priced)
+    assert shown(response, f"key-spend-{data.search_key.id}") == money(row["cost_usd"])
+    assert leaks_ads(response.content) == []
+    admin = data.login(client, "admin").get("/settings/keys/spend/")
+    assert [r["key"] for r in admin.context["rows"]] == [data.ads_key, data.search_key]  # Ads: 19 × $7.77 first
