@@ -66,7 +66,7 @@ def main() -> None:
     Membership.objects.create(user=viewer, organization=org, team=teams[0], role=Role.VIEWER)
     call = LLMCall.objects.filter(organization=org, team=teams[0]).order_by("-start_time").first()
     pages = ["/", f"/teams/{teams[0].slug}/", "/latency/", "/caching/", "/errors/", "/calls/",
-             f"/calls/{call.trace_id}/{call.span_id}/", "/prices/", "/gpu/", "/settings/", "/recommendations/", "/users/",
+             f"/calls/{call.trace_id}/{call.span_id}/", "/prices/", "/gpu/", "/settings/", "/recommendations/", "/users/", "/models/",
              "/what-if/"]
     results = {}
     for who, user in (("admin", admin), ("viewer", viewer)):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("", views.overview, name="home"),
     path("teams/<slug:team_slug>/", views.team_page, name="team"),
     path("products/<slug:product_slug>/", views.product_page, name="product"),
+    path("models/", views.models, name="models"),
     path("latency/", views.latency, name="latency"),
     path("caching/", views.caching, name="caching"),
     path("errors/", views.errors, name="errors"),

@@ -19,7 +19,7 @@ from billing import whatif
 from billing.alerting import channel_targets
 from billing.budgets import can_manage, send_budget_test_alert
 from billing.models import Budget, Recommendation
-from billing.queries import Scope, gpu_cost
+from billing.queries import Scope, gpu_cost, spend
 from billing.recommendations import route_for, selfhost
 from billing.tasks import generate_organization_recommendations
 from observatory.celery import enqueue
@@ -123,6 +123,29 @@ def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
         "summary": latency_reads.summary(scope, period), "by_model": by_model, "by_product": by_product,
         "chart": latency_reads.over_time(scope, period), "slowest": latency_reads.slowest_calls(scope, period),
     })
+
+
+@require_GET
+@dashboard_view
+def models(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "30d", timezone.now())
+    scope = viewer.scope
+    rows = latency_reads.model_comparison(
+        scope, period, [spend_reads.with_rates(row) for row in spend(scope, period.start, period.end, ["provider", "model"])])
+    if wants_csv(request):
+        header = ["provider", "model", "calls", "cost_usd", "cost_per_1k_calls_usd", "input_tokens_per_call",
+                  "output_tokens_per_call", "error_rate_pct", "cache_hit_rate_pct", "p50_ms", "p95_ms", "p99_ms",
+                  "ttft_p50_ms", "ttft_p95_ms"]
+
+        def num(value, places=1):
+            return "" if value is None else round(value, places)
+
+        return csv_response(csv_name("models", viewer, period), header, (
+            [r["provider"], r["model"], r["calls"], _money(r["cost_usd"]), _money(r["cost_per_1k_calls"]),
+             num(r["input_per_call"]), num(r["output_per_call"]), num(r["error_pct"], 2), num(r["cache_hit_pct"], 2),
+             num(r["p50"]), num(r["p95"]), num(r["p99"]), num(r["ttft_p50"]), num(r["ttft_p95"])] for r in rows
+        ))
+    return render_page(request, "models", viewer, period, {"rows": rows})
 
 
 @require_GET

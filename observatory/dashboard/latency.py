@@ -97,3 +97,18 @@ def slowest_calls(scope: Scope, period: Period, limit: int = 10) -> list[LLMCall
     return list(calls[:limit])
 
 
+
+
+def model_comparison(scope: Scope, period: Period, spend_rows: list[dict]) -> list[dict]:
+    """One row per model: its spend figures (spend() by model) with its latency and TTFT percentiles, biggest
+    spend first — the models page's side-by-side view."""
+    timing = {row["key"]: row for row in by_group(scope, period, "model")}
+    rows = []
+    for row in spend_rows:
+        calls = row["calls"] or 0
+        merged = {**row, **{k: timing.get(row["model"], {}).get(k) for k in
+                            ("p50", "p95", "p99", "ttft_p50", "ttft_p95", "ttft_p99")}}
+        merged["output_per_call"] = (row["output_tokens"] / calls) if calls else None
+        merged["input_per_call"] = (row["input_tokens"] / calls) if calls else None
+        rows.append(merged)
+    return rows

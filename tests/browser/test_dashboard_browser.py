@@ -99,7 +99,7 @@ def test_an_admin_creates_a_key_and_sees_it_once(signed_in, screenshot):
 
 def test_every_page_renders_with_its_charts(signed_in, screenshot):
     page = signed_in
-    for name in ("latency", "caching", "errors", "users", "calls", "prices", "gpu", "recommendations", "what-if", "settings"):
+    for name in ("models", "latency", "caching", "errors", "users", "calls", "prices", "gpu", "recommendations", "what-if", "settings"):
         page.click(f"nav.nav a[href^='/{name}/']")
         page.wait_for_url(re.compile(rf"/{name}/"))
         assert page.locator(".notice.warn").count() == 0
