@@ -11,9 +11,10 @@ from zoneinfo import available_timezones
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 
 from billing.budgets import setup_problems
-from billing.models import AnomalyRule, Budget, LatencySlo
+from billing.models import AnomalyRule, Budget, GpuPool, LatencySlo
 from billing.webhook_guard import validate_webhook_url
 from observatory.models import Organization, Product, Team
 
@@ -112,3 +113,51 @@ class LatencySloForm(AlertSourceForm):
     class Meta:
         model = LatencySlo
         fields = ["name", "product", "model", "quantile", "limit_ms", "window_hours", "min_calls", *CHANNEL_FIELDS]
+
+
+class ServedModelsField(forms.CharField):
+    """Model names typed as "llama-3.1-70b, qwen2.5-72b", cleaned to a list."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return ", ".join(value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        return [part for part in (item.strip() for item in re.split(r"[,\n]+", text)) if part][:50]
+
+
+class GpuPoolForm(forms.ModelForm):
+    """A self-hosted GPU pool: what it costs per GPU-hour, who owns it, what it serves."""
+
+    served_models = ServedModelsField(required=False, max_length=4000,
+                                      help_text="Model names its calls report, separated by commas.")
+
+    class Meta:
+        model = GpuPool
+        fields = ["name", "gpu_model", "gpu_count", "hourly_usd_per_gpu", "owner_team", "served_models", "gpu_memory_gb",
+                  "model_params_billion", "weight_precision"]
+        labels = {"gpu_model": "GPU model", "hourly_usd_per_gpu": "$ per GPU-hour", "gpu_memory_gb": "GPU memory (GB)",
+                  "model_params_billion": "Model size (billion parameters)", "gpu_count": "GPUs"}
+
+    def __init__(self, *args, organization: Organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.organization = organization
+        self.instance.organization = organization
+        self.fields["owner_team"].queryset = Team.objects.filter(organization=organization).order_by("name")
+        self.fields["gpu_count"].validators.append(MinValueValidator(1))
+        self.fields["gpu_count"].widget.attrs["min"] = 1
+
+    def clean_name(self):
+        name = self.cleaned_data["name"]
+        clash = GpuPool.objects.filter(organization=self.organization, name=name).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise ValidationError("a pool with this name already exists.")
+        return name
+
+    def clean_hourly_usd_per_gpu(self):
+        value = self.cleaned_data["hourly_usd_per_gpu"]
+        if value is not None and value < 0:
+            raise ValidationError("an hourly rate cannot be negative.")
+        return value

@@ -18,7 +18,8 @@ from kombu.exceptions import OperationalError
 from billing import whatif
 from billing.alerting import channel_targets
 from billing.budgets import can_manage, send_budget_test_alert
-from billing.models import Budget, Recommendation
+from billing.forms import GpuPoolForm
+from billing.models import Budget, GpuPool, Recommendation
 from billing.queries import Scope, gpu_cost, spend
 from billing.recommendations import route_for, selfhost
 from billing.tasks import generate_organization_recommendations
@@ -273,9 +274,62 @@ def gpu(request: HttpRequest, viewer: Viewer) -> HttpResponse:
             [r.pool.name, r.pool.gpu_model, r.pool.gpu_count, r.pool.hourly_usd_per_gpu, _money(r.total_usd),
              _money(r.idle_usd), "" if r.idle_share is None else round(r.idle_share, 1)] for r in pools
         ))
+    return _gpu_page(request, viewer, period, pools, GpuPoolForm(organization=viewer.organization) if viewer.is_admin else None)
+
+
+def _gpu_page(request: HttpRequest, viewer: Viewer, period: Period, pools, form, status: int = 200,
+              bound: GpuPoolForm | None = None) -> HttpResponse:
+    """The GPU page; admins also get the new-pool form and one edit form per pool (`bound`: the one just posted)."""
+    editable = GpuPool.objects.filter(organization=viewer.organization).order_by("name") if viewer.is_admin else []
+    forms = [(pool, bound if bound is not None and bound.instance.pk == pool.pk else
+              GpuPoolForm(instance=pool, organization=viewer.organization, prefix=f"pool{pool.pk}")) for pool in editable]
     return render_page(request, "gpu", viewer, period, {
-        "pools": pools, "total": gpu_cost(viewer.scope, period.start, period.end),
-    })
+        "pools": pools, "total": gpu_cost(viewer.scope, period.start, period.end), "form": form, "editable": forms,
+    }, status=status)
+
+
+def _gpu_url(viewer: Viewer) -> str:
+    return f"{reverse('gpu')}?org={viewer.organization.slug}"
+
+
+@require_POST
+@dashboard_view
+def save_gpu_pool(request: HttpRequest, viewer: Viewer, pool_id: int | None = None) -> HttpResponse:
+    """Create (no id) or change a pool; organization admins only."""
+    if not viewer.is_admin:
+        return HttpResponseForbidden("Only organization admins add and change GPU pools.")
+    pool = None
+    if pool_id is not None:
+        pool = GpuPool.objects.filter(organization=viewer.organization, pk=pool_id).first()
+        if pool is None:
+            raise Http404("No such pool.")
+    form = GpuPoolForm(request.POST, instance=pool, organization=viewer.organization,
+                       prefix=f"pool{pool.pk}" if pool else None)
+    if not form.is_valid():
+        period = parse_period(request.GET, "7d", timezone.now())
+        pools = gpu_reads.pool_reports(viewer.scope, period, viewer.team_names)
+        if pool is None:
+            return _gpu_page(request, viewer, period, pools, form, status=400)
+        pool.refresh_from_db()  # the form changed the instance while validating
+        return _gpu_page(request, viewer, period, pools, GpuPoolForm(organization=viewer.organization), status=400,
+                         bound=form)
+    saved = form.save()
+    messages.success(request, f"GPU pool “{saved.name}” is saved: its cost is split from the next hour on.")
+    return redirect(_gpu_url(viewer))
+
+
+@require_POST
+@dashboard_view
+def delete_gpu_pool(request: HttpRequest, viewer: Viewer, pool_id: int) -> HttpResponse:
+    if not viewer.is_admin:
+        return HttpResponseForbidden("Only organization admins delete GPU pools.")
+    pool = GpuPool.objects.filter(organization=viewer.organization, pk=pool_id).first()
+    if pool is None:
+        raise Http404("No such pool.")
+    name = pool.name
+    pool.delete()
+    messages.success(request, f"GPU pool “{name}” is deleted, with its cost history.")
+    return redirect(_gpu_url(viewer))
 
 
 def _settings_page(request: HttpRequest, viewer: Viewer, form: tenancy.NewKeyForm, new_key: NewApiKey | None = None,

@@ -66,3 +66,56 @@ def test_without_pools_it_explains_how_to_add_one(client, org, team):
     response = client.get("/gpu/")
     assert b"No GPU pools" in response.content
     assert b"/v1/metrics" in response.content
+
+
+def test_an_admin_adds_changes_and_deletes_a_pool(client, data):
+    from billing.models import GpuPool
+
+    client = data.login(client, "admin")
+    assert b'id="new-pool"' in client.get("/gpu/").content
+    response = client.post("/gpu/pools/", {
+        "name": "llama-70b", "gpu_model": "H100", "gpu_count": "4", "hourly_usd_per_gpu": "2.50",
+        "owner_team": data.search.id, "served_models": "llama-3.1-70b, llama-3.3-70b", "gpu_memory_gb": "80",
+        "model_params_billion": "70", "weight_precision": "bf16"})
+    assert response.status_code == 302
+    pool = GpuPool.objects.get(name="llama-70b")
+    assert (pool.organization, pool.gpu_count, pool.hourly_usd_per_gpu, pool.owner_team) == (
+        data.org, 4, Decimal("2.50"), data.search)
+    assert pool.served_models == ["llama-3.1-70b", "llama-3.3-70b"]
+    prefix = f"pool{pool.pk}-"
+    changed = client.post(f"/gpu/pools/{pool.pk}/", {
+        prefix + "name": "llama-70b", prefix + "gpu_count": "2", prefix + "hourly_usd_per_gpu": "2.10",
+        prefix + "served_models": "llama-3.1-70b", prefix + "weight_precision": "int8"})
+    assert changed.status_code == 302
+    pool.refresh_from_db()
+    assert (pool.gpu_count, pool.hourly_usd_per_gpu, pool.weight_precision, pool.owner_team) == (2, Decimal("2.10"), "int8", None)
+    assert client.post(f"/gpu/pools/{pool.pk}/delete/").status_code == 302
+    assert not GpuPool.objects.filter(name="llama-70b").exists()
+
+
+def test_bad_pools_are_a_400_with_the_reason_and_nothing_saved(client, data):
+    from billing.models import GpuPool
+
+    client = data.login(client, "admin")
+    before = GpuPool.objects.count()
+    for bad, field in (({"gpu_count": "0"}, "gpu_count"), ({"hourly_usd_per_gpu": "-1"}, "hourly_usd_per_gpu"),
+                       ({"name": "shared-pool"}, "name"), ({"name": "no spaces please"}, "name")):
+        form = {"name": "new-pool", "gpu_count": "1", "hourly_usd_per_gpu": "1", **bad}
+        response = client.post("/gpu/pools/", form)
+        assert response.status_code == 400, bad
+        assert f'data-testid="error-{field}"' in response.content.decode(), bad
+    assert GpuPool.objects.count() == before
+    edit = client.post(f"/gpu/pools/{data.shared_pool.pk}/", {f"pool{data.shared_pool.pk}-name": "shared-pool",
+                                                                f"pool{data.shared_pool.pk}-gpu_count": "-3",
+                                                                f"pool{data.shared_pool.pk}-hourly_usd_per_gpu": "3"})
+    assert edit.status_code == 400
+    data.shared_pool.refresh_from_db()
+    assert data.shared_pool.gpu_count == 1
+
+
+def test_managers_and_other_organizations_cannot_touch_pools(client, data):
+    client = data.login(client, "search_manager")
+    assert b'id="new-pool"' not in client.get("/gpu/").content
+    assert client.post("/gpu/pools/", {"name": "x", "gpu_count": "1", "hourly_usd_per_gpu": "1"}).status_code == 403
+    assert client.post(f"/gpu/pools/{data.ads_pool.pk}/delete/").status_code == 403
+    assert client.post(f"/gpu/pools/{data.ads_pool.pk}/", {}).status_code == 403
