@@ -175,4 +175,27 @@ def run_demo(endpoint: str, days: int = 14) -> str:
     spans = generate_spans(days)
     for offset in range(0, len(spans), 500):
         _post(endpoint, key, spans[offset:offset + 500])
-    return f"{len(spans):,} calls over {days} days for {len({w.team for w in WORKLOADS})} teams"
+    budgets = add_demo_budgets(org)
+    return f"{len(spans):,} calls over {days} days for {len({w.team for w in WORKLOADS})} teams, {budgets} budgets"
+
+
+DEMO_BUDGETS = (  # (name, team slug or None, period, USD): the overview and the budgets page have something to show
+    ("Organization monthly", None, "month", "150.00"),
+    ("Search monthly", "search", "month", "60.00"),
+    ("Growth daily", "growth", "day", "2.00"),
+)
+
+
+def add_demo_budgets(org) -> int:
+    """The demo's budgets (once: an existing budget of the same name is left as it is). No channels: alerts only
+    appear in the alert history."""
+    from billing.models import Budget
+    from observatory.models import Team
+
+    made = 0
+    for name, team_slug, period, amount in DEMO_BUDGETS:
+        team = Team.objects.filter(organization=org, slug=team_slug).first() if team_slug else None
+        _, created = Budget.objects.get_or_create(organization=org, name=name, defaults={
+            "team": team, "period": period, "amount_usd": amount})
+        made += created
+    return made
