@@ -7,9 +7,12 @@ everything in their organization, managers the budgets and rules of their teams,
 from __future__ import annotations
 
 import json
+from datetime import UTC, timedelta
+from decimal import Decimal
 
 from django.db.models import Q
 from django.http import Http404, HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from kombu.exceptions import OperationalError as KombuOperationalError
@@ -25,7 +28,7 @@ from billing.alerting import channel_targets
 from billing.anomalies import send_rule_test_alert
 from billing.budgets import budget_status, budget_url, can_manage, send_budget_test_alert, setup_problems, visible_to
 from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo, Recommendation, validate_thresholds
-from billing.queries import Scope
+from billing.queries import GROUPABLE, Scope, regroup, spend, timeseries
 from observatory.dashboard.access import viewer_for
 from observatory.models import ApiKey, Organization, Product, Team
 from observatory.queries import visible_organizations
@@ -382,6 +385,93 @@ class FocusExportView(ExportView):
 
     def build(self, scope: Scope, month):
         return exports.focus(scope, month)
+
+
+# Spend -------------------------------------------------------------------------------------------------------------
+
+MAX_SPEND_DAYS = 400
+SPEND_MONEY = ("cost_usd", "error_cost_usd", "cache_read_savings_usd", "cost_avoided_usd", "cost_per_1k_calls")
+SPEND_FIELDS = ("calls", "errors", "streaming_calls", "unpriced_calls", "input_tokens", "cached_input_tokens",
+                "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "error_cost_usd",
+                "cache_read_savings_usd", "app_cache_hits", "cost_avoided_usd", "cost_per_1k_calls")
+
+
+class SpendQuerySerializer(serializers.Serializer):
+    start = serializers.DateTimeField(required=False, default_timezone=UTC)
+    end = serializers.DateTimeField(required=False, default_timezone=UTC)
+    group_by = serializers.CharField(required=False, allow_blank=True, default="")
+    interval = serializers.ChoiceField(choices=["hour", "day"], required=False)
+
+    def validate_group_by(self, value: str) -> list[str]:
+        fields = [part.strip() for part in value.split(",") if part.strip()]
+        unknown = [f for f in fields if f not in GROUPABLE]
+        if unknown:
+            raise serializers.ValidationError(f"cannot group by {', '.join(unknown)}: use {', '.join(GROUPABLE)}.")
+        return list(dict.fromkeys(fields))
+
+    def validate(self, data):
+        end = data.get("end") or timezone.now()
+        start = data.get("start") or end - timedelta(days=30)
+        if start >= end:
+            raise serializers.ValidationError({"end": "end must be after start."})
+        if end - start > timedelta(days=MAX_SPEND_DAYS):
+            raise serializers.ValidationError({"start": f"a range is at most {MAX_SPEND_DAYS} days."})
+        if data.get("interval") == "hour" and end - start > timedelta(days=31):
+            raise serializers.ValidationError({"interval": "hourly series cover at most 31 days; use interval=day."})
+        return {**data, "start": start, "end": end}
+
+
+class SpendView(APIView):
+    """GET spend from the rollups: totals, or grouped by team / product / provider / model / environment / feature,
+    optionally per hour or day. Scoped like the exports (an API key: its organization; a person: their teams)."""
+
+    permission_classes = [permissions.IsAuthenticated]
+
+    @extend_schema(parameters=[
+        OpenApiParameter("start", OpenApiTypes.DATETIME, description="Default: 30 days before end."),
+        OpenApiParameter("end", OpenApiTypes.DATETIME, description="Default: now."),
+        OpenApiParameter("group_by", str, description=f"Comma-separated: {', '.join(GROUPABLE)}."),
+        OpenApiParameter("interval", str, enum=["hour", "day"], description="A series per hour or UTC day."),
+        OpenApiParameter("org", str, description="Organization slug, for people in several."),
+    ], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        query = SpendQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        q = query.validated_data
+        scope = export_scope(request)
+        group_by = q["group_by"]
+        if q.get("interval"):
+            rows = timeseries(scope, q["start"], q["end"], q["interval"], group_by)
+        else:
+            rows = spend(scope, q["start"], q["end"], group_by)
+        names = _slugs_of(rows)
+        out = []
+        for row in rows:
+            item = {}
+            if q.get("interval"):
+                period = row["period"]
+                item["period"] = period.isoformat()
+            for field in group_by:
+                key = f"{field}_id" if field in ("team", "product") else field
+                item[field] = names[field].get(row[key], "") if field in names else row[key]
+            for field in SPEND_FIELDS:
+                value = row.get(field)
+                item[field] = (None if value is None else format(Decimal(value).quantize(Decimal("0.0000000001")), "f")) \
+                    if field in SPEND_MONEY else int(value or 0)
+            out.append(item)
+        total = regroup(rows, ())[0]
+        return Response({
+            "start": q["start"].isoformat(), "end": q["end"].isoformat(), "group_by": group_by,
+            "interval": q.get("interval"), "rows": out,
+            "total": {"calls": int(total["calls"]), "cost_usd": format(Decimal(total["cost_usd"]), "f")},
+        })
+
+
+def _slugs_of(rows: list[dict]) -> dict[str, dict]:
+    teams = {row.get("team_id") for row in rows} - {None}
+    products = {row.get("product_id") for row in rows} - {None}
+    return {"team": dict(Team.objects.filter(pk__in=teams).values_list("pk", "slug")),
+            "product": dict(Product.objects.filter(pk__in=products).values_list("pk", "slug"))}
 
 
 # Savings recommendations -------------------------------------------------------------------------------------------

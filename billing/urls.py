@@ -14,6 +14,7 @@ router.register("api/v1/recommendations", api.RecommendationViewSet, basename="r
 
 urlpatterns = [
     *router.urls,
+    path("api/v1/spend", api.SpendView.as_view(), name="spend"),
     path("api/v1/exports/chargeback", api.ChargebackExportView.as_view(), name="export-chargeback"),
     path("api/v1/exports/focus", api.FocusExportView.as_view(), name="export-focus"),
 ]
