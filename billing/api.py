@@ -10,7 +10,7 @@ import json
 from datetime import UTC, timedelta
 from decimal import Decimal
 
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -21,7 +21,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import exports, services, webhook_guard
+from billing import exports, services, tables, webhook_guard
 from billing.budgets import budget_status, budget_url, setup_problems
 from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo, Recommendation, validate_thresholds
 from billing.queries import GROUPABLE, regroup, spend, timeseries
@@ -264,9 +264,6 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
 # Cost exports --------------------------------------------------------------------------------------------------------
 
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
 class CsvRenderer(renderers.BaseRenderer):
     """Lets `?format=csv` through DRF's content negotiation; the views build the CSV body themselves."""
 
@@ -281,7 +278,7 @@ class CsvRenderer(renderers.BaseRenderer):
 class XlsxRenderer(CsvRenderer):
     """Lets `?format=xlsx` through content negotiation; the views build the workbook themselves."""
 
-    media_type = XLSX_TYPE
+    media_type = tables.XLSX_TYPE
     format = "xlsx"
     charset = None
 
@@ -318,7 +315,7 @@ class ExportView(APIView):
         OpenApiParameter("month", str, description="Calendar month in UTC, YYYY-MM.", required=True),
         OpenApiParameter("format", str, enum=["csv", "xlsx", "json"], description="Default csv."),
         OpenApiParameter("org", str, description="Organization slug, for people in several."),
-    ], responses={(200, "text/csv"): OpenApiTypes.STR, (200, XLSX_TYPE): OpenApiTypes.BINARY,
+    ], responses={(200, "text/csv"): OpenApiTypes.STR, (200, tables.XLSX_TYPE): OpenApiTypes.BINARY,
                   (200, "application/json"): OpenApiTypes.OBJECT})
     def get(self, request):
         try:
@@ -329,16 +326,13 @@ class ExportView(APIView):
         if kind not in ("csv", "json", "xlsx"):
             return Response({"detail": "format must be csv, xlsx or json."}, status=400)
         scope = export_scope(request)
-        frame = self.build(scope, month)
+        table = self.build(scope, month)
+        name = f"{self.name_prefix}-{month:%Y-%m}"
         if kind == "json":
-            return Response({"month": f"{month:%Y-%m}", "rows": exports.to_records(frame)})
+            return Response({"month": f"{month:%Y-%m}", "rows": tables.json_rows(table)})
         if kind == "xlsx":
-            response = HttpResponse(exports.to_xlsx(frame, f"{self.name_prefix} {month:%Y-%m}"), content_type=XLSX_TYPE)
-            response["Content-Disposition"] = f'attachment; filename="{self.name_prefix}-{month:%Y-%m}.xlsx"'
-            return response
-        response = HttpResponse(exports.to_csv(frame), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="{self.name_prefix}-{month:%Y-%m}.csv"'
-        return response
+            return tables.xlsx_response(table, f"{name}.xlsx", sheet=f"{self.name_prefix} {month:%Y-%m}")
+        return tables.csv_response(table, f"{name}.csv")
 
 
 class ChargebackExportView(ExportView):

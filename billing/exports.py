@@ -3,8 +3,9 @@
 Both read the rollups (never raw calls) through `billing.queries`, so they obey the same `Scope` as the dashboard
 and the API, and both cover one calendar month in UTC: [first day 00:00, first day of next month 00:00).
 
-Money stays `Decimal` throughout; `to_csv` / `to_records` write it as plain decimal strings (never floats) and
-`to_xlsx` as exact decimal numbers (openpyxl writes a Decimal's digits as they are) with a currency format.
+Both return a `billing.tables.Table`, written out by `billing.tables` like every download: money stays `Decimal`
+throughout, so the CSV and JSON carry plain decimal strings (never floats) and the XLSX exact decimal numbers shown as
+dollars; names that come from spans (models, teams, features) are text that never becomes a spreadsheet formula.
 
 Chargeback rows
     One row per team × product × provider × model with the month's calls, tokens by class and `cost_usd`
@@ -25,17 +26,16 @@ FOCUS rows
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-import pandas as pd
 from django.db.models import Sum
 
 from billing.models import GpuCostHour
 from billing.queries import spend, timeseries
+from billing.tables import Table
 from observatory.access import Scope
 from observatory.models import Organization, Product, Team
 
@@ -90,7 +90,7 @@ def _gpu_by_team(scope: Scope, start: datetime, end: datetime) -> tuple[dict[int
     return {team: _money(cost) for team, cost in used.items()}, idle
 
 
-def chargeback(scope: Scope, month: date) -> pd.DataFrame:
+def chargeback(scope: Scope, month: date) -> Table:
     """The month's cost per team × product × provider × model, plus one GPU row per team (see module doc)."""
     start, end = month_bounds(month)
     usage = spend(scope, start, end, ["team", "product", "provider", "model"])
@@ -118,17 +118,15 @@ def chargeback(scope: Scope, month: date) -> pd.DataFrame:
             **{name: 0 for name in TOKEN_COLUMNS},
             "cost_usd": ZERO, "gpu_cost_usd": cost, "idle_gpu_usd": share, "total_usd": cost + share,
         })
-    frame = pd.DataFrame(rows, columns=list(CHARGEBACK_COLUMNS))
-    if not frame.empty:
-        frame = frame.sort_values(["team", "product", "provider", "model"], kind="stable", ignore_index=True)
-    return frame
+    rows.sort(key=lambda row: (row["team"], row["product"], row["provider"], row["model"]))
+    return Table(CHARGEBACK_COLUMNS, rows, money=CHARGEBACK_MONEY)
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def focus(scope: Scope, month: date) -> pd.DataFrame:
+def focus(scope: Scope, month: date) -> Table:
     """The month's LLM usage per day in FinOps FOCUS 1.x columns (see module doc)."""
     start, end = month_bounds(month)
     group = ["team", "product", "provider", "model", "environment", "feature"]
@@ -166,54 +164,4 @@ def focus(scope: Scope, month: date) -> pd.DataFrame:
             "x_OutputTokens": int(row["output_tokens"]), "x_ReasoningTokens": int(row["reasoning_tokens"]),
             "x_Environment": row["environment"], "x_Feature": row["feature"], "x_Product": product,
         })
-    return pd.DataFrame(rows, columns=list(FOCUS_COLUMNS))
-
-
-def _money_columns(frame: pd.DataFrame) -> tuple[str, ...]:
-    return tuple(c for c in (*CHARGEBACK_MONEY, *FOCUS_MONEY) if c in frame.columns)
-
-
-def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy with money as plain decimal strings ('0.0012345678', never '1E-10' or a float)."""
-    out = frame.copy()
-    for column in _money_columns(out):
-        out[column] = out[column].map(lambda value: format(_money(value), "f")).astype(object)
-    return out
-
-
-def to_csv(frame: pd.DataFrame) -> str:
-    return _as_text(frame).to_csv(index=False)
-
-
-def to_records(frame: pd.DataFrame) -> list[dict]:
-    """JSON-ready rows: money as decimal strings, counts as Python ints."""
-    records = []
-    for record in _as_text(frame).to_dict("records"):
-        records.append({key: value.item() if hasattr(value, "item") else value for key, value in record.items()})
-    return records
-
-
-XLSX_MONEY_FORMAT = '"$"#,##0.00########'
-
-
-def to_xlsx(frame: pd.DataFrame, sheet: str) -> bytes:
-    """One worksheet with a bold, frozen header row; money cells are numbers, shown as dollars."""
-    from openpyxl.styles import Font
-
-    out = frame.copy()
-    for column in _money_columns(out):
-        out[column] = out[column].map(_money).astype(object)
-    buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        out.to_excel(writer, sheet_name=sheet, index=False)
-        worksheet = writer.sheets[sheet]
-        worksheet.freeze_panes = "A2"
-        money = {out.columns.get_loc(column) + 1 for column in _money_columns(out)}
-        for cell in worksheet[1]:
-            cell.font = Font(bold=True)
-            worksheet.column_dimensions[cell.column_letter].width = max(10, min(40, len(str(cell.value)) + 2))
-        for row in worksheet.iter_rows(min_row=2):
-            for cell in row:
-                if cell.column in money:
-                    cell.number_format = XLSX_MONEY_FORMAT
-    return buffer.getvalue()
+    return Table(FOCUS_COLUMNS, rows, money=FOCUS_MONEY)

@@ -22,6 +22,7 @@ from billing.forms import GpuPoolForm
 from billing.models import Budget, GpuPool, Recommendation
 from billing.queries import gpu_cost, spend
 from billing.recommendations import route_for, selfhost
+from billing.tables import Table, csv_response
 from observatory.access import (
     Scope,
     Viewer,
@@ -40,21 +41,24 @@ from observatory.dashboard import prices as price_reads
 from observatory.dashboard import savings, tenancy
 from observatory.dashboard import spend as spend_reads
 from observatory.dashboard.filters import Period, parse_call_filters, parse_period
-from observatory.dashboard.responses import csv_name, csv_response, render_page, wants_csv
+from observatory.dashboard.responses import csv_name, render_page, wants_csv
 from observatory.services import NewApiKey, create_api_key, revoke_api_key
 
 MONEY = Decimal("0.000001")
 
 
-def _money(value: Decimal | None) -> str:
-    return "" if value is None else str(Decimal(value).quantize(MONEY))
+def _money(value: Decimal | None) -> Decimal | None:
+    return None if value is None else Decimal(value).quantize(MONEY)
 
 
 def _spend_csv(filename: str, viewer: Viewer, scope: Scope, period: Period, group: str) -> HttpResponse:
     rows = spend_reads.breakdown(scope, period, group, spend_reads.Labels(viewer.organization))
     header = [group, "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "cost_per_1k_calls_usd"]
-    return csv_response(filename, header, ([r["label"], r["calls"], r["errors"], r["input_tokens"], r["output_tokens"],
-                                        _money(r["cost_usd"]), _money(r["cost_per_1k_calls"])] for r in rows))
+    return csv_response(Table(header, (
+        {group: r["label"], "calls": r["calls"], "errors": r["errors"], "input_tokens": r["input_tokens"],
+         "output_tokens": r["output_tokens"], "cost_usd": _money(r["cost_usd"]),
+         "cost_per_1k_calls_usd": _money(r["cost_per_1k_calls"])} for r in rows
+    )), filename)
 
 
 @require_GET
@@ -112,9 +116,10 @@ def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     by_model = latency_reads.by_group(scope, period, "model")
     if wants_csv(request):
         keys = ("p50", "p95", "p99", "ttft_p50", "ttft_p95", "ttft_p99")
-        return csv_response(csv_name("latency-by-model", viewer, period), ["model", "calls", *(f"{k}_ms" for k in keys)], (
-            [r["model"], r["count"], *("" if r[k] is None else round(r[k], 1) for k in keys)] for r in by_model
-        ))
+        return csv_response(Table(["model", "calls", *(f"{k}_ms" for k in keys)], (
+            {"model": r["model"], "calls": r["count"], **{f"{k}_ms": None if r[k] is None else round(r[k], 1) for k in keys}}
+            for r in by_model
+        )), csv_name("latency-by-model", viewer, period))
     labels = spend_reads.Labels(viewer.organization)
     by_product = latency_reads.by_group(scope, period, "product")
     for row in by_product:
@@ -138,13 +143,15 @@ def models(request: HttpRequest, viewer: Viewer) -> HttpResponse:
                   "ttft_p50_ms", "ttft_p95_ms"]
 
         def num(value, places=1):
-            return "" if value is None else round(value, places)
+            return None if value is None else round(value, places)
 
-        return csv_response(csv_name("models", viewer, period), header, (
-            [r["provider"], r["model"], r["calls"], _money(r["cost_usd"]), _money(r["cost_per_1k_calls"]),
-             num(r["input_per_call"]), num(r["output_per_call"]), num(r["error_pct"], 2), num(r["cache_hit_pct"], 2),
-             num(r["p50"]), num(r["p95"]), num(r["p99"]), num(r["ttft_p50"]), num(r["ttft_p95"])] for r in rows
-        ))
+        return csv_response(Table(header, (
+            {"provider": r["provider"], "model": r["model"], "calls": r["calls"], "cost_usd": _money(r["cost_usd"]),
+             "cost_per_1k_calls_usd": _money(r["cost_per_1k_calls"]), "input_tokens_per_call": num(r["input_per_call"]),
+             "output_tokens_per_call": num(r["output_per_call"]), "error_rate_pct": num(r["error_pct"], 2),
+             "cache_hit_rate_pct": num(r["cache_hit_pct"], 2), "p50_ms": num(r["p50"]), "p95_ms": num(r["p95"]),
+             "p99_ms": num(r["p99"]), "ttft_p50_ms": num(r["ttft_p50"]), "ttft_p95_ms": num(r["ttft_p95"])} for r in rows
+        )), csv_name("models", viewer, period))
     return render_page(request, "models", viewer, period, {"rows": rows})
 
 
@@ -158,11 +165,13 @@ def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if wants_csv(request):
         header = ["model", "calls", "input_tokens", "cached_input_tokens", "cache_hit_rate_pct", "cache_read_savings_usd",
                   "app_cache_hits", "cost_avoided_usd"]
-        return csv_response(csv_name("caching-by-model", viewer, period), header, (
-            [r["label"], r["calls"], r["input_tokens"], r["cached_input_tokens"],
-             "" if r["cache_hit_pct"] is None else round(r["cache_hit_pct"], 1), _money(r["cache_read_savings_usd"]),
-             r["app_cache_hits"], _money(r["cost_avoided_usd"])] for r in by_model
-        ))
+        return csv_response(Table(header, (
+            {"model": r["label"], "calls": r["calls"], "input_tokens": r["input_tokens"],
+             "cached_input_tokens": r["cached_input_tokens"],
+             "cache_hit_rate_pct": None if r["cache_hit_pct"] is None else round(r["cache_hit_pct"], 1),
+             "cache_read_savings_usd": _money(r["cache_read_savings_usd"]), "app_cache_hits": r["app_cache_hits"],
+             "cost_avoided_usd": _money(r["cost_avoided_usd"])} for r in by_model
+        )), csv_name("caching-by-model", viewer, period))
     points = spend_reads.series(scope, period)
     return render_page(request, "caching", viewer, period, {
         "total": spend_reads.with_rates(spend_reads.total_of(by_model)), "by_model": by_model,
@@ -179,10 +188,9 @@ def users(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     rows = spend_reads.top_users(scope, period, by)
     if wants_csv(request):
         header = [by, "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "last_seen"]
-        return csv_response(csv_name(f"spend-by-{by.replace('_', '-')}", viewer, period), header, (
-            [r[by], r["calls"], r["errors"], r["input_tokens"], r["output_tokens"], _money(r["cost_usd"]),
-             r["last_seen"].isoformat()] for r in rows
-        ))
+        return csv_response(Table(header, (
+            {**{name: r[name] for name in header}, "cost_usd": _money(r["cost_usd"])} for r in rows
+        )), csv_name(f"spend-by-{by.replace('_', '-')}", viewer, period))
     return render_page(request, "users", viewer, period, {
         "rows": rows, "by": by, "share": spend_reads.identified_share(scope, period), "limit": spend_reads.USER_LIMIT,
     })
@@ -197,10 +205,11 @@ def errors(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     by_model = sorted(spend_reads.breakdown(scope, period, "model", labels), key=lambda r: (-r["errors"], r["label"]))
     if wants_csv(request):
         header = ["model", "calls", "errors", "error_rate_pct", "error_cost_usd"]
-        return csv_response(csv_name("errors-by-model", viewer, period), header, (
-            [r["label"], r["calls"], r["errors"], "" if r["error_pct"] is None else round(r["error_pct"], 2),
-             _money(r["error_cost_usd"])] for r in by_model
-        ))
+        return csv_response(Table(header, (
+            {"model": r["label"], "calls": r["calls"], "errors": r["errors"],
+             "error_rate_pct": None if r["error_pct"] is None else round(r["error_pct"], 2),
+             "error_cost_usd": _money(r["error_cost_usd"])} for r in by_model
+        )), csv_name("errors-by-model", viewer, period))
     return render_page(request, "errors", viewer, period, {
         "total": spend_reads.with_rates(spend_reads.total_of(by_model)), "by_model": by_model,
         "by_type": spend_reads.error_types(scope, period),
@@ -217,12 +226,14 @@ def calls(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if wants_csv(request):
         header = ["start_time", "trace_id", "span_id", "team", "product", "model", "status", "error_type", "input_tokens",
                   "cached_input_tokens", "output_tokens", "duration_ms", "ttft_ms", "cost_usd", "cost_status", "user", "session"]
-        return csv_response(csv_name("calls", viewer, period), header, (
-            [c.start_time.isoformat(), c.trace_id, c.span_id, c.team.slug if c.team else "",
-             c.product.slug if c.product else "", c.model, c.status, c.error_type, c.input_tokens, c.cached_input_tokens,
-             c.output_tokens, round(c.duration_ms, 1), "" if c.ttft_ms is None else round(c.ttft_ms, 1), _money(c.cost_usd),
-             c.cost_status, c.end_user, c.session] for c in found[: call_reads.CSV_LIMIT]
-        ))
+        return csv_response(Table(header, (
+            {"start_time": c.start_time, "trace_id": c.trace_id, "span_id": c.span_id, "team": c.team.slug if c.team else "",
+             "product": c.product.slug if c.product else "", "model": c.model, "status": c.status, "error_type": c.error_type,
+             "input_tokens": c.input_tokens, "cached_input_tokens": c.cached_input_tokens, "output_tokens": c.output_tokens,
+             "duration_ms": round(c.duration_ms, 1), "ttft_ms": None if c.ttft_ms is None else round(c.ttft_ms, 1),
+             "cost_usd": _money(c.cost_usd), "cost_status": c.cost_status, "user": c.end_user, "session": c.session}
+            for c in found[: call_reads.CSV_LIMIT].iterator(chunk_size=2000)
+        )), csv_name("calls", viewer, period))
     return render_page(request, "calls", viewer, period, {
         "filters": filters, "page": call_reads.page_after(found, request.GET.get("cursor", "")),
         "products": visible_products(viewer), "has_calls": spend_reads.has_calls(viewer.scope),
@@ -249,10 +260,13 @@ def prices(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     catalog = price_reads.catalog(query)
     if wants_csv(request):
         header = ["provider", "key", "model", "mode", "input_per_1m", "cached_input_per_1m", "output_per_1m", "effective_from"]
-        return csv_response(csv_name("prices", viewer, None), header, (
-            [p.provider, p.key, p.model, p.mode, price_reads.per_million(p.input), price_reads.per_million(p.cached_input_read),
-             price_reads.per_million(p.output), p.effective_from.date().isoformat()] for p in catalog[:5000]
-        ))
+        return csv_response(Table(header, (
+            {"provider": p.provider, "key": p.key, "model": p.model, "mode": p.mode,
+             "input_per_1m": price_reads.per_million(p.input),
+             "cached_input_per_1m": price_reads.per_million(p.cached_input_read),
+             "output_per_1m": price_reads.per_million(p.output), "effective_from": p.effective_from.date()}
+            for p in catalog[:5000]
+        )), csv_name("prices", viewer, None))
     page = Paginator(catalog, price_reads.PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [{"price": p, "input": price_reads.per_million(p.input), "cached": price_reads.per_million(p.cached_input_read),
              "output": price_reads.per_million(p.output)} for p in page]
@@ -269,10 +283,11 @@ def gpu(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     pools = gpu_reads.pool_reports(viewer.scope, period, viewer.team_names)
     if wants_csv(request):
         header = ["pool", "gpu_model", "gpus", "hourly_usd_per_gpu", "cost_usd", "idle_usd", "idle_share_pct"]
-        return csv_response(csv_name("gpu-pools", viewer, period), header, (
-            [r.pool.name, r.pool.gpu_model, r.pool.gpu_count, r.pool.hourly_usd_per_gpu, _money(r.total_usd),
-             _money(r.idle_usd), "" if r.idle_share is None else round(r.idle_share, 1)] for r in pools
-        ))
+        return csv_response(Table(header, (
+            {"pool": r.pool.name, "gpu_model": r.pool.gpu_model, "gpus": r.pool.gpu_count,
+             "hourly_usd_per_gpu": r.pool.hourly_usd_per_gpu, "cost_usd": _money(r.total_usd), "idle_usd": _money(r.idle_usd),
+             "idle_share_pct": None if r.idle_share is None else round(r.idle_share, 1)} for r in pools
+        )), csv_name("gpu-pools", viewer, period))
     return _gpu_page(request, viewer, period, pools, GpuPoolForm(organization=viewer.organization) if viewer.is_admin else None)
 
 
@@ -350,12 +365,12 @@ def _settings_page(request: HttpRequest, viewer: Viewer, form: tenancy.NewKeyFor
 def settings_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if wants_csv(request):
         header = ["name", "prefix", "team", "product", "created_by", "created_at", "last_used_at", "revoked_at"]
-        return csv_response(csv_name("api-keys", viewer, None), header, (
-            [k.name, k.prefix, k.default_team.slug if k.default_team else "", k.default_product.slug if k.default_product else "",
-             k.created_by.get_username() if k.created_by else "", k.created_at.isoformat(),
-             k.last_used_at.isoformat() if k.last_used_at else "", k.revoked_at.isoformat() if k.revoked_at else ""]
-            for k in visible_keys(viewer)
-        ))
+        return csv_response(Table(header, (
+            {"name": k.name, "prefix": k.prefix, "team": k.default_team.slug if k.default_team else "",
+             "product": k.default_product.slug if k.default_product else "",
+             "created_by": k.created_by.get_username() if k.created_by else "", "created_at": k.created_at,
+             "last_used_at": k.last_used_at, "revoked_at": k.revoked_at} for k in visible_keys(viewer)
+        )), csv_name("api-keys", viewer, None))
     # a key created just before (POST /settings/keys/ redirected here): shown on this response only
     new_key = tenancy.pop_new_key(request.session, viewer)
     return _settings_page(request, viewer, tenancy.NewKeyForm(viewer), new_key=new_key)
@@ -516,11 +531,12 @@ def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if wants_csv(request):
         header = ["id", "kind", "title", "team", "product", "feature", "model", "monthly_savings_usd", "confidence",
                   "status", "formula", "dismissed_reason", "updated_at"]
-        return csv_response(csv_name("recommendations", viewer, None), header, (
-            [r.id, r.kind, r.title, r.team.slug if r.team else "", r.product.slug if r.product else "", r.feature, r.model,
-             _money(r.monthly_savings_usd), r.confidence, r.status, r.formula, r.dismissed_reason, r.updated_at.isoformat()]
-            for r in shown
-        ))
+        return csv_response(Table(header, (
+            {"id": r.id, "kind": r.kind, "title": r.title, "team": r.team.slug if r.team else "",
+             "product": r.product.slug if r.product else "", "feature": r.feature, "model": r.model,
+             "monthly_savings_usd": _money(r.monthly_savings_usd), "confidence": r.confidence, "status": r.status,
+             "formula": r.formula, "dismissed_reason": r.dismissed_reason, "updated_at": r.updated_at} for r in shown
+        )), csv_name("recommendations", viewer, None))
     today = timezone.now().date()
     return render_page(request, "recommendations", viewer, None, {
         "rows": savings.rows(viewer, shown), "summary": savings.summary(visible), "kind": kind, "status": status,

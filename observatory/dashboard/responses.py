@@ -1,10 +1,8 @@
-"""How a dashboard page answers: the whole page, only its body for htmx, or its main table as CSV."""
+"""How a dashboard page answers: the whole page, or only its body for htmx (its main table as CSV goes out
+through `billing.tables`, like every download)."""
 
 from __future__ import annotations
 
-import csv
-import re
-from collections.abc import Iterable, Sequence
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
@@ -14,8 +12,6 @@ from django.utils.cache import patch_vary_headers
 from observatory.access import Viewer
 from observatory.dashboard.filters import Period
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-NUMBER = re.compile(r"-?\d+(\.\d+)?")
 CARRIED = ("org", "range", "start", "end")  # kept when moving from page to page
 PAGE_ONLY = ("range", "start", "end", "cursor", "format", "page")  # set by the range picker and pagers themselves
 
@@ -47,25 +43,9 @@ def render_page(request: HttpRequest, page: str, viewer: Viewer, period: Period 
     return response
 
 
-def spreadsheet_safe(value: object) -> object:
-    """Text that a spreadsheet would run as a formula (=, +, -, @ first) gets a leading quote; numbers pass."""
-    if isinstance(value, str) and value[:1] in FORMULA_STARTS and not NUMBER.fullmatch(value):
-        return f"'{value}"
-    return value
-
-
-def csv_response(filename: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> HttpResponse:
-    """Model names, users and sessions come from ingested spans: they are escaped for spreadsheets."""
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(header)
-    writer.writerows([spreadsheet_safe(value) for value in row] for row in rows)
-    return response
-
-
 def csv_name(page: str, viewer: Viewer, period: Period | None) -> str:
+    """The download's file name: organization, page and the range's first and last day."""
     parts = [viewer.organization.slug, page]
     if period is not None:
         parts += [f"{period.start:%Y%m%d}", f"{period.last_day:%Y%m%d}"]
-    return "-".join(parts)
+    return "-".join(parts) + ".csv"

@@ -1,8 +1,10 @@
 """Cost exports: the chargeback and FOCUS tables add up to the month's calls to the cent, per team as the
 rollup queries say, include GPU cost, and are scoped like the budget API."""
 
+import csv
 import io
 import json
+import zipfile
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -16,7 +18,7 @@ from billing.queries import spend
 from billing.rollups import rollup_pending
 from ingest.models import LLMCall
 from observatory.access import Scope
-from observatory.models import Membership, Product, Role
+from observatory.models import Membership, Product, Role, Team
 from observatory.services import create_api_key
 
 CHARGEBACK = "/api/v1/exports/chargeback"
@@ -76,8 +78,8 @@ def _month_total() -> Decimal:
 
 
 def _read(response, money) -> pd.DataFrame:
-    assert response.status_code == 200, response.content
-    return pd.read_csv(io.StringIO(response.content.decode()), dtype={c: str for c in money}, keep_default_na=False)
+    assert response.status_code == 200
+    return pd.read_csv(io.StringIO(response.getvalue().decode()), dtype={c: str for c in money}, keep_default_na=False)
 
 
 def _sum(column) -> Decimal:
@@ -105,13 +107,13 @@ def test_chargeback_csv_adds_up_to_the_months_calls_and_to_spend_per_team(client
 
 @pytest.mark.django_db
 def test_chargeback_carries_gpu_cost_and_the_idle_share(org, seeded):
-    frame = exports.chargeback(Scope(org.id), datetime(2026, 11, 1).date())
-    gpu = frame[frame["gpu_cost_usd"] != 0].set_index("team")
-    assert gpu.loc["search", "gpu_cost_usd"] == Decimal(3) and gpu.loc["ads", "gpu_cost_usd"] == Decimal(1)
-    assert gpu.loc["search", "idle_gpu_usd"] == Decimal("0.75") and gpu.loc["ads", "idle_gpu_usd"] == Decimal("0.25")
-    assert gpu.loc["search", "model"] == "" and gpu.loc["search", "cost_usd"] == 0
-    assert sum(frame["total_usd"], Decimal(0)) == _month_total() + Decimal(5)
-    assert exports.chargeback(Scope(org.id), datetime(2026, 10, 1).date()).empty
+    table = exports.chargeback(Scope(org.id), datetime(2026, 11, 1).date())
+    gpu = {row["team"]: row for row in table.rows if row["gpu_cost_usd"] != 0}
+    assert gpu["search"]["gpu_cost_usd"] == Decimal(3) and gpu["ads"]["gpu_cost_usd"] == Decimal(1)
+    assert gpu["search"]["idle_gpu_usd"] == Decimal("0.75") and gpu["ads"]["idle_gpu_usd"] == Decimal("0.25")
+    assert gpu["search"]["model"] == "" and gpu["search"]["cost_usd"] == 0
+    assert sum((row["total_usd"] for row in table.rows), Decimal(0)) == _month_total() + Decimal(5)
+    assert list(exports.chargeback(Scope(org.id), datetime(2026, 10, 1).date()).rows) == []
 
 
 @pytest.mark.django_db
@@ -119,10 +121,11 @@ def test_chargeback_xlsx_opens_in_pandas_and_matches_the_dashboard_to_the_cent(c
     user = _user(org, Role.ADMIN)
     client.force_login(user)
     response = client.get(CHARGEBACK, {"month": "2026-11", "format": "xlsx"})
-    assert response.status_code == 200, response.content
+    assert response.status_code == 200
     assert response["Content-Type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     assert 'filename="chargeback-2026-11.xlsx"' in response["Content-Disposition"]
-    frame = pd.read_excel(io.BytesIO(response.content), sheet_name="chargeback 2026-11", keep_default_na=False)
+    body = response.getvalue()
+    frame = pd.read_excel(io.BytesIO(body), sheet_name="chargeback 2026-11", keep_default_na=False)
     assert list(frame.columns) == list(exports.CHARGEBACK_COLUMNS)
     assert len(frame) == 7  # 5 usage rows + 2 GPU rows
     # the overview page for November shows the same LLM spend, to the cent
@@ -132,7 +135,7 @@ def test_chargeback_xlsx_opens_in_pandas_and_matches_the_dashboard_to_the_cent(c
         _month_total().quantize(Decimal("0.01")))
     # and the cells hold the exact decimals: 1.2500000001 is not rounded away
     from openpyxl import load_workbook
-    sheet = load_workbook(io.BytesIO(response.content)).active
+    sheet = load_workbook(io.BytesIO(body)).active
     header = [cell.value for cell in sheet[1]]
     cost = [Decimal(str(row[header.index("cost_usd")])) for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert sum(cost, Decimal(0)) == _month_total()
@@ -143,8 +146,8 @@ def test_chargeback_xlsx_opens_in_pandas_and_matches_the_dashboard_to_the_cent(c
 def test_focus_xlsx_adds_up(client, org, seeded):
     client.force_login(_user(org, Role.ADMIN))
     response = client.get(FOCUS, {"month": "2026-11", "format": "xlsx"})
-    assert response.status_code == 200, response.content
-    frame = pd.read_excel(io.BytesIO(response.content), keep_default_na=False)
+    assert response.status_code == 200
+    frame = pd.read_excel(io.BytesIO(response.getvalue()), keep_default_na=False)
     assert list(frame.columns) == list(exports.FOCUS_COLUMNS)
     assert round(frame["BilledCost"].sum(), 2) == float(_month_total().quantize(Decimal("0.01")))
     assert frame["x_Calls"].sum() == len(CALLS)
@@ -154,7 +157,7 @@ def test_focus_xlsx_adds_up(client, org, seeded):
 def test_chargeback_json_has_decimal_strings(client, org, seeded):
     client.force_login(_user(org, Role.VIEWER))
     response = client.get(CHARGEBACK, {"month": "2026-11", "format": "json"})
-    assert response.status_code == 200, response.content
+    assert response.status_code == 200
     rows = response.json()["rows"]
     assert all(isinstance(row["cost_usd"], str) and isinstance(row["calls"], int) for row in rows)
     assert sum((Decimal(row["cost_usd"]) for row in rows), Decimal(0)) == _month_total()
@@ -241,3 +244,79 @@ def test_unauthenticated_requests_are_refused(client, org, url):
 def test_someone_in_no_organization_is_refused(client, org):
     client.force_login(get_user_model().objects.create_user("nobody", password="pw-123456!"))
     assert client.get(CHARGEBACK, {"month": "2026-11"}).status_code == 403
+
+
+# Names from spans are text, never spreadsheet formulas --------------------------------------------------------------
+
+HYPERLINK = '=HYPERLINK("http://evil","x")'
+FEATURE = "@SUM(1+1)*cmd|' /C calc'!A0"
+HOSTILE_COST = Decimal("1.2345678901")
+
+
+@pytest.fixture
+def hostile(org):
+    """One November call whose model, team and feature a spreadsheet would run as formulas."""
+    team = Team.objects.create(organization=org, name="+Growth", slug="+growth")
+    LLMCall.objects.create(
+        organization=org, trace_id=f"{7:032x}", span_id=f"{7:016x}", start_time=datetime(2026, 11, 5, 9, tzinfo=UTC),
+        duration_ms=500.0, provider="openai", operation="chat", request_model=HYPERLINK, response_model=HYPERLINK,
+        team=team, environment="production", feature=FEATURE, input_tokens=1000, output_tokens=100,
+        cost_usd=HOSTILE_COST, cost_status="priced",
+    )
+    rollup_pending()
+    return team
+
+
+def _rows(response) -> list[dict]:
+    assert response.status_code == 200 and response.streaming
+    return list(csv.DictReader(io.StringIO(response.getvalue().decode())))
+
+
+@pytest.mark.django_db
+def test_the_chargeback_csv_escapes_names_from_spans(client, org, hostile):
+    client.force_login(_user(org, Role.VIEWER))
+    [row] = _rows(client.get(CHARGEBACK, {"month": "2026-11", "format": "csv"}))
+    assert (row["model"], row["team"]) == (f"'{HYPERLINK}", "'+growth")
+    assert row["cost_usd"] == row["total_usd"] == "1.2345678901"
+
+
+@pytest.mark.django_db
+def test_the_focus_csv_escapes_names_from_spans(client, org, hostile):
+    key = create_api_key(org, "finance").plaintext
+    [row] = _rows(client.get(FOCUS, {"month": "2026-11", "format": "csv"}, HTTP_AUTHORIZATION=f"Bearer {key}"))
+    assert row["ServiceName"] == row["ResourceId"] == row["ResourceName"] == f"'{HYPERLINK}"
+    assert (row["SubAccountId"], row["SubAccountName"], row["x_Feature"]) == ("'+growth", "'+Growth", f"'{FEATURE}")
+    assert row["BilledCost"] == row["EffectiveCost"] == "1.2345678901" and row["ConsumedQuantity"] == "1100"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("url", "text", "money"), [
+    (CHARGEBACK, {"model": HYPERLINK, "team": "+growth"}, "cost_usd"),
+    (FOCUS, {"ServiceName": HYPERLINK, "SubAccountName": "+Growth", "x_Feature": FEATURE}, "BilledCost"),
+])
+def test_the_xlsx_holds_names_from_spans_as_text_cells_and_dollars_as_numbers(client, org, hostile, url, text, money):
+    key = create_api_key(org, "finance").plaintext
+    response = client.get(url, {"month": "2026-11", "format": "xlsx"}, HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 200
+    body = response.getvalue()
+    from openpyxl import load_workbook
+    sheet = load_workbook(io.BytesIO(body)).active
+    header = [cell.value for cell in sheet[1]]
+    row = {name: cell for name, cell in zip(header, sheet[2], strict=True)}
+    assert {name: (row[name].data_type, row[name].value) for name in text} == {name: ("s", value) for name, value in text.items()}
+    assert row[money].data_type == "n" and Decimal(str(row[money].value)) == HOSTILE_COST
+    with zipfile.ZipFile(io.BytesIO(body)) as workbook:
+        assert "<f>" not in workbook.read("xl/worksheets/sheet1.xml").decode()  # not one formula in the sheet
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("page", "text"), [
+    ("/calls/", {"model": HYPERLINK, "team": "+growth"}),
+    ("/models/", {"model": HYPERLINK}),
+    ("/", {"team": "+Growth"}),
+])
+def test_the_dashboard_csvs_escape_the_same_names(client, org, hostile, page, text):
+    client.force_login(_user(org, Role.ADMIN))
+    [row] = _rows(client.get(page, {"range": "custom", "start": "2026-11-01", "end": "2026-11-30", "format": "csv"}))
+    assert {name: row[name] for name in text} == {name: f"'{value}" for name, value in text.items()}
+    assert row["cost_usd"] == "1.234568"

@@ -61,10 +61,11 @@ def url_of(route: str, name: str, ids: dict[str, int]) -> str:
 
 
 def text_of(response) -> str:
+    body = response.getvalue()
     if response.get("Content-Type", "").startswith("application/vnd.openxmlformats"):
-        sheet = load_workbook(io.BytesIO(response.content)).active
+        sheet = load_workbook(io.BytesIO(body)).active
         return "\n".join(" ".join(str(cell) for cell in row) for row in sheet.iter_rows(values_only=True))
-    return response.content.decode()
+    return body.decode()
 
 
 def leaks(response) -> list[str]:

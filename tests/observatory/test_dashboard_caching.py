@@ -45,7 +45,7 @@ def test_it_shows_app_cache_hits_and_the_cost_avoided(client, data):
 
 def test_it_downloads_caching_by_model(client, data):
     response = data.login(client, "search_viewer").get("/caching/?range=7d&format=csv")
-    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))}
+    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(response.getvalue().decode()))}
     assert rows["gpt-4o-2024-08-06"]["app_cache_hits"] == "1"
     assert rows["gpt-4o-2024-08-06"]["cached_input_tokens"] == str(8_000 * 20)
 

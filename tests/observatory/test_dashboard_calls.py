@@ -85,7 +85,7 @@ def test_a_garbled_cursor_shows_the_first_page(client, data):
 
 def test_it_downloads_the_filtered_calls(client, data):
     response = data.login(client, "search_viewer").get("/calls/?range=7d&status=error&format=csv")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(response.getvalue().decode())))
     failed = {c.span_id: c for c in data.search_calls if c.status == "error"}
     assert {row["span_id"] for row in rows} == set(failed)
     for row in rows:
@@ -162,6 +162,6 @@ def test_the_tree_keeps_orphans_as_roots_and_survives_cycles():
 def test_the_csv_defuses_spreadsheet_formulas_in_ingested_text(client, data):
     LLMCall.objects.filter(span_id=data.search_calls[1].span_id).update(end_user='=HYPERLINK("http://evil","x")')
     response = data.login(client, "search_viewer").get("/calls/?range=7d&format=csv")
-    users = {row["span_id"]: row["user"] for row in csv.DictReader(io.StringIO(response.content.decode()))}
+    users = {row["span_id"]: row["user"] for row in csv.DictReader(io.StringIO(response.getvalue().decode()))}
     assert users[data.search_calls[1].span_id] == '\'=HYPERLINK("http://evil","x")'
     assert users[data.search_calls[2].span_id] == "user-2"

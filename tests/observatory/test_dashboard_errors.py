@@ -40,5 +40,5 @@ def test_it_groups_failures_by_error_type(client, data):
 
 def test_it_downloads_errors_by_model(client, data):
     response = data.login(client, "search_viewer").get("/errors/?range=7d&format=csv")
-    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))}
+    rows = {row["model"]: row for row in csv.DictReader(io.StringIO(response.getvalue().decode()))}
     assert (rows["gpt-4o-2024-08-06"]["errors"], rows["gpt-4o-2024-08-06"]["error_rate_pct"]) == ("4", "10.00")

@@ -55,7 +55,7 @@ def test_the_owner_team_sees_its_whole_pool_but_not_who_else_used_it(client, dat
 
 def test_it_downloads_the_pools(client, data):
     response = data.login(client, "admin").get("/gpu/?range=7d&format=csv")
-    rows = {row["pool"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))}
+    rows = {row["pool"]: row for row in csv.DictReader(io.StringIO(response.getvalue().decode()))}
     assert (rows["ads-pool"]["cost_usd"], rows["ads-pool"]["idle_share_pct"]) == ("8.000000", "16.8")
 
 

@@ -68,7 +68,7 @@ def test_the_slowest_calls_are_the_users_own(client, data):
 
 def test_it_downloads_latency_by_model(client, data):
     response = data.login(client, "search_viewer").get("/latency/?range=7d&format=csv")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(response.getvalue().decode())))
     assert [(row["model"], row["calls"]) for row in rows] == [("gpt-4o-2024-08-06", "40"), ("mystery-llm", "3")]
     assert float(rows[1]["p99_ms"]) == pytest.approx(900, rel=0.025)
     assert rows[1]["ttft_p50_ms"] == ""

@@ -40,6 +40,6 @@ def test_an_admin_sees_every_model_and_gets_the_csv(client, data):
     rows = {r["model"] for r in client.get("/models/?range=7d").context["rows"]}
     assert {"gpt-4o-2024-08-06", "mystery-llm", ADS_MODEL, "gpt-4o-mini"} == rows
     download = client.get("/models/?range=7d&format=csv")
-    table = {row["model"]: row for row in csv.DictReader(io.StringIO(download.content.decode()))}
+    table = {row["model"]: row for row in csv.DictReader(io.StringIO(download.getvalue().decode()))}
     assert Decimal(table["gpt-4o-mini"]["cost_usd"]) == Decimal("5.00")  # five unattributed calls at $1.00
     assert table["gpt-4o-2024-08-06"]["p50_ms"] != ""

@@ -105,7 +105,7 @@ def test_it_downloads_spend_by_team_as_csv(client, data):
     response = data.login(client, "admin").get("/?range=7d&format=csv")
     assert response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
-    rows = {row["team"]: row for row in csv.DictReader(io.StringIO(response.content.decode()))}
+    rows = {row["team"]: row for row in csv.DictReader(io.StringIO(response.getvalue().decode()))}
     assert set(rows) == {"Search", "Ads", "Unattributed"}
     assert Decimal(rows["Search"]["cost_usd"]) == _cost(team=data.search).quantize(Decimal("0.000001"))
     assert rows["Ads"]["calls"] == "20"

@@ -68,7 +68,7 @@ def test_it_lists_the_organizations_negotiated_rates(client, data):
 
 def test_it_downloads_the_search_results(client, data, catalog):
     response = data.login(client, "search_viewer").get("/prices/?q=gpt-test-0&format=csv")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(response.getvalue().decode())))
     assert [row["key"] for row in rows] == [f"gpt-test-0{i}" for i in range(10)]
     assert (rows[0]["input_per_1m"], rows[0]["output_per_1m"]) == ("$1.00", "$2.00")
 

@@ -150,7 +150,7 @@ def test_the_kind_filter_and_the_csv(client, org, team, people):
     response = client.get("/recommendations/", {"kind": "response_cache"})
     assert [r["rec"].kind for r in response.context["rows"]] == ["response_cache"]
     download = client.get("/recommendations/", {"format": "csv", "status": "all"})
-    rows = list(csv.DictReader(io.StringIO(download.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(download.getvalue().decode())))
     assert [(r["kind"], r["monthly_savings_usd"]) for r in rows] == [("response_cache", "8.000000"),
                                                                      ("failed_calls", "3.500000")]
     assert rows[0]["title"].startswith("'=")  # a spreadsheet will not run it

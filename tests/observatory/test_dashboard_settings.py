@@ -145,10 +145,10 @@ def test_another_teams_key_is_a_404(client, data):
 
 
 def test_it_downloads_the_keys_without_secrets(client, data):
-    response = data.login(client, "search_viewer").get("/settings/?format=csv")
-    [row] = list(csv.DictReader(io.StringIO(response.content.decode())))
+    body = data.login(client, "search_viewer").get("/settings/?format=csv").getvalue().decode()
+    [row] = list(csv.DictReader(io.StringIO(body)))
     assert (row["name"], row["prefix"], row["team"], row["revoked_at"]) == ("Search key", data.search_key.prefix, "search", "")
-    assert data.search_key.key_hash not in response.content.decode()
+    assert data.search_key.key_hash not in body
 
 
 def test_spend_per_api_key_loads_after_the_page_and_keeps_to_the_viewers_keys(client, data):

@@ -71,7 +71,7 @@ def test_an_admin_opens_every_team(client, data):
 
 def test_it_downloads_a_teams_spend_by_model(client, data):
     response = data.login(client, "search_viewer").get("/teams/search/?format=csv")
-    rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(response.getvalue().decode())))
     assert [row["model"] for row in rows] == ["gpt-4o-2024-08-06", "mystery-llm"]
     assert Decimal(rows[0]["cost_usd"]) == _cost(team=data.search).quantize(Decimal("0.000001"))
     assert rows[1]["cost_usd"] == "0.000000"

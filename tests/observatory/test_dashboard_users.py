@@ -49,7 +49,7 @@ def test_sessions_and_the_csv(client, data):
     want = expected(data.search_calls, "session")
     assert {r["session"]: r["calls"] for r in response.context["rows"]} == {s: t["calls"] for s, t in want.items()}
     download = client.get("/users/?range=7d&by=end_user&format=csv")
-    rows = list(csv.DictReader(io.StringIO(download.content.decode())))
+    rows = list(csv.DictReader(io.StringIO(download.getvalue().decode())))
     by_user = {row["end_user"]: Decimal(row["cost_usd"]) for row in rows}
     assert by_user["ads-user"] == Decimal("7.77") * 19  # 20 Ads calls, one of them unpriced
     assert set(by_user) == {*expected(data.search_calls, "end_user"), "ads-user"}
