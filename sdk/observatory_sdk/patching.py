@@ -36,6 +36,22 @@ class StreamingOperation(Operation):
     def accumulator(self, capture_content: bool) -> StreamAccumulator:
         raise NotImplementedError
 
+    def asking_for_usage(self, request: Mapping[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The keyword arguments to send instead of the app's streaming `request` so that the stream
+        reports its usage (what that adds to the stream is kept from the app: see `hides`), or
+        None to send the app's own request."""
+        return None
+
+    def refuses_usage(self, error: BaseException, attributes: Mapping[str, Any]) -> bool:
+        """Whether `error` is the server refusing what `asking_for_usage` added; the app's own
+        request is then sent instead."""
+        return False
+
+    def hides(self, chunk: Any) -> bool:
+        """On a stream whose usage only the SDK asked for: True for a chunk the app would not have
+        received without the SDK; any other chunk is put back as the app would have received it."""
+        return False
+
 
 def _client_of(resource: Any) -> Any:
     return getattr(resource, "_client", None)
@@ -82,9 +98,10 @@ def finish_call(call: Call | None, began: int, response: Any, error: BaseExcepti
         log_once("record-call", "observatory_sdk: could not record a call", exc_info=True)
 
 
-def finish_result(call: Call | None, began: int, result: Any) -> Any:
+def finish_result(call: Call | None, began: int, result: Any, hide_usage: bool = False) -> Any:
     """After a successful call: a stream gets an observer (and ends the call later); anything
-    else is queued now. Returns `result` itself in every case."""
+    else is queued now. `hide_usage`: the SDK asked the stream for usage on the app's behalf.
+    Returns `result` itself in every case."""
     if call is None:
         return result
     operation = call.operation
@@ -94,7 +111,7 @@ def finish_result(call: Call | None, began: int, result: Any) -> Any:
         and isinstance(result, operation.stream_types)
     ):
         try:
-            observe_stream(result, call, began)
+            observe_stream(result, call, began, hide_usage)
             return result
         except Exception:
             log_once("observe-stream", "observatory_sdk: could not observe a stream", exc_info=True)
@@ -102,30 +119,39 @@ def finish_result(call: Call | None, began: int, result: Any) -> Any:
     return result
 
 
-def observe_stream(stream: Any, call: Call, began: int) -> None:
-    """Swap the stream's internal iterator for an observing one, and hook its close()."""
+def observe_stream(stream: Any, call: Call, began: int, hide_usage: bool = False) -> None:
+    """Swap the stream's internal iterator for an observing one (which keeps from the app what
+    asking for usage added, when `hide_usage`), and hook its close()."""
     operation: StreamingOperation = call.operation  # type: ignore[assignment]
     active = pipeline.current
     capture = active is not None and active.settings.capture_content
     inner = stream._iterator
     is_async = hasattr(inner, "__anext__")
     observed_class = _AsyncObservedIterator if is_async else _ObservedIterator
-    observed = observed_class(inner, operation.accumulator(capture), call, began)
+    observed = observed_class(inner, operation.accumulator(capture), call, began, operation.hides if hide_usage else None)
     close_hook = (_AsyncCloseHook if is_async else _CloseHook)(stream, observed)
     stream._iterator = observed
     stream.close = close_hook
 
 
 class _ObservedIterator:
-    __slots__ = ("_accumulator", "_began", "_call", "_done", "_first", "_inner")
+    __slots__ = ("_accumulator", "_began", "_call", "_done", "_first", "_hides", "_inner")
 
-    def __init__(self, inner: Any, accumulator: StreamAccumulator, call: Call, began: int) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        accumulator: StreamAccumulator,
+        call: Call,
+        began: int,
+        hides: Callable[[Any], bool] | None = None,
+    ) -> None:
         self._inner = inner
         self._accumulator: StreamAccumulator | None = accumulator
         self._call = call
         self._began = began
         self._first: int | None = None
         self._done = False
+        self._hides = hides
 
     def _observe(self, chunk: Any) -> None:
         if self._first is None:
@@ -136,6 +162,14 @@ class _ObservedIterator:
             except Exception:  # stop reading this stream, keep serving it
                 self._accumulator = None
                 log_once("stream-chunk", "observatory_sdk: could not read a stream chunk", exc_info=True)
+
+    def _hidden(self, chunk: Any) -> bool:
+        try:
+            return self._hides(chunk)  # type: ignore[misc]
+        except Exception:  # pass chunks on as they come
+            self._hides = None
+            log_once("stream-hide", "observatory_sdk: could not filter a stream chunk", exc_info=True)
+            return False
 
     def finish(self, error: BaseException | None) -> None:
         if self._done:
@@ -161,16 +195,18 @@ class _ObservedIterator:
         return self
 
     def __next__(self) -> Any:
-        try:
-            chunk = self._inner.__next__()
-        except StopIteration:
-            self.finish(None)
-            raise
-        except BaseException as error:
-            self.finish(error)
-            raise
-        self._observe(chunk)
-        return chunk
+        while True:
+            try:
+                chunk = self._inner.__next__()
+            except StopIteration:
+                self.finish(None)
+                raise
+            except BaseException as error:
+                self.finish(error)
+                raise
+            self._observe(chunk)
+            if self._hides is None or not self._hidden(chunk):
+                return chunk
 
 
 class _AsyncObservedIterator(_ObservedIterator):
@@ -180,16 +216,18 @@ class _AsyncObservedIterator(_ObservedIterator):
         return self
 
     async def __anext__(self) -> Any:
-        try:
-            chunk = await self._inner.__anext__()
-        except StopAsyncIteration:
-            self.finish(None)
-            raise
-        except BaseException as error:
-            self.finish(error)
-            raise
-        self._observe(chunk)
-        return chunk
+        while True:
+            try:
+                chunk = await self._inner.__anext__()
+            except StopAsyncIteration:
+                self.finish(None)
+                raise
+            except BaseException as error:
+                self.finish(error)
+                raise
+            self._observe(chunk)
+            if self._hides is None or not self._hidden(chunk):
+                return chunk
 
 
 class _CloseHook:
@@ -218,13 +256,64 @@ class _AsyncCloseHook(_CloseHook):
             await type(stream).close(stream)
 
 
-async def _finish_awaited(awaitable: Any, call: Call | None, began: int) -> Any:
+def _asking_for_usage(operation: Operation, call: Call | None, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The request to send instead of the app's, asking a stream for its usage; None: the app's."""
+    if call is None or call.attributes.get("gen_ai.request.stream") is not True:
+        return None
+    if not isinstance(operation, StreamingOperation):
+        return None
     try:
-        result = await awaitable
+        return operation.asking_for_usage(kwargs, call.attributes)
+    except Exception:
+        log_once("ask-usage", "observatory_sdk: could not ask a stream for usage", exc_info=True)
+        return None
+
+
+def _refused(call: Call | None, error: Exception) -> bool:
+    """Whether the server refused the usage request (so the app's own is sent); never raises."""
+    if call is None or not isinstance(call.operation, StreamingOperation):
+        return False
+    try:
+        return call.operation.refuses_usage(error, call.attributes)
+    except Exception:
+        log_once("refused-usage", "observatory_sdk: could not read an error", exc_info=True)
+        return False
+
+
+def _send_asking_for_usage(send: Callable[[], Any], resend: Callable[[], Any], call: Call | None) -> tuple[Any, bool]:
+    """`send()` (the request asking for usage); if the server refuses it, `resend()` (the app's
+    own request), outside the except block so that an error of that one is raised as the client
+    raised it. Returns the result and whether it carries usage the app did not ask for."""
+    try:
+        return send(), True
+    except Exception as error:
+        if not _refused(call, error):
+            raise
+    return resend(), False
+
+
+async def _await_asking_for_usage(awaitable: Any, resend: Callable[[], Any], call: Call | None) -> tuple[Any, bool]:
+    """`_send_asking_for_usage` for async clients: `awaitable` is the request asking for usage."""
+    try:
+        return await awaitable, True
+    except Exception as error:
+        if not _refused(call, error):
+            raise
+    return await resend(), False
+
+
+async def _finish_awaited(awaitable: Any, call: Call | None, began: int, resend: Callable[[], Any] | None) -> Any:
+    """Await the call and finish it; `resend`, when `awaitable` asks for usage on the app's
+    behalf: the app's own request, sent if the server refuses that."""
+    try:
+        if resend is None:
+            result, hide_usage = await awaitable, False
+        else:
+            result, hide_usage = await _await_asking_for_usage(awaitable, resend, call)
     except BaseException as error:
         finish_call(call, began, None, error)
         raise
-    return finish_result(call, began, result)
+    return finish_result(call, began, result, hide_usage)
 
 
 def wrap_method(
@@ -233,7 +322,8 @@ def wrap_method(
     """An observing stand-in for `original`. With `resource` it wraps a bound method of that
     resource; without, a class function (self comes first). For async clients the original is
     still called synchronously (so argument errors surface where they did) and its awaitable is
-    awaited inside ours."""
+    awaited inside ours. A stream that would not report its usage is asked for it (see
+    `StreamingOperation.asking_for_usage`); if the server refuses, the app's own request is sent."""
     bound = resource is not None
     fixed_client = _client_of(resource)
 
@@ -243,14 +333,23 @@ def wrap_method(
         if active is None:
             return original(*args, **kwargs)
         call, began = start_call(active, operation, kwargs, fixed_client if bound else _client_of(args[0] if args else None))
+        asking = _asking_for_usage(operation, call, kwargs)
+        hide_usage = False
         try:
-            result = original(*args, **kwargs)
+            if asking is None:
+                result = original(*args, **kwargs)
+            elif is_async:
+                result = original(*args, **asking)
+            else:
+                send, resend = functools.partial(original, *args, **asking), functools.partial(original, *args, **kwargs)
+                result, hide_usage = _send_asking_for_usage(send, resend, call)
         except BaseException as error:
             finish_call(call, began, None, error)
             raise
         if is_async:
-            return _finish_awaited(result, call, began)
-        return finish_result(call, began, result)
+            resend = None if asking is None else functools.partial(original, *args, **kwargs)
+            return _finish_awaited(result, call, began, resend)
+        return finish_result(call, began, result, hide_usage)
 
     setattr(observed, MARK, operation)
     return observed

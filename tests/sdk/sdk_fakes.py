@@ -51,6 +51,7 @@ ANTHROPIC_USAGE = {
     "output_tokens": 77,
 }
 
+STREAM_OPTIONS_REFUSAL = "Unrecognized request argument supplied: stream_options"
 OPENAI_ERRORS = {
     429: {
         "message": "Rate limit reached for gpt-4o-mini on tokens per min.",
@@ -134,6 +135,10 @@ class _ProviderHandler(_Handler):
             return
         if model == "slow":
             time.sleep(SLOW_SECONDS)
+        if model.startswith("no-stream-options") and "stream_options" in body:
+            refusal = {"message": STREAM_OPTIONS_REFUSAL, "type": "invalid_request_error", "param": None, "code": None}
+            self._send_json(400, {"error": refusal})
+            return
         if self.path.endswith("/chat/completions"):
             self._chat(body)
         elif self.path.endswith("/responses"):
@@ -150,23 +155,25 @@ class _ProviderHandler(_Handler):
             self._send_json(200, chat_completion(_first_tool_name(body, anthropic=False)))
             return
 
+        # As OpenAI does: with include_usage every chunk has "usage": null, and one more chunk
+        # with no choices carries the usage.
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {
+            data = {
                 "id": "chatcmpl-fake1",
                 "object": "chat.completion.chunk",
                 "created": 1_700_000_000,
                 "model": OPENAI_MODEL,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
             }
+            return {**data, "usage": None} if include_usage else data
 
         events: list[tuple[str | None, Any]] = [(None, chunk({"role": "assistant", "content": ""}))]
         events += [(None, chunk({"content": part})) for part in ANSWER_PARTS]
         events.append((None, chunk({}, "stop")))
-        if (body.get("stream_options") or {}).get("include_usage"):
-            usage_chunk = chunk({})
-            usage_chunk["choices"] = []
-            usage_chunk["usage"] = OPENAI_USAGE
-            events.append((None, usage_chunk))
+        if include_usage:
+            events.append((None, {**chunk({}), "choices": [], "usage": OPENAI_USAGE}))
         events.append((None, "[DONE]"))
         self._send_sse(events)
 
@@ -327,7 +334,8 @@ class FakeProviderServer(_QuietServer):
     """OpenAI (`{url}/v1`) and Anthropic (`{url}`) compatible server with fixed usage numbers.
 
     Model names steer it: `fail-429` / `fail-500` answer with the provider's error body,
-    `slow` waits SLOW_SECONDS; a request with tools gets a tool call back."""
+    `slow` waits SLOW_SECONDS, `no-stream-options…` refuses any request with stream_options
+    (400, as some OpenAI-compatible servers do); a request with tools gets a tool call back."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _ProviderHandler)

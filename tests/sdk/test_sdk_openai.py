@@ -11,6 +11,7 @@ MESSAGES = [
     {"role": "system", "content": "You are a terse assistant."},
     {"role": "user", "content": "Say hello."},
 ]
+STREAM = {"model": "gpt-4o-mini", "messages": MESSAGES, "stream": True}
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -19,6 +20,17 @@ WEATHER_TOOL = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
+
+
+@pytest.fixture
+def raw_client(provider):
+    """A client the SDK does not observe, reading the same fake."""
+    return openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
+
+
+def _chunks(stream):
+    """The chunks as the app would forward them (`to_dict()` leaves out fields the server did not send)."""
+    return [chunk.to_dict() for chunk in stream]
 
 
 def test_it_exports_a_chat_span_with_usage(openai_client, only_span):
@@ -68,16 +80,15 @@ def test_wrap_returns_the_same_client(provider, observatory):
     assert observatory_sdk.wrap(client) is client
 
 
-def test_it_streams_the_same_chunks_and_reads_usage_from_the_last(openai_client, provider, only_span):
-    stream = openai_client.chat.completions.create(
-        model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
-    )
+def test_an_app_that_asks_for_usage_gets_its_usage_chunk(openai_client, raw_client, only_span):
+    stream = openai_client.chat.completions.create(**STREAM, stream_options={"include_usage": True})
 
     assert isinstance(stream, openai.Stream)
-    chunks = list(stream)
-    texts = [chunk.choices[0].delta.content for chunk in chunks if chunk.choices and chunk.choices[0].delta.content]
-    assert texts == ANSWER_PARTS
-    assert chunks[-1].usage.prompt_tokens == 1200
+    chunks = _chunks(stream)
+    assert chunks == _chunks(raw_client.chat.completions.create(**STREAM, stream_options={"include_usage": True}))
+    texts = [chunk["choices"][0]["delta"].get("content") for chunk in chunks if chunk["choices"]]
+    assert texts == ["", *ANSWER_PARTS, None]
+    assert (chunks[-1]["choices"], chunks[-1]["usage"]["prompt_tokens"]) == ([], 1200)
     span = only_span()
     attributes = span["attributes"]
     assert attributes["gen_ai.request.stream"] is True
@@ -87,15 +98,66 @@ def test_it_streams_the_same_chunks_and_reads_usage_from_the_last(openai_client,
     assert 0 < attributes["gen_ai.response.time_to_first_chunk"] <= (span["end"] - span["start"]) / 1e9
 
 
-def test_a_stream_without_include_usage_is_sent_unchanged_and_has_no_tokens(openai_client, provider, only_span):
-    for _ in openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
-        pass
+@pytest.mark.parametrize("options", [{}, {"stream_options": {"include_usage": False}}])
+def test_a_stream_without_include_usage_yields_the_clients_chunks_and_exports_tokens(
+    openai_client, raw_client, provider, only_span, options
+):
+    chunks = _chunks(openai_client.chat.completions.create(**STREAM, **options))
+
+    assert provider.requests[-1]["body"]["stream_options"] == {"include_usage": True}
+    assert chunks == _chunks(raw_client.chat.completions.create(**STREAM, **options))
+    assert len(chunks) == 5
+    attributes = only_span()["attributes"]
+    assert attributes["gen_ai.usage.input_tokens"] == 1200
+    assert attributes["gen_ai.usage.cache_read.input_tokens"] == 1024
+    assert attributes["gen_ai.usage.output_tokens"] == 85
+    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]
+
+
+@pytest.mark.anyio
+async def test_an_async_stream_without_include_usage_yields_the_clients_chunks_and_exports_tokens(
+    async_openai_client, provider, only_span
+):
+    stream = await async_openai_client.chat.completions.create(**STREAM)
+    chunks = [chunk.to_dict() async for chunk in stream]
+
+    async with openai.AsyncOpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0) as raw:
+        assert chunks == [chunk.to_dict() async for chunk in await raw.chat.completions.create(**STREAM)]
+    attributes = only_span()["attributes"]
+    assert attributes["gen_ai.usage.input_tokens"] == 1200
+    assert attributes["gen_ai.usage.output_tokens"] == 85
+
+
+def test_a_server_that_refuses_stream_options_is_sent_the_apps_own_request(openai_client, raw_client, provider, exported):
+    refusing = {**STREAM, "model": "no-stream-options"}
+    first = _chunks(openai_client.chat.completions.create(**refusing))
+    second = _chunks(openai_client.chat.completions.create(**refusing))
+
+    sent = [
+        "stream_options" in request["body"] for request in provider.requests if request["body"]["model"] == "no-stream-options"
+    ]
+    assert sent == [True, False, False]  # refused once, remembered for that server and model
+    assert first == second == _chunks(raw_client.chat.completions.create(**refusing))
+    spans = exported(2)
+    assert [span["status_code"] for span in spans] == [0, 0]
+    assert not [key for span in spans for key in span["attributes"] if key.startswith("gen_ai.usage.")]
+
+
+@pytest.mark.anyio
+async def test_an_async_stream_to_a_server_that_refuses_stream_options_still_streams(async_openai_client, only_span):
+    stream = await async_openai_client.chat.completions.create(**{**STREAM, "model": "no-stream-options-async"})
+    texts = [chunk.choices[0].delta.content async for chunk in stream]
+
+    assert texts == ["", *ANSWER_PARTS, None]
+    assert only_span()["status_code"] == 0
+
+
+def test_a_raw_streaming_response_is_sent_as_the_app_wrote_it(openai_client, provider, observatory):
+    with openai_client.chat.completions.with_streaming_response.create(**STREAM) as response:
+        lines = list(response.iter_lines())
 
     assert "stream_options" not in provider.requests[-1]["body"]
-    attributes = only_span()["attributes"]
-    assert attributes["gen_ai.response.id"] == "chatcmpl-fake1"
-    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]
-    assert not [key for key in attributes if key.startswith("gen_ai.usage.")]
+    assert not [line for line in lines if '"usage"' in line]
 
 
 def test_a_stream_closed_early_still_ends_its_span(openai_client, only_span):
@@ -107,13 +169,15 @@ def test_a_stream_closed_early_still_ends_its_span(openai_client, only_span):
     assert "gen_ai.response.time_to_first_chunk" in attributes
 
 
-def test_the_chat_stream_helper_is_observed(openai_client, only_span):
-    with openai_client.chat.completions.stream(
-        model="gpt-4o-mini", messages=MESSAGES, stream_options={"include_usage": True}
-    ) as stream:
+def test_the_chat_stream_helper_is_observed(openai_client, raw_client, only_span):
+    with openai_client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as stream:
+        events = [event.type for event in stream]
         final = stream.get_final_completion()
 
-    assert final.choices[0].message.content == ANSWER
+    with raw_client.chat.completions.stream(model="gpt-4o-mini", messages=MESSAGES) as raw:
+        assert events == [event.type for event in raw]
+        assert final.to_dict() == raw.get_final_completion().to_dict()
+    assert (final.choices[0].message.content, final.usage) == (ANSWER, None)
     attributes = only_span()["attributes"]
     assert attributes["gen_ai.usage.input_tokens"] == 1200
     assert attributes["gen_ai.request.stream"] is True
@@ -218,6 +282,18 @@ def test_copies_from_with_options_are_observed(openai_client, only_span):
     openai_client.with_options(timeout=30).chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
 
     assert only_span()["attributes"]["gen_ai.usage.input_tokens"] == 1200
+
+
+def test_instrument_asks_streams_for_usage_too(provider, raw_client, only_span):
+    observatory_sdk.instrument()
+    try:
+        client = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
+        chunks = _chunks(client.chat.completions.create(**STREAM))
+    finally:
+        observatory_sdk.uninstrument()
+
+    assert chunks == _chunks(raw_client.chat.completions.create(**STREAM))
+    assert only_span()["attributes"]["gen_ai.usage.output_tokens"] == 85
 
 
 def test_instrument_observes_every_client_until_uninstrument(provider, exported):

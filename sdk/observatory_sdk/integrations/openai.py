@@ -19,6 +19,11 @@ _SENTINELS: tuple[type, ...] = (openai.NotGiven, openai.Omit)
 _STREAMS: tuple[type, ...] = (openai.Stream, openai.AsyncStream)
 _SYSTEM_ROLES = ("system", "developer")
 _TEXT_BLOCKS = ("text", "input_text", "output_text")
+# Set by with_raw_response / with_streaming_response: the app reads the raw bytes of those.
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+# (server address, port, request model) that answered a 400/422 about stream_options.
+_REFUSING_STREAM_OPTIONS: set[tuple[Any, Any, Any]] = set()
+_MAX_REFUSING = 256
 
 
 def _get(value: Any, name: str) -> Any:
@@ -131,10 +136,64 @@ class ChatCompletions(StreamingOperation):
     def accumulator(self, capture_content: bool) -> ChatChunks:
         return ChatChunks(capture_content)
 
+    def asking_for_usage(self, request: Mapping[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A chat stream reports usage only with stream_options={"include_usage": True}: added
+        here (merged into the app's own stream_options, in extra_body if the app put them there)
+        unless the app asked for usage itself. Left alone: calls through with_raw_response /
+        with_streaming_response (the app reads raw bytes, which cannot be filtered), and servers
+        that refused stream_options before."""
+        headers = request.get("extra_headers")
+        if isinstance(headers, Mapping) and _RAW_RESPONSE_HEADER in headers:
+            return None
+        if _server_model(attributes) in _REFUSING_STREAM_OPTIONS:
+            return None
+        extra_body = request.get("extra_body")
+        if isinstance(extra_body, Mapping) and "stream_options" in extra_body:  # sent over the argument
+            asking = _including_usage(extra_body["stream_options"])
+            return None if asking is None else {**request, "extra_body": {**extra_body, "stream_options": asking}}
+        asking = _including_usage(request.get("stream_options"))
+        return None if asking is None else {**request, "stream_options": asking}
+
+    def refuses_usage(self, error: BaseException, attributes: Mapping[str, Any]) -> bool:
+        """A 400 or 422 naming stream_options: an OpenAI-compatible server that does not know the
+        field. Remembered for that server and model, so only its first stream is sent twice."""
+        if not isinstance(error, openai.APIStatusError) or error.status_code not in (400, 422):
+            return False
+        if "stream_options" not in f"{error} {error.body}":
+            return False
+        if len(_REFUSING_STREAM_OPTIONS) < _MAX_REFUSING:
+            _REFUSING_STREAM_OPTIONS.add(_server_model(attributes))
+        return True
+
+    def hides(self, chunk: Any) -> bool:
+        """What include_usage adds: a last chunk with no choices, only usage (hidden), and
+        `"usage": null` on every other chunk (reset to None and unset, so that `to_json()` and
+        `model_dump(exclude_unset=True)` are what they would have been)."""
+        if chunk.usage is not None:
+            if not chunk.choices:
+                return True
+            chunk.usage = None
+        chunk.model_fields_set.discard("usage")
+        return False
+
+
+def _including_usage(options: Any) -> dict[str, Any] | None:
+    """The app's stream_options with include_usage=True; None when they ask for usage already (or
+    are not a mapping)."""
+    if options is None or isinstance(options, _SENTINELS):
+        return {"include_usage": True}
+    if not isinstance(options, Mapping) or options.get("include_usage"):
+        return None
+    return {**options, "include_usage": True}
+
+
+def _server_model(attributes: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return attributes.get("server.address"), attributes.get("server.port"), attributes.get("gen_ai.request.model")
+
 
 class ChatChunks:
-    """Reads ChatCompletionChunk objects: ids from the first, usage from the last (present only
-    when the app asked for stream_options={"include_usage": True})."""
+    """Reads ChatCompletionChunk objects: ids from the first, usage from the last (present when the
+    app or the SDK asked for stream_options={"include_usage": True})."""
 
     __slots__ = ("_capture", "_finish", "_summary", "_texts", "_tools", "_usage")
 
