@@ -3,6 +3,7 @@ through `billing.tables`, like every download)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
@@ -49,3 +50,10 @@ def csv_name(page: str, viewer: Viewer, period: Period | None) -> str:
     if period is not None:
         parts += [f"{period.start:%Y%m%d}", f"{period.last_day:%Y%m%d}"]
     return "-".join(parts) + ".csv"
+
+
+MONEY = Decimal("0.000001")
+
+
+def money_cell(value: Decimal | None) -> Decimal | None:
+    return None if value is None else Decimal(value).quantize(MONEY)

@@ -1,0 +1,153 @@
+"""Savings: recommendations (accept, dismiss, reopen, recompute) and the what-if and self-host calculators."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from billing import services as billing_services
+from billing import whatif
+from billing.models import Recommendation
+from billing.recommendations import route_for, selfhost
+from billing.tables import Table, csv_response
+from observatory.access import (
+    Viewer,
+    dashboard_view,
+)
+from observatory.dashboard import savings
+from observatory.dashboard.filters import parse_period
+from observatory.dashboard.responses import csv_name, money_cell, render_page, wants_csv
+
+
+def _recommendations_url(viewer: Viewer, status: str = "") -> str:
+    return f"{reverse('recommendations')}?org={viewer.organization.slug}" + (f"&status={status}" if status else "")
+
+
+@require_GET
+
+@dashboard_view
+
+def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    visible = savings.visible_recommendations(viewer)
+    kind, status = request.GET.get("kind", ""), request.GET.get("status", "open")
+    shown = savings.filtered(visible, kind, status)
+    if wants_csv(request):
+        header = ["id", "kind", "title", "team", "product", "feature", "model", "monthly_savings_usd", "confidence",
+                  "status", "formula", "dismissed_reason", "updated_at"]
+        return csv_response(Table(header, (
+            {"id": r.id, "kind": r.kind, "title": r.title, "team": r.team.slug if r.team else "",
+             "product": r.product.slug if r.product else "", "feature": r.feature, "model": r.model,
+             "monthly_savings_usd": money_cell(r.monthly_savings_usd), "confidence": r.confidence, "status": r.status,
+             "formula": r.formula, "dismissed_reason": r.dismissed_reason, "updated_at": r.updated_at} for r in shown
+        )), csv_name("recommendations", viewer, None))
+    today = timezone.now().date()
+    return render_page(request, "recommendations", viewer, None, {
+        "rows": savings.rows(viewer, shown), "summary": savings.summary(visible), "kind": kind, "status": status,
+        "kinds": Recommendation.Kind.choices, "statuses": Recommendation.Status.choices,
+        "may_refresh": savings.may_refresh(viewer), "months": savings.export_months(today),
+    })
+
+
+@require_POST
+
+@dashboard_view
+
+def recommendation_status(request: HttpRequest, viewer: Viewer, rec_id: int) -> HttpResponse:
+    rec = savings.find_recommendation(viewer, rec_id)
+    if rec is None:
+        raise Http404("No such recommendation.")
+    if not savings.may_act(viewer, rec):
+        return HttpResponseForbidden("Only admins, and managers of its team, accept or dismiss a recommendation.")
+    status, previous = request.POST.get("status", ""), rec.status
+    try:
+        billing_services.set_recommendation_status(viewer, rec, status, request.POST.get("reason", ""))
+    except ValueError:
+        messages.error(request, "Choose open, accepted or dismissed.")
+        return redirect(_recommendations_url(viewer))
+    verb = {"open": "reopened", "accepted": "accepted", "dismissed": "dismissed"}[status]
+    extra = " It comes back only if its evidence doubles." if status == Recommendation.Status.DISMISSED else ""
+    messages.success(request, f"“{rec.title}” is {verb}.{extra}")
+    return redirect(_recommendations_url(viewer, previous))
+
+
+@require_POST
+
+@dashboard_view
+
+def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    if not savings.may_refresh(viewer):
+        return HttpResponseForbidden("Only managers and admins recompute recommendations.")
+    try:
+        billing_services.refresh_recommendations(viewer)
+    except billing_services.BrokerUnavailable as error:
+        messages.error(request, f"Could not queue the job: the task broker is unavailable ({error}). "
+                                "The nightly run still happens once the worker is back.")
+    else:
+        messages.success(request, "Recomputing from the last 30 days of calls: reload this page in a minute.")
+    return redirect(_recommendations_url(viewer))
+
+
+@require_GET
+
+@dashboard_view
+
+def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    period = parse_period(request.GET, "30d", timezone.now())
+    models = whatif.model_usage(viewer.scope, period.start, period.end)
+    days = Decimal((period.end - period.start).total_seconds()) / 86400
+    form = savings.WhatIfForm(request.GET, model_keys=[m.key for m in models])
+    scenario = whatif.Scenario()
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            scenario = whatif.Scenario(from_model=data["from_model"], to_model=data["to_model"].strip(),
+                                       move_share=data["move_share"], cache_hit_rate=data["cache_hit_rate"],
+                                       batch_share=data["batch_share"])
+            result = whatif.what_if(models, days, scenario)
+        except ValueError as error:
+            form.add_error(None, str(error))
+            result = whatif.what_if(models, days, whatif.Scenario())
+    else:
+        result = whatif.what_if(models, days, whatif.Scenario())
+    scale = Decimal(30) / days
+    model_rows = [{"usage": m, "monthly_usd": m.cost_usd * scale, "route": route_for(m.model),
+                   "batch": m.price is not None and m.price.variant("batch") is not None} for m in models]
+    sh_form, crossover = _self_host_calculator(request, models, scale)
+    return render_page(request, "what_if", viewer, period, {
+        "form": form, "result": result, "model_rows": model_rows, "scenario": scenario, "sh_form": sh_form,
+        "crossover": crossover, "crossover_chart": selfhost.chart_of(crossover) if crossover else None,
+        "crossover_formula": selfhost.formula_of(crossover) if crossover else "",
+    }, status=200 if not (form.errors or sh_form.errors) else 400)
+
+
+def _self_host_calculator(request: HttpRequest, models: list, scale: Decimal):
+    """The self-host form and its result: the API side from the chosen model's traffic unless typed in."""
+    defaults = selfhost.DEFAULT_ASSUMPTIONS
+    form = savings.CrossoverForm(request.GET, model_keys=[m.key for m in models], defaults=defaults)
+    if not form.is_valid():
+        return form, None
+    data = form.cleaned_data
+    chosen = next((m for m in models if m.key == data["model"]), models[0] if models else None)
+    traffic = {}
+    if chosen is not None:
+        traffic = {"api_monthly_usd": (chosen.cost_usd * scale).quantize(Decimal("0.01")),
+                   "monthly_input_tokens": int(chosen.input_tokens * scale),
+                   "monthly_output_tokens": int(chosen.output_tokens * scale)}
+        for name, value in traffic.items():
+            form.fields[name].widget.attrs["placeholder"] = str(value)
+    figures = {name: data[name] if data[name] is not None else traffic.get(name) for name in
+               ("api_monthly_usd", "monthly_input_tokens", "monthly_output_tokens")}
+    if None in figures.values():
+        return form, None
+    try:
+        return form, selfhost.crossover(**figures, assumptions=form.assumptions(defaults),
+                                        horizon_months=data["horizon_months"] or 36)
+    except ValueError as error:
+        form.add_error(None, str(error))
+        return form, None
