@@ -157,7 +157,7 @@ from django.db import connection, transaction
 from ingest import otlp_decode, store
 from ingest.mappers import select_calls
 from ingest.services import Attribution, call_row
-from billing.pricing_at_ingest import IngestCost
+from ingest.records import IngestCost
 bodies = [gzip.decompress(b) for b in json.load(sys.stdin)]
 t0 = time.perf_counter()
 calls = []

@@ -12,6 +12,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, validat
 from django.db import models
 from django.utils import timezone
 
+from ingest.attribution import RuleField
+
 CATALOG_START = datetime(2000, 1, 1, tzinfo=UTC)
 PER_TOKEN = {"max_digits": 24, "decimal_places": 18, "null": True, "blank": True}
 
@@ -224,14 +226,7 @@ class GpuCostHour(models.Model):
 class AttributionRule(models.Model):
     """Ordered rules giving a team/product/feature to calls that do not name one themselves."""
 
-    class Field(models.TextChoices):
-        SERVICE_NAME = "service_name", "service.name"
-        API_KEY = "api_key", "API key prefix"
-        ENVIRONMENT = "environment", "environment"
-        MODEL = "model", "model"
-        PROVIDER = "provider", "provider"
-        END_USER = "end_user", "end user id"
-        ATTRIBUTE = "attribute", "any span attribute"
+    Field = RuleField  # defined where the rules are matched (ingest.attribution)
 
     organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="attribution_rules")
     position = models.PositiveIntegerField(default=100, help_text="Lower runs first; the first match wins.")

@@ -1,4 +1,5 @@
-"""Pricing a call the moment it is ingested, from the catalog version in force at its start time.
+"""Pricing a call the moment it is ingested, from the catalog version in force at its start time
+(`price_for_ingest`, which billing registers with ingest at start-up: see billing/apps.py).
 
 A process-wide cache holds the catalog index; it is rebuilt when prices change (checked at most
 every few seconds), so ingest never queries prices per call.
@@ -21,18 +22,10 @@ from billing.price_rows import spec_from_price
 from billing.pricing import TOTAL_QUANTUM, CallUsage, PriceIndex, apply_override, price_call
 from billing.pricing import PriceOverride as OverrideTerms
 from ingest.models import CostStatus
-from ingest.records import CallFields
+from ingest.records import CallFields, IngestCost
 
 REFRESH_SECONDS = 5.0
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class IngestCost:
-    cost_usd: Decimal | None
-    cost_status: str
-    price_id: int | None
-    cost_avoided_usd: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

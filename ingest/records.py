@@ -1,7 +1,8 @@
 """Plain data shapes that flow through ingest: decoded OTLP spans in, normalized calls out.
 
 Decoders (protobuf and OTLP/JSON) produce `SpanView`s; mappers turn a `SpanView` into a
-`CallFields` (one model call) or nothing (a span that is only trace context). No Django here.
+`CallFields` (one model call) or nothing (a span that is only trace context). What other apps hand
+ingest through `ingest.hooks` (a call's cost, the attribution rules) is plain data too. No Django here.
 """
 
 from __future__ import annotations
@@ -89,3 +90,27 @@ class CallFields:
     input_content: str | None = None  # prompt text/JSON, only kept when the organization captures content
     output_content: str | None = None
     attributes: dict[str, AttrValue] = field(default_factory=dict)  # remaining span attributes, content removed
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCost:
+    """A call's cost as it is stored; cost_status is one of ingest.models.CostStatus."""
+
+    cost_usd: Decimal | None
+    cost_status: str
+    price_id: int | None
+    cost_avoided_usd: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One attribution rule, as users edit them (stored by billing): a call whose `field` matches the shell
+    pattern `pattern` gets the rule's team, product and feature, for whatever it did not name itself."""
+
+    organization_id: int
+    field: str  # one of ingest.attribution.RuleField
+    pattern: str
+    attribute_key: str = ""  # for field "attribute"
+    team_id: int | None = None
+    product_id: int | None = None
+    feature: str = ""

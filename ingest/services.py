@@ -1,8 +1,9 @@
 """Ingest: decoded spans → normalized, attributed, priced call rows → the store.
 
 The HTTP views and the REST API both end here, so every path applies the same rules:
-team/product from the call, else the API key's defaults; content dropped unless the organization
-captures it; cost from the price catalog in effect at the call's start time.
+team/product from the call, else the attribution rules, else the API key's defaults; content dropped unless the
+organization captures it; cost from the pricer billing registers (ingest.hooks): the catalog in effect at the call's
+start time.
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from datetime import UTC, datetime
 import orjson
 from django.utils.text import slugify
 
-from billing.attribution import attribution_for, rule_cache
-from ingest import store
+from ingest import hooks, store
+from ingest.attribution import attribution_for, rule_cache
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
 from ingest.mappers.normalize import CONTENT_KEYS, CONTENT_PREFIXES
-from ingest.models import MetricSample
-from ingest.records import CallFields, SpanView
+from ingest.models import CostStatus, MetricSample
+from ingest.records import CallFields, IngestCost, SpanView
 from observatory.models import ApiKey, Product, Team
 
 MAX_TEXT = 512  # longest stored label (model, feature, user ...); longer values are cut
 _CONTEXT_ATTRIBUTE_LIMIT = 64
+UNPRICED = IngestCost(None, CostStatus.PENDING, None)  # with no pricer registered (ingest.hooks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,17 +125,16 @@ def store_calls(
     api_key: ApiKey, calls: list[CallFields], context: list[SpanView] = (), outcome: IngestOutcome | None = None
 ) -> IngestOutcome:
     """Attribute, price and write normalized calls (from OTLP or the REST API) in one transaction."""
-    from billing.pricing_at_ingest import price_for_ingest
-
     outcome = outcome or IngestOutcome()
     organization = api_key.organization
     org_id = organization.pk
     capture = organization.capture_content
     content_cap = organization.content_max_bytes
+    pricer = hooks.call_pricer()
     call_rows, content_rows = [], []
     for call in calls:
         attribution = attribute_call(api_key, call)
-        cost = price_for_ingest(org_id, call)
+        cost = pricer(org_id, call) if pricer else UNPRICED
         call_rows.append(call_row(org_id, api_key.pk, call, attribution, cost))
         if capture and (call.input_content or call.output_content):
             content_rows.append(content_row(org_id, call, content_cap))
@@ -157,7 +158,7 @@ def attribute_call(api_key: ApiKey, call: CallFields) -> Attribution:
     return Attribution(team_id, product_id, source)
 
 
-def call_row(org_id: int, api_key_id: int | None, c: CallFields, attribution: Attribution, cost) -> tuple:
+def call_row(org_id: int, api_key_id: int | None, c: CallFields, attribution: Attribution, cost: IngestCost) -> tuple:
     """The LLMCALL column tuple. Mappers already cap text fields at 512 characters."""
     return (
         org_id, c.trace_id, c.span_id, c.parent_span_id or "", c.start_time, c.duration_ms, c.ttft_ms,

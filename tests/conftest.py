@@ -21,7 +21,7 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
     """Each test starts with empty in-process caches (API keys, team names), as a new worker would."""
-    from billing.attribution import rule_cache
+    from ingest.attribution import rule_cache
     from ingest.services import tenancy_cache
     from observatory.services import forget_cached_keys
 

@@ -6,8 +6,9 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from billing.attribution import reattribute, rule_cache
+from billing.attribution import reattribute
 from billing.models import AttributionRule
+from ingest.attribution import rule_cache
 from ingest.models import LLMCall
 from ingest.records import CallFields
 from ingest.services import store_calls
