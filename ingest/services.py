@@ -12,6 +12,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import attrgetter
 
 import orjson
 from django.utils.text import slugify
@@ -158,17 +159,15 @@ def attribute_call(api_key: ApiKey, call: CallFields) -> Attribution:
     return Attribution(team_id, product_id, source)
 
 
+_copied_fields = attrgetter(*(name for name, _ in store.CALL_COPIED_FIELDS))
+
+
 def call_row(org_id: int, api_key_id: int | None, c: CallFields, attribution: Attribution, cost: IngestCost) -> tuple:
-    """The LLMCALL column tuple. Mappers already cap text fields at 512 characters."""
+    """A call's row in `store.LLMCALL` column order: the `store.CALL_SET_AT_STORE` values, then the call's own
+    `store.CALL_COPIED_FIELDS`. Mappers already cap text fields at 512 characters."""
     return (
-        org_id, c.trace_id, c.span_id, c.parent_span_id or "", c.start_time, c.duration_ms, c.ttft_ms,
-        c.provider, c.operation, c.request_model, c.response_model,
-        c.input_tokens, c.cached_input_tokens, c.cache_write_tokens, c.output_tokens, c.reasoning_tokens,
-        c.usage_reported, c.streaming, c.status, c.error_type, c.http_status, c.finish_reason,
-        attribution.team_id, attribution.product_id, c.feature, c.environment, c.end_user, c.session,
-        c.service_name, c.source, c.source_version, c.app_cache_hit, cost.cost_avoided_usd,
-        c.prompt_prefix_hash, c.request_hash, cost.cost_usd, cost.cost_status, cost.price_id,
-        c.provided_cost_usd, api_key_id, attribution.source, c.attributes,
+        org_id, api_key_id, c.parent_span_id or "", attribution.team_id, attribution.product_id, attribution.source,
+        cost.cost_usd, cost.cost_status, cost.price_id, cost.cost_avoided_usd, *_copied_fields(c),
     )
 
 

@@ -41,23 +41,27 @@ class Table:
         return f"stage_{self.name}"
 
 
-LLMCALL = Table(
-    "ingest_llmcall",
-    (
-        ("organization_id", "int8"), ("trace_id", "varchar"), ("span_id", "varchar"), ("parent_span_id", "varchar"),
-        ("start_time", "timestamptz"), ("duration_ms", "float8"), ("ttft_ms", "float8"),
-        ("provider", "text"), ("operation", "text"), ("request_model", "text"), ("response_model", "text"),
-        ("input_tokens", "int8"), ("cached_input_tokens", "int8"), ("cache_write_tokens", "int8"),
-        ("output_tokens", "int8"), ("reasoning_tokens", "int8"), ("usage_reported", "bool"), ("streaming", "bool"),
-        ("status", "varchar"), ("error_type", "text"), ("http_status", "int2"), ("finish_reason", "text"),
-        ("team_id", "int8"), ("product_id", "int8"), ("feature", "text"), ("environment", "text"),
-        ("end_user", "text"), ("session", "text"), ("service_name", "text"), ("source", "text"),
-        ("source_version", "text"), ("app_cache_hit", "bool"), ("cost_avoided_usd", "numeric"),
-        ("prompt_prefix_hash", "text"), ("request_hash", "text"), ("cost_usd", "numeric"), ("cost_status", "varchar"),
-        ("price_id", "int8"), ("provided_cost_usd", "numeric"), ("api_key_id", "int8"), ("attribution", "varchar"),
-        ("attributes", "jsonb"),
-    ),
+# The call record's columns in call-row order (ingest.services.call_row), each with its type for binary COPY. COPY
+# names its columns, so this order, not the table's, is what a row must follow. First the values ingest sets as it
+# stores a call, then the ingest.records.CallFields attributes of the same name, copied as they are.
+# tests/ingest/test_call_schema.py holds these against the LLMCall model and the migrated table.
+CALL_SET_AT_STORE = (
+    ("organization_id", "int8"), ("api_key_id", "int8"), ("parent_span_id", "varchar"),
+    ("team_id", "int8"), ("product_id", "int8"), ("attribution", "varchar"),
+    ("cost_usd", "numeric"), ("cost_status", "varchar"), ("price_id", "int8"), ("cost_avoided_usd", "numeric"),
 )
+CALL_COPIED_FIELDS = (
+    ("trace_id", "varchar"), ("span_id", "varchar"), ("start_time", "timestamptz"), ("duration_ms", "float8"),
+    ("ttft_ms", "float8"), ("provider", "text"), ("operation", "text"), ("request_model", "text"),
+    ("response_model", "text"), ("input_tokens", "int8"), ("cached_input_tokens", "int8"),
+    ("cache_write_tokens", "int8"), ("output_tokens", "int8"), ("reasoning_tokens", "int8"),
+    ("usage_reported", "bool"), ("streaming", "bool"), ("status", "varchar"), ("error_type", "text"),
+    ("http_status", "int2"), ("finish_reason", "text"), ("feature", "text"), ("environment", "text"),
+    ("end_user", "text"), ("session", "text"), ("service_name", "text"), ("source", "text"),
+    ("source_version", "text"), ("app_cache_hit", "bool"), ("prompt_prefix_hash", "text"), ("request_hash", "text"),
+    ("provided_cost_usd", "numeric"), ("attributes", "jsonb"),
+)
+LLMCALL = Table("ingest_llmcall", CALL_SET_AT_STORE + CALL_COPIED_FIELDS)
 
 TRACESPAN = Table(
     "ingest_tracespan",
