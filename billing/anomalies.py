@@ -28,14 +28,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Min, Sum, Value
-from django.db.models.functions import Coalesce, NullIf, TruncHour
+from django.db.models import Min, Sum
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from billing.alerting import deliver_alerts, record_alerts, send_test_alert
 from billing.budgets import HOUR, WEEK, SpendScope, floor_hour, money, rollup_watermark
 from billing.models import Alert, AnomalyRule, HourlyRollup, LatencySlo
 from billing.queries import percentiles
+from ingest.models import CALL_MODEL
 from observatory.access import Scope
 from observatory.models import Product, Team
 
@@ -75,7 +76,7 @@ def _hourly_by_subject(rule: AnomalyRule, hours: list[datetime], tail_hours: lis
     calls = scope.calls().filter(start_time__gte=min(tail_hours), start_time__lt=max(tail_hours) + HOUR,
                                  ingested_at__gt=watermark).annotate(h=TruncHour("start_time", tzinfo=UTC))
     if rule.dimension == AnomalyRule.Dimension.MODEL:
-        calls = calls.annotate(model_name=Coalesce(NullIf("response_model", Value("")), "request_model"))
+        calls = calls.annotate(model_name=CALL_MODEL)
         column = "model_name"
     tail = calls.values_list("h", column).annotate(c=Sum("cost_usd")).order_by()
     for hour, subject, cost in [*rolled, *tail]:

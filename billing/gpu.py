@@ -132,7 +132,8 @@ def team_usage(pool: GpuPool, hour: datetime) -> list[TeamUsage]:
     """Tokens, calls and busy seconds per team of the calls the pool served that hour, biggest user first."""
     if not pool.served_models:
         return []
-    served = Q(response_model__in=pool.served_models) | Q(request_model__in=pool.served_models)
+    served = (Q(model__in=pool.served_models) | Q(response_model__in=pool.served_models)
+              | Q(request_model__in=pool.served_models))
     groups = (
         LLMCall.objects.filter(served, organization_id=pool.organization_id, start_time__gte=hour, start_time__lt=hour + HOUR)
         .values("team_id")

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from billing.models import HourlySlowCall, RollupState
+from ingest.dedup import merge_late_duplicates
 
 GAMMA = 1.05
 LOG_GAMMA = math.log(GAMMA)
@@ -55,7 +56,7 @@ HOURLY_SQL = f"""
 WITH c AS (
     SELECT date_trunc('hour', l.start_time) AS hour, l.trace_id, l.span_id, l.start_time,
            coalesce(l.team_id, 0) AS team_id, coalesce(l.product_id, 0) AS product_id, l.provider,
-           coalesce(nullif(l.response_model, ''), l.request_model) AS model, l.environment, l.feature,
+           coalesce(nullif(l.model, ''), nullif(l.response_model, ''), l.request_model) AS model, l.environment, l.feature,
            l.status, l.streaming, l.cost_status, l.input_tokens, l.cached_input_tokens, l.cache_write_tokens,
            l.output_tokens, l.reasoning_tokens, l.cost_usd, l.app_cache_hit, l.cost_avoided_usd, l.duration_ms, l.ttft_ms,
            l.cached_input_tokens * (p.input - coalesce(p.cached_input_read, p.input)) AS cache_saving,
@@ -226,7 +227,10 @@ def rollup_pending(hours_per_transaction: int = 48) -> dict:
     try:
         state, _ = RollupState.objects.get_or_create(name="hourly", defaults={"watermark": datetime(2000, 1, 1, tzinfo=UTC)})
         until = timezone.now()
-        pending = dirty_hours(state.watermark - WATERMARK_OVERLAP, until)
+        since = state.watermark - WATERMARK_OVERLAP
+        pending = dirty_hours(since, until)
+        for org in list(pending):  # a late duplicate corrects the stored call: its hours are rolled up again
+            pending[org] = sorted(set(pending[org]) | merge_late_duplicates(org, since, until))
         rows = 0
         for org, hours in pending.items():
             hours.sort()

@@ -26,7 +26,7 @@ HEX = "0123456789abcdef"
 class CallSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    model = serializers.CharField(read_only=True)
+    model = serializers.CharField(source="model_name", read_only=True)
     cost_usd = serializers.DecimalField(max_digits=20, decimal_places=10, read_only=True, coerce_to_string=True)
 
     class Meta:
@@ -36,7 +36,7 @@ class CallSerializer(serializers.ModelSerializer):
             "request_model", "response_model", "model", "input_tokens", "cached_input_tokens", "cache_write_tokens",
             "output_tokens", "reasoning_tokens", "usage_reported", "streaming", "status", "error_type", "http_status",
             "finish_reason", "team", "product", "feature", "environment", "end_user", "session", "service_name",
-            "source", "source_version", "app_cache_hit", "cost_usd", "cost_status", "cost_avoided_usd",
+            "source", "source_version", "response_id", "app_cache_hit", "cost_usd", "cost_status", "cost_avoided_usd",
             "provided_cost_usd", "prompt_prefix_hash", "request_hash", "ingested_at",
         ]
         read_only_fields = fields
@@ -82,6 +82,7 @@ class NewCallSerializer(serializers.Serializer):
     app_cache_hit = serializers.BooleanField(default=False)
     prompt_prefix_hash = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
     request_hash = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    response_id = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
     def validate(self, data):
         if not (data["request_model"] or data["response_model"]):
@@ -153,7 +154,7 @@ class CallListCreate(generics.ListAPIView):
         if "product" in q:
             calls = calls.filter(product__slug=q["product"])
         if "model" in q:
-            calls = calls.filter(Q(response_model=q["model"]) | Q(request_model=q["model"]))
+            calls = calls.filter(Q(model=q["model"]) | Q(response_model=q["model"]) | Q(request_model=q["model"]))
         for name in ("provider", "trace_id", "status", "environment", "feature", "end_user", "session", "cost_status"):
             if name in q:
                 calls = calls.filter(**{name: q[name]})

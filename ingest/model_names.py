@@ -7,6 +7,7 @@ was answered by) are one model. Pure functions, no database.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Bedrock cross-region inference profiles: us.anthropic.claude-…, global.anthropic.claude-…
 BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|au|jp|ca|global|us-gov)\.")
@@ -66,6 +67,7 @@ def unique_names(names: list[str]) -> list[str]:
     return [name for name in dict.fromkeys(names) if name]
 
 
+@lru_cache(maxsize=8192)
 def canonical_model(response_model: str, request_model: str = "") -> str:
     """The one name a call is grouped by: its model without vendor path, region, version or snapshot date.
 

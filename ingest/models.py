@@ -10,6 +10,8 @@ never deleted while calls refer to them.
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Coalesce, NullIf
 from django.utils import timezone
 
 
@@ -36,6 +38,11 @@ class LLMCall(models.Model):
     operation = models.TextField(blank=True, default="")
     request_model = models.TextField(blank=True, default="")
     response_model = models.TextField(blank=True, default="")
+    model = models.TextField(
+        blank=True, default="", db_default="",
+        help_text="The canonical model every page groups by (ingest.model_names.canonical_model); the two above are details.",
+    )
+    response_id = models.TextField(blank=True, default="", db_default="", help_text="The provider's id of its answer.")
     input_tokens = models.BigIntegerField(default=0, help_text="All input tokens, including cached read and cache write.")
     cached_input_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
@@ -90,14 +97,21 @@ class LLMCall(models.Model):
             models.Index(fields=["organization", "start_time"], condition=models.Q(status="error"), name="llmcall_errors"),
             models.Index(fields=["organization", "start_time"], condition=models.Q(cost_status="unknown_model"),
                          name="llmcall_unpriced"),
+            models.Index(fields=["organization", "response_id"], condition=~models.Q(response_id=""),
+                         name="llmcall_response_id"),
         ]
 
     def __str__(self) -> str:
         return f"{self.operation} {self.response_model or self.request_model} @ {self.start_time:%Y-%m-%d %H:%M:%S}"
 
     @property
-    def model(self) -> str:
-        return self.response_model or self.request_model
+    def model_name(self) -> str:
+        return self.model or self.response_model or self.request_model
+
+
+# The model a call is grouped by, for rows written before the canonical column (or by hand, as tests do).
+CALL_MODEL = Coalesce(NullIf("model", Value("")), NullIf("response_model", Value("")), "request_model",
+                      output_field=models.TextField())
 
 
 class TraceSpan(models.Model):

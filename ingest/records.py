@@ -87,6 +87,7 @@ class CallFields:
     prompt_prefix_hash: str = ""
     request_hash: str = ""
     provided_cost_usd: Decimal | None = None  # a cost the instrumentation computed itself (cross-check only)
+    response_id: str = ""  # the provider's id of its answer (gen_ai.response.id and equivalents): one call, however reported
     input_content: str | None = None  # prompt text/JSON, only kept when the organization captures content
     output_content: str | None = None
     attributes: dict[str, AttrValue] = field(default_factory=dict)  # remaining span attributes, content removed

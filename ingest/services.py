@@ -21,6 +21,7 @@ from ingest import hooks, store
 from ingest.attribution import attribution_for, rule_cache
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
 from ingest.mappers.normalize import CONTENT_KEYS, CONTENT_PREFIXES
+from ingest.model_names import canonical_model
 from ingest.models import CostStatus, MetricSample
 from ingest.records import CallFields, IngestCost, SpanView
 from observatory.models import ApiKey, Product, Team
@@ -167,7 +168,8 @@ def call_row(org_id: int, api_key_id: int | None, c: CallFields, attribution: At
     `store.CALL_COPIED_FIELDS`. Mappers already cap text fields at 512 characters."""
     return (
         org_id, api_key_id, c.parent_span_id or "", attribution.team_id, attribution.product_id, attribution.source,
-        cost.cost_usd, cost.cost_status, cost.price_id, cost.cost_avoided_usd, *_copied_fields(c),
+        cost.cost_usd, cost.cost_status, cost.price_id, cost.cost_avoided_usd,
+        canonical_model(c.response_model, c.request_model), *_copied_fields(c),
     )
 
 

@@ -49,6 +49,7 @@ CALL_SET_AT_STORE = (
     ("organization_id", "int8"), ("api_key_id", "int8"), ("parent_span_id", "varchar"),
     ("team_id", "int8"), ("product_id", "int8"), ("attribution", "varchar"),
     ("cost_usd", "numeric"), ("cost_status", "varchar"), ("price_id", "int8"), ("cost_avoided_usd", "numeric"),
+    ("model", "text"),
 )
 CALL_COPIED_FIELDS = (
     ("trace_id", "varchar"), ("span_id", "varchar"), ("start_time", "timestamptz"), ("duration_ms", "float8"),
@@ -59,7 +60,7 @@ CALL_COPIED_FIELDS = (
     ("http_status", "int2"), ("finish_reason", "text"), ("feature", "text"), ("environment", "text"),
     ("end_user", "text"), ("session", "text"), ("service_name", "text"), ("source", "text"),
     ("source_version", "text"), ("app_cache_hit", "bool"), ("prompt_prefix_hash", "text"), ("request_hash", "text"),
-    ("provided_cost_usd", "numeric"), ("attributes", "jsonb"),
+    ("provided_cost_usd", "numeric"), ("response_id", "text"), ("attributes", "jsonb"),
 )
 LLMCALL = Table("ingest_llmcall", CALL_SET_AT_STORE + CALL_COPIED_FIELDS)
 

@@ -8,11 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from django.db.models import Aggregate, Count, F, FloatField, Max, Min, QuerySet, TextField, Value
-from django.db.models.functions import Coalesce, NullIf
+from django.db.models import Aggregate, Count, FloatField, Max, Min, QuerySet
 
 from billing.models import Recommendation
-from ingest.models import LLMCall
+from ingest.models import CALL_MODEL, LLMCall
 
 Kind = Recommendation.Kind
 Confidence = Recommendation.Confidence
@@ -56,7 +55,7 @@ class Window:
 
 def calls_in(organization_id: int, since: datetime, until: datetime):
     return LLMCall.objects.filter(organization_id=organization_id, start_time__gte=since, start_time__lt=until).annotate(
-        model_name=Coalesce(NullIf(F("response_model"), Value("")), F("request_model"), output_field=TextField()),
+        model_name=CALL_MODEL,
     )
 
 

@@ -33,7 +33,7 @@ def filtered_calls(scope: Scope, period: Period, filters: CallFilters) -> QueryS
     if filters.product:
         calls = calls.filter(product__slug=filters.product)
     if filters.model:
-        calls = calls.filter(Q(response_model=filters.model) | Q(request_model=filters.model))
+        calls = calls.filter(Q(model=filters.model) | Q(response_model=filters.model) | Q(request_model=filters.model))
     if filters.status:
         calls = calls.filter(status=filters.status)
     if filters.user:
@@ -87,7 +87,7 @@ class TraceNode:
 
 def _name(item: LLMCall | TraceSpan) -> str:
     if isinstance(item, LLMCall):
-        return f"{item.operation or 'call'} {item.model}".strip()
+        return f"{item.operation or 'call'} {item.response_model or item.model_name}".strip()
     return item.name or item.span_id
 
 

@@ -31,9 +31,7 @@ def _budgets_page(request: HttpRequest, viewer: Viewer, form, status: int = 200)
 
 
 @require_http_methods(["GET", "POST"])
-
 @dashboard_view
-
 def budgets(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     may_create = budget_reads.may_create(viewer)
     if request.method == "GET":
@@ -62,9 +60,7 @@ def _budget_page(request: HttpRequest, viewer: Viewer, budget: Budget, form, sta
 
 
 @require_http_methods(["GET", "POST"])
-
 @dashboard_view
-
 def budget_page(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpResponse:
     budget = budget_reads.find_budget(viewer, budget_id)
     if budget.organization_id != viewer.organization.id:
@@ -88,9 +84,7 @@ def budget_page(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpRes
 
 
 @require_POST
-
 @dashboard_view
-
 def delete_budget(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpResponse:
     budget = budget_reads.find_budget(viewer, budget_id)
     if not budget_reads.may_manage(viewer, budget):
@@ -102,9 +96,7 @@ def delete_budget(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpR
 
 
 @require_POST
-
 @dashboard_view
-
 def budget_test_alert(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpResponse:
     budget = budget_reads.find_budget(viewer, budget_id)
     if not budget_reads.may_manage(viewer, budget):
@@ -123,8 +115,6 @@ def budget_test_alert(request: HttpRequest, viewer: Viewer, budget_id: int) -> H
 
 
 @require_GET
-
 @dashboard_view
-
 def alerts(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     return render_page(request, "budgets_alerts", viewer, None, {"alerts": budget_reads.visible_alerts(viewer)})

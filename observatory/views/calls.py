@@ -21,19 +21,19 @@ from observatory.dashboard.responses import csv_name, money_cell, render_page, w
 
 
 @require_GET
-
 @dashboard_view
-
 def calls(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "7d", timezone.now())
     filters = parse_call_filters(request.GET)
     found = call_reads.filtered_calls(viewer.scope, period, filters)
     if wants_csv(request):
-        header = ["start_time", "trace_id", "span_id", "team", "product", "model", "status", "error_type", "input_tokens",
-                  "cached_input_tokens", "output_tokens", "duration_ms", "ttft_ms", "cost_usd", "cost_status", "user", "session"]
+        header = ["start_time", "trace_id", "span_id", "team", "product", "model", "response_model", "status", "error_type",
+                  "input_tokens", "cached_input_tokens", "output_tokens", "duration_ms", "ttft_ms", "cost_usd", "cost_status",
+                  "user", "session"]
         return csv_response(Table(header, (
             {"start_time": c.start_time, "trace_id": c.trace_id, "span_id": c.span_id, "team": c.team.slug if c.team else "",
-             "product": c.product.slug if c.product else "", "model": c.model, "status": c.status, "error_type": c.error_type,
+             "product": c.product.slug if c.product else "", "model": c.model_name, "response_model": c.response_model,
+             "status": c.status, "error_type": c.error_type,
              "input_tokens": c.input_tokens, "cached_input_tokens": c.cached_input_tokens, "output_tokens": c.output_tokens,
              "duration_ms": round(c.duration_ms, 1), "ttft_ms": None if c.ttft_ms is None else round(c.ttft_ms, 1),
              "cost_usd": money_cell(c.cost_usd), "cost_status": c.cost_status, "user": c.end_user, "session": c.session}
@@ -46,9 +46,7 @@ def calls(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_GET
-
 @dashboard_view
-
 def call_detail(request: HttpRequest, viewer: Viewer, trace_id: str, span_id: str) -> HttpResponse:
     scope = viewer.scope
     call = call_reads.call_or_404(scope, trace_id, span_id)
@@ -60,9 +58,7 @@ def call_detail(request: HttpRequest, viewer: Viewer, trace_id: str, span_id: st
 
 
 @require_GET
-
 @dashboard_view
-
 def prices(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "30d", timezone.now())
     query = request.GET.get("q", "").strip()[: price_reads.MAX_QUERY_LENGTH]

@@ -24,9 +24,7 @@ from observatory.dashboard.responses import csv_name, money_cell, render_page, w
 
 
 @require_GET
-
 @dashboard_view
-
 def gpu(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "7d", timezone.now())
     pools = gpu_reads.pool_reports(viewer.scope, period, viewer.team_names)
@@ -57,9 +55,7 @@ def _gpu_url(viewer: Viewer) -> str:
 
 
 @require_POST
-
 @dashboard_view
-
 def save_gpu_pool(request: HttpRequest, viewer: Viewer, pool_id: int | None = None) -> HttpResponse:
     """Create (no id) or change a pool; organization admins only."""
     if not viewer.is_admin:
@@ -85,9 +81,7 @@ def save_gpu_pool(request: HttpRequest, viewer: Viewer, pool_id: int | None = No
 
 
 @require_POST
-
 @dashboard_view
-
 def delete_gpu_pool(request: HttpRequest, viewer: Viewer, pool_id: int) -> HttpResponse:
     if not viewer.is_admin:
         return HttpResponseForbidden("Only organization admins delete GPU pools.")

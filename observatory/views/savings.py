@@ -30,9 +30,7 @@ def _recommendations_url(viewer: Viewer, status: str = "") -> str:
 
 
 @require_GET
-
 @dashboard_view
-
 def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     visible = savings.visible_recommendations(viewer)
     kind, status = request.GET.get("kind", ""), request.GET.get("status", "open")
@@ -55,9 +53,7 @@ def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_POST
-
 @dashboard_view
-
 def recommendation_status(request: HttpRequest, viewer: Viewer, rec_id: int) -> HttpResponse:
     rec = savings.find_recommendation(viewer, rec_id)
     if rec is None:
@@ -77,9 +73,7 @@ def recommendation_status(request: HttpRequest, viewer: Viewer, rec_id: int) -> 
 
 
 @require_POST
-
 @dashboard_view
-
 def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if not savings.may_refresh(viewer):
         return HttpResponseForbidden("Only managers and admins recompute recommendations.")
@@ -94,9 +88,7 @@ def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpRespons
 
 
 @require_GET
-
 @dashboard_view
-
 def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "30d", timezone.now())
     models = whatif.model_usage(viewer.scope, period.start, period.end)

@@ -37,9 +37,7 @@ def _spend_csv(filename: str, viewer: Viewer, scope: Scope, period: Period, grou
 
 
 @require_GET
-
 @dashboard_view
-
 def overview(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "30d", timezone.now())
     scope = viewer.scope
@@ -57,9 +55,7 @@ def overview(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_GET
-
 @dashboard_view
-
 def team_page(request: HttpRequest, viewer: Viewer, team_slug: str) -> HttpResponse:
     team = team_or_404(viewer, team_slug)
     period = parse_period(request.GET, "30d", timezone.now())
@@ -75,9 +71,7 @@ def team_page(request: HttpRequest, viewer: Viewer, team_slug: str) -> HttpRespo
 
 
 @require_GET
-
 @dashboard_view
-
 def product_page(request: HttpRequest, viewer: Viewer, product_slug: str) -> HttpResponse:
     product = product_or_404(viewer, product_slug, spend_reads.product_used_by)
     period = parse_period(request.GET, "30d", timezone.now())
@@ -90,9 +84,7 @@ def product_page(request: HttpRequest, viewer: Viewer, product_slug: str) -> Htt
 
 
 @require_GET
-
 @dashboard_view
-
 def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "7d", timezone.now())
     scope = viewer.scope
@@ -114,9 +106,7 @@ def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_GET
-
 @dashboard_view
-
 def models(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "30d", timezone.now())
     scope = viewer.scope
@@ -141,9 +131,7 @@ def models(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_GET
-
 @dashboard_view
-
 def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "7d", timezone.now())
     scope = viewer.scope
@@ -167,9 +155,7 @@ def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_GET
-
 @dashboard_view
-
 def users(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "7d", timezone.now())
     scope = viewer.scope
@@ -186,9 +172,7 @@ def users(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_GET
-
 @dashboard_view
-
 def errors(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = parse_period(request.GET, "7d", timezone.now())
     scope = viewer.scope

@@ -38,9 +38,7 @@ def _settings_page(request: HttpRequest, viewer: Viewer, form: tenancy.NewKeyFor
 
 
 @require_GET
-
 @dashboard_view
-
 def settings_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if wants_csv(request):
         header = ["name", "prefix", "team", "product", "created_by", "created_at", "last_used_at", "revoked_at"]
@@ -56,9 +54,7 @@ def settings_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_POST
-
 @dashboard_view
-
 def create_key(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     if not (viewer.is_admin or viewer.manageable_teams):
         return HttpResponseForbidden("Only managers and admins create API keys.")
@@ -75,9 +71,7 @@ def create_key(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_GET
-
 @dashboard_view
-
 def key_spend(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     """The settings page's "spend per API key" card, loaded after the page (it reads the raw calls of 7 days)."""
     period = parse_period({"range": "7d"}, "7d", timezone.now())
@@ -87,9 +81,7 @@ def key_spend(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 
 
 @require_POST
-
 @dashboard_view
-
 def revoke_key(request: HttpRequest, viewer: Viewer, key_id: int) -> HttpResponse:
     key = key_or_404(viewer, key_id)
     if not viewer.can_manage_keys(key.default_team_id):
