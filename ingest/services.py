@@ -18,7 +18,7 @@ from django.utils.text import slugify
 from billing.attribution import attribution_for, rule_cache
 from ingest import store
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
-from ingest.mappers.normalize import CONTENT_KEYS, CONTENT_PREFIXES
+from ingest.mappers.normalize.content import CONTENT_KEYS, CONTENT_PREFIXES
 from ingest.models import MetricSample
 from ingest.records import CallFields, SpanView
 from observatory.models import ApiKey, Product, Team
