@@ -20,7 +20,7 @@ from django.utils.text import slugify
 from ingest import hooks, store
 from ingest.attribution import attribution_for, rule_cache
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
-from ingest.mappers.normalize import CONTENT_KEYS, CONTENT_PREFIXES
+from ingest.mappers.normalize.content import CONTENT_KEYS, CONTENT_PREFIXES
 from ingest.model_names import canonical_model
 from ingest.models import CostStatus, MetricSample
 from ingest.records import CallFields, IngestCost, SpanView

@@ -6,7 +6,8 @@ monthly = window figure × 30 / window_days. Prices come from the catalog (billi
 an organization's negotiated overrides are not applied. Only findings worth at least MIN_MONTHLY_SAVINGS_USD a
 month are kept. The detectors and their formulas are described in their modules:
 - traffic: model routing, prompt caching, response cache, failed-call waste.
-- capacity: how the traffic is bought: batch API, context trimming (long tails, long-context tiers), provisioned capacity.
+- batch_api, context_trimming (long tails, long-context tiers), provisioned_capacity: how the traffic is bought;
+  the first two price summed usage per long-context tier with tiered_usage.
 - selfhost: self-host crossover (API spend vs renting GPUs, break-even month; crossover() for the what-if page).
 - gpu_efficiency: GPU pools that could shrink: consolidation, quantization, continuous batching (one per pool).
 
@@ -26,8 +27,10 @@ from django.utils import timezone
 from billing.models import Recommendation
 from billing.pricing_at_ingest import catalog_cache
 from billing.recommendations.base import MIN_MONTHLY_SAVINGS_USD, REOPEN_FACTOR, Finding, Status, Window, calls_in, monthly, usd
-from billing.recommendations.capacity import batch_api, context_trimming, provisioned_capacity
+from billing.recommendations.batch_api import batch_api
+from billing.recommendations.context_trimming import context_trimming
 from billing.recommendations.gpu_efficiency import gpu_efficiency
+from billing.recommendations.provisioned_capacity import provisioned_capacity
 from billing.recommendations.selfhost import self_host
 from billing.recommendations.traffic import failed_calls, model_routing, prompt_caching, response_cache, route_for
 

@@ -1,6 +1,6 @@
 """What every recommendation detector shares: the window of calls it reads, the finding it returns, and small
-helpers for scope and money formatting. A detector is a function `(Window) -> list[Finding]` registered in
-`billing.recommendations.DETECTORS`."""
+helpers for scope, raw SQL rows and money formatting. A detector is a function `(Window) -> list[Finding]`
+registered in `billing.recommendations.DETECTORS`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Aggregate, Count, FloatField, Max, Min, QuerySet
 
 from billing.models import Recommendation
@@ -80,3 +81,17 @@ def per_million(value: Decimal | None) -> str:
 
 def monthly(window_usd: Decimal, window_days: int) -> Decimal:
     return Decimal(window_usd) * 30 / window_days
+
+
+def fetch(sql: str, params: list) -> list[dict]:
+    """Rows of a raw query as dicts, for the aggregates (percentiles per group, hourly series) the ORM cannot say."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+def dollars(value: Decimal) -> str:
+    """$1,800.00, $0.0125: a figure for a formula, to the micro-dollar without trailing zeros beyond the cents."""
+    places = max(2, -Decimal(value).quantize(Decimal("0.000001")).normalize().as_tuple().exponent)
+    return f"${Decimal(value):,.{places}f}"

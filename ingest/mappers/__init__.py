@@ -22,7 +22,9 @@ from ingest.mappers import (
 )
 from ingest.mappers.duplicates import DUPLICATES_KEY, deduplicate
 from ingest.mappers.log_events import ContentFragment, map_log_record, merge_fragments
-from ingest.mappers.normalize import HTTP_STATUS_KEYS, InvalidSpan, error_from_http, http_code
+from ingest.mappers.normalize.errors import HTTP_STATUS_KEYS, error_from_http
+from ingest.mappers.normalize.tokens import InvalidSpan
+from ingest.mappers.normalize.values import http_code
 from ingest.records import CallFields, SpanView
 
 __all__ = [

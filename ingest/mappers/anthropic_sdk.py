@@ -4,7 +4,7 @@ non-standard gen_ai.usage.cache_write.input_tokens, anthropic.message.stop_reaso
 from __future__ import annotations
 
 from ingest.mappers.genai_semconv import build, complete, is_model_call
-from ingest.mappers.normalize import finish_reason
+from ingest.mappers.normalize.finish_reasons import finish_reason
 from ingest.records import CallFields, SpanView
 
 SOURCE = "anthropic-sdk"

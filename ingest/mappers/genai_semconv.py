@@ -3,42 +3,28 @@ the older 2.3b0 line, any other library emitting gen_ai.*), plus `build`, the ba
 
 from __future__ import annotations
 
-from ingest.mappers.normalize import (
+from ingest.mappers.normalize.attribute_filter import AttributeFilter
+from ingest.mappers.normalize.attribution import ENVIRONMENT_KEYS, SESSION_KEYS, USER_KEYS, apply_attribution
+from ingest.mappers.normalize.content import event_content, split_content
+from ingest.mappers.normalize.errors import HTTP_STATUS_KEYS, apply_status
+from ingest.mappers.normalize.finish_reasons import finish_reason
+from ingest.mappers.normalize.operations import MODEL_OPERATIONS, NON_CALL_OPERATIONS, STREAMING_OPERATIONS, operation_name
+from ingest.mappers.normalize.providers import provider_from_model, provider_name
+from ingest.mappers.normalize.timing import timestamp, ttft_from_seconds
+from ingest.mappers.normalize.tokens import (
     CACHE_READ_KEYS,
     CACHE_WRITE_KEYS,
-    ENVIRONMENT_KEYS,
-    HTTP_STATUS_KEYS,
     INPUT_KEYS,
-    MODEL_OPERATIONS,
-    NON_CALL_OPERATIONS,
     OUTPUT_KEYS,
     REASONING_KEYS,
-    SESSION_KEYS,
-    STREAMING_OPERATIONS,
     TOTAL_KEYS,
-    USER_KEYS,
-    AttributeFilter,
     Usage,
-    apply_attribution,
-    apply_status,
     apply_usage,
-    as_bool,
-    as_seconds,
-    event_content,
-    finish_reason,
-    first_label,
-    json_object,
-    label,
-    operation_name,
-    provider_from_model,
-    provider_name,
     semconv_usage,
-    split_content,
-    timestamp,
     token_count,
-    ttft_from_seconds,
     usage_from_object,
 )
+from ingest.mappers.normalize.values import as_bool, as_seconds, first_label, json_object, label
 from ingest.records import AttrValue, CallFields, SpanView
 
 SOURCE = "otel-genai"

@@ -4,18 +4,12 @@ JSON-quoted metadata values, completion_start_time as an ISO timestamp, and no p
 from __future__ import annotations
 
 from ingest.mappers.genai_semconv import FILTER, build, complete
-from ingest.mappers.normalize import (
-    Usage,
-    apply_status,
-    finish_reason,
-    json_object,
-    label,
-    provider_from_model,
-    provider_name,
-    ttft_from_iso,
-    unquote,
-    usage_from_object,
-)
+from ingest.mappers.normalize.errors import apply_status
+from ingest.mappers.normalize.finish_reasons import finish_reason
+from ingest.mappers.normalize.providers import provider_from_model, provider_name
+from ingest.mappers.normalize.timing import ttft_from_iso
+from ingest.mappers.normalize.tokens import Usage, usage_from_object
+from ingest.mappers.normalize.values import json_object, label, unquote
 from ingest.records import AttrValue, CallFields, SpanView
 
 SOURCE = "langfuse"

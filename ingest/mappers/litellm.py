@@ -13,7 +13,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ingest.mappers.genai_semconv import FILTER, build, complete, is_model_call
-from ingest.mappers.normalize import as_bool, as_decimal, json_object, label, operation_name
+from ingest.mappers.normalize.operations import operation_name
+from ingest.mappers.normalize.values import as_bool, as_decimal, json_object, label
 from ingest.records import AttrValue, CallFields, SpanView
 
 SOURCE = "litellm"

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingest.mappers.normalize import CONTENT_KEYS, content_text, finish_reason, label, split_content
+from ingest.mappers.normalize.content import CONTENT_KEYS, split_content
+from ingest.mappers.normalize.finish_reasons import finish_reason
+from ingest.mappers.normalize.values import content_text, label
 from ingest.otlp_decode import LogRecordView
 from ingest.records import AttrValue
 

@@ -5,15 +5,9 @@ usage plus a `streaming response from ...` log-span carrying the usage."""
 from __future__ import annotations
 
 from ingest.mappers.genai_semconv import FILTER, build, complete, is_model_call
-from ingest.mappers.normalize import (
-    as_bool,
-    as_seconds,
-    json_object,
-    label,
-    semconv_usage,
-    timestamp,
-    usage_from_object,
-)
+from ingest.mappers.normalize.timing import timestamp
+from ingest.mappers.normalize.tokens import semconv_usage, usage_from_object
+from ingest.mappers.normalize.values import as_bool, as_seconds, json_object, label
 from ingest.records import CallFields, SpanView
 
 SOURCE = "logfire"

@@ -12,16 +12,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ingest.mappers.genai_semconv import FILTER, build, complete
-from ingest.mappers.normalize import (
-    Usage,
-    as_decimal,
-    first_tokens,
-    json_object,
-    label,
-    provider_name,
-    semconv_usage,
-    unquote,
-)
+from ingest.mappers.normalize.providers import provider_name
+from ingest.mappers.normalize.tokens import Usage, first_tokens, semconv_usage
+from ingest.mappers.normalize.values import as_decimal, json_object, label, unquote
 from ingest.records import AttrValue, CallFields, SpanView
 
 SOURCE = "mlflow"

@@ -4,7 +4,7 @@ prompt/request hashes and app-cache hits."""
 from __future__ import annotations
 
 from ingest.mappers.genai_semconv import build, complete, is_model_call
-from ingest.mappers.normalize import as_bool, as_decimal, label
+from ingest.mappers.normalize.values import as_bool, as_decimal, label
 from ingest.records import CallFields, SpanView
 
 SOURCE = "observatory-sdk"

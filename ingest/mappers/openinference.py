@@ -4,17 +4,11 @@ JSON invocation parameters, flattened messages, TTFT as the `First Token Stream 
 from __future__ import annotations
 
 from ingest.mappers.genai_semconv import FILTER, build, complete
-from ingest.mappers.normalize import (
-    Usage,
-    as_bool,
-    finish_reason,
-    first_label,
-    first_tokens,
-    json_object,
-    label,
-    provider_name,
-    ttft_from_event,
-)
+from ingest.mappers.normalize.finish_reasons import finish_reason
+from ingest.mappers.normalize.providers import provider_name
+from ingest.mappers.normalize.timing import ttft_from_event
+from ingest.mappers.normalize.tokens import Usage, first_tokens
+from ingest.mappers.normalize.values import as_bool, first_label, json_object, label
 from ingest.records import CallFields, SpanView
 
 SOURCE = "openinference"

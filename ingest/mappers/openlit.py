@@ -6,18 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ingest.mappers.genai_semconv import FILTER, build, complete, is_model_call
-from ingest.mappers.normalize import (
-    MODEL_OPERATIONS,
-    as_bool,
-    as_decimal,
-    finish_reason,
-    first_tokens,
-    label,
-    operation_name,
-    provider_name,
-    semconv_usage,
-    ttft_from_seconds,
-)
+from ingest.mappers.normalize.finish_reasons import finish_reason
+from ingest.mappers.normalize.operations import MODEL_OPERATIONS, operation_name
+from ingest.mappers.normalize.providers import provider_name
+from ingest.mappers.normalize.timing import ttft_from_seconds
+from ingest.mappers.normalize.tokens import first_tokens, semconv_usage
+from ingest.mappers.normalize.values import as_bool, as_decimal, label
 from ingest.records import CallFields, SpanView
 
 SOURCE = "openlit"

@@ -6,16 +6,11 @@ from __future__ import annotations
 import re
 
 from ingest.mappers.genai_semconv import FILTER, build, complete, is_model_call
-from ingest.mappers.normalize import (
-    INPUT_KEYS,
-    OUTPUT_KEYS,
-    TOTAL_KEYS,
-    as_bool,
-    finish_reason,
-    label,
-    operation_name,
-    ttft_from_event,
-)
+from ingest.mappers.normalize.finish_reasons import finish_reason
+from ingest.mappers.normalize.operations import operation_name
+from ingest.mappers.normalize.timing import ttft_from_event
+from ingest.mappers.normalize.tokens import INPUT_KEYS, OUTPUT_KEYS, TOTAL_KEYS
+from ingest.mappers.normalize.values import as_bool, label
 from ingest.records import AttrValue, CallFields, SpanView
 
 SOURCE = "openllmetry"

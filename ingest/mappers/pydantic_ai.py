@@ -12,15 +12,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ingest.mappers.genai_semconv import FILTER, build, complete, is_model_call
-from ingest.mappers.normalize import (
-    MODEL_OPERATIONS,
-    as_decimal,
-    content_text,
-    first_tokens,
-    operation_name,
-    parse_json,
-    semconv_usage,
-)
+from ingest.mappers.normalize.operations import MODEL_OPERATIONS, operation_name
+from ingest.mappers.normalize.tokens import first_tokens, semconv_usage
+from ingest.mappers.normalize.values import as_decimal, content_text, parse_json
 from ingest.records import AttrValue, CallFields, SpanView
 
 SOURCE = "pydantic-ai"

@@ -12,17 +12,11 @@ reads) only inside the JSON ai.response.providerMetadata.
 from __future__ import annotations
 
 from ingest.mappers.genai_semconv import FILTER, build, complete
-from ingest.mappers.normalize import (
-    Usage,
-    as_seconds,
-    finish_reason,
-    first_tokens,
-    json_object,
-    label,
-    provider_name,
-    ttft_from_event,
-    usage_from_object,
-)
+from ingest.mappers.normalize.finish_reasons import finish_reason
+from ingest.mappers.normalize.providers import provider_name
+from ingest.mappers.normalize.timing import ttft_from_event
+from ingest.mappers.normalize.tokens import Usage, first_tokens, usage_from_object
+from ingest.mappers.normalize.values import as_seconds, json_object, label
 from ingest.records import AttrValue, CallFields, SpanView
 
 SOURCE = "vercel-ai"

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from billing.pricing_at_ingest import catalog_cache
 from billing.recommendations import generate
-from billing.recommendations.capacity import batch_word
+from billing.recommendations.batch_api import batch_word
 from billing.services import load_default_catalog
 from ingest.models import LLMCall
 

@@ -19,9 +19,8 @@ from opentelemetry.proto.logs.v1 import logs_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest import otlp_decode
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
-from ingest.otlp_decode import OtlpDecodeError, decode_logs, decode_metrics, decode_traces
+from ingest.otlp_decode import OtlpDecodeError, decode_logs, decode_metrics, decode_traces, limits
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "otlp"
 PB = "application/x-protobuf"
@@ -361,7 +360,7 @@ def test_values_nested_sixteen_deep_are_accepted_and_seventeen_refused():
 
 
 def test_it_refuses_more_spans_than_the_request_limit(monkeypatch):
-    monkeypatch.setattr(otlp_decode, "MAX_SPANS", 3)
+    monkeypatch.setattr(limits, "MAX_SPANS", 3)
     spans = [pb_span(span_id=(i + 1).to_bytes(8, "big")) for i in range(4)]
 
     with pytest.raises(OtlpDecodeError, match="too many spans in one request: 4 > 3"):
@@ -371,8 +370,8 @@ def test_it_refuses_more_spans_than_the_request_limit(monkeypatch):
 
 
 def test_the_default_limits_are_the_documented_ones():
-    assert (otlp_decode.MAX_ATTRIBUTES, otlp_decode.MAX_DEPTH) == (512, 16)
-    assert (otlp_decode.MAX_EVENTS, otlp_decode.MAX_SPANS) == (1000, 50_000)
+    assert (limits.MAX_ATTRIBUTES, limits.MAX_DEPTH) == (512, 16)
+    assert (limits.MAX_EVENTS, limits.MAX_SPANS) == (1000, 50_000)
 
 
 def test_a_resource_with_too_many_attributes_fails_the_request():

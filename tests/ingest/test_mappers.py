@@ -14,7 +14,10 @@ from hypothesis import strategies as st
 
 from ingest.mappers import DUPLICATES_KEY, InvalidSpan, map_log_record, map_span, select_calls
 from ingest.mappers.log_events import merge_fragments
-from ingest.mappers.normalize import error_kind, finish_reason, provider_name, token_count
+from ingest.mappers.normalize.errors import error_kind
+from ingest.mappers.normalize.finish_reasons import finish_reason
+from ingest.mappers.normalize.providers import provider_name
+from ingest.mappers.normalize.tokens import token_count
 from ingest.otlp_decode import LogRecordView
 from ingest.records import EventView, SpanView
 

@@ -18,7 +18,7 @@ import pytest
 from billing.catalog import load_catalog
 from billing.pricing import PriceIndex
 from ingest.mappers import select_calls
-from ingest.mappers.normalize import provider_from_model, provider_name
+from ingest.mappers.normalize.providers import provider_from_model, provider_name
 from ingest.otlp_decode import decode_traces
 
 START_NS = time.time_ns() - 3_600 * 10**9  # an hour ago
