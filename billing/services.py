@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -16,19 +17,57 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from billing.alerting import channel_targets
-from billing.catalog import DEFAULT_CATALOG_PATH, PriceSpec, load_catalog
-from billing.models import AnomalyRule, Budget, GpuPool, LatencySlo, Price, PriceSource, Recommendation
+from billing.catalog import DEFAULT_CATALOG_PATH, CatalogParse, PriceSpec, read_catalog
+from billing.models import CATALOG_START, AnomalyRule, Budget, GpuPool, LatencySlo, Price, PriceSource, Recommendation
 from billing.price_rows import SCALAR_FIELDS, normalized, price_fields
 from observatory.access import Viewer, require_change
 
 
+def seed_catalog(price_model: type[Model] = Price, using: str = "default") -> int:
+    """Load the bundled catalog into an install that has none of it, every price in force from CATALOG_START (the
+    earliest start time ingest accepts), and return how many prices were added. `migrate` calls this (see
+    billing.apps), so every install — `observatory up`, docker compose, a plain `manage.py migrate` — prices calls
+    from its first one on.
+
+    Idempotent and never overwriting: once any catalog row exists nothing is added (newer catalogs come in with
+    `import_prices`, which keeps history), and a model a user or an import already priced — same provider and
+    catalog key or bare model name — keeps that price. `price_model` is the migration state's Price when called from
+    `post_migrate`; fields it does not have yet are left out."""
+    prices = price_model.objects.using(using)
+    if prices.filter(source=PriceSource.CATALOG).exists():
+        return 0
+    taken_keys = set(prices.values_list("provider", "key"))
+    taken_models = {(provider, model.lower()) for provider, model in prices.values_list("provider", "model")}
+    columns = {field.name for field in price_model._meta.concrete_fields}
+    rows = [
+        price_model(**{name: value for name, value in price_fields(spec).items() if name in columns},
+                    source=PriceSource.CATALOG, effective_from=CATALOG_START)
+        for spec in bundled_catalog().specs
+        if (spec.provider, spec.key) not in taken_keys and (spec.provider, spec.model.lower()) not in taken_models
+    ]
+    prices.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+@cache
+def bundled_catalog() -> CatalogParse:
+    """The catalog file shipped in billing/data, parsed once per process."""
+    return read_catalog(DEFAULT_CATALOG_PATH)
+
+
+def catalog_status() -> str:
+    """One line on the prices in force and what the bundled catalog skips, e.g. for the start-up output."""
+    bundled = bundled_catalog()
+    in_force = Price.objects.filter(effective_to=None).count()
+    return (f"price catalog: {in_force:,} model prices in force. The bundled catalog has {bundled.entries:,} entries: "
+            f"{len(bundled.specs):,} priced per token, {len(bundled.skipped):,} skipped "
+            f"({bundled.skipped_summary()})")
+
+
 def load_default_catalog() -> str:
-    """Seed the bundled catalog on an empty install; later runs leave user edits alone."""
-    if Price.objects.exists():
-        return f"price catalog: {Price.objects.filter(effective_to=None).count():,} prices in force"
-    specs = load_catalog(DEFAULT_CATALOG_PATH)
-    Price.objects.bulk_create([Price(**price_fields(spec), source=PriceSource.CATALOG) for spec in specs], batch_size=1000)
-    return f"price catalog: loaded {len(specs):,} model prices"
+    """Seed the bundled catalog if this install has none of it (migrate already does) and say what is in force."""
+    seed_catalog()
+    return catalog_status()
 
 
 @dataclass
