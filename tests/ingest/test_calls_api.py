@@ -63,6 +63,25 @@ def test_it_rejects_bad_calls_with_field_errors_and_stores_none(client, api_key)
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("start_time", "message"), [
+    ("9999-12-31T23:00:00Z", "is more than a day in the future"),
+    ("1999-12-31T23:59:59Z", "is before 2000-01-01"),
+])
+def test_it_refuses_start_times_otlp_refuses_and_stores_nothing(client, api_key, start_time, message):
+    response = _post(client, api_key.plaintext, {"calls": [_call(0), _call(1, start_time=start_time)]})
+    assert response.status_code == 400
+    assert message in response.json()["calls"]["1"]["start_time"][0]
+    assert LLMCall.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_accepts_a_start_time_up_to_a_day_ahead_as_otlp_does(client, api_key):
+    soon = (datetime.now(UTC) + timedelta(hours=23)).isoformat()
+    assert _post(client, api_key.plaintext, [_call(0, start_time=soon)]).status_code == 202
+    assert LLMCall.objects.count() == 1
+
+
+@pytest.mark.django_db
 def test_it_rejects_inconsistent_token_counts(client, api_key):
     response = _post(client, api_key.plaintext, [_call(0, cached_input_tokens=5000)])
     assert response.status_code == 400
