@@ -50,9 +50,12 @@ class AlertSourceSerializer(serializers.ModelSerializer):
     webhook_secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=200)
     has_webhook_secret = serializers.SerializerMethodField()
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    evaluation_error = serializers.CharField(read_only=True)
+    evaluation_failing_since = serializers.DateTimeField(read_only=True)
 
     common_fields = ["id", "organization", "name", "owner", "email_recipients", "slack_webhook_url", "webhook_url",
-                     "webhook_secret", "has_webhook_secret", "is_active", "created_at"]
+                     "webhook_secret", "has_webhook_secret", "is_active", "created_at", "evaluation_error",
+                     "evaluation_failing_since"]
 
     def get_has_webhook_secret(self, obj) -> bool:
         return bool(obj.webhook_secret)

@@ -152,14 +152,27 @@ class DailyRollup(RollupDims):
 
 
 class RollupState(models.Model):
-    """How far the rollup job has read the calls table (by ingestion time), so reruns are incremental."""
+    """How far the rollup job has read one organization's calls (by ingestion time), so reruns are incremental, and
+    what failed: an organization whose run failed keeps its watermark (`last_error`, `failing_since`); an hour whose
+    rollup failed is kept in `failed_hours` and retried every run. Both show on the settings page and in /readyz;
+    budgets read such hours from the raw calls meanwhile (billing.rollups.unrolled_hours)."""
 
-    name = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=32)
+    organization = models.ForeignKey("observatory.Organization", null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="+")
     watermark = models.DateTimeField()
     updated_at = models.DateTimeField(default=timezone.now)
+    failed_hours = models.JSONField(default=dict, blank=True, help_text="UTC hour (ISO) → why its rollup failed.")
+    last_error = models.TextField(blank=True, default="", help_text="Why the organization's last run failed.")
+    failing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "organization"], name="rollupstate_unique", nulls_distinct=False),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.name} @ {self.watermark:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} #{self.organization_id} @ {self.watermark:%Y-%m-%d %H:%M:%S}"
 
 
 class GpuPool(models.Model):
@@ -417,6 +430,9 @@ class AlertChannels(models.Model):
                                       help_text="Signs webhook bodies (X-Observatory-Signature, HMAC-SHA256).")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    evaluation_error = models.TextField(blank=True, default="",
+                                        help_text="Why the every-minute evaluation failed; empty while it works.")
+    evaluation_failing_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
