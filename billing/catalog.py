@@ -6,6 +6,7 @@ Prices are USD per token as exact Decimals; providers use the OpenTelemetry `gen
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -100,6 +101,8 @@ class PriceSpec:
     `model` is the bare name (the catalog key without provider or path prefix); `key` is the
     catalog key itself, also an alias. Missing cache prices fall back to the input price when a
     call is priced; `reasoning` is None when reasoning tokens cost the same as output tokens.
+    `max_input_tokens` (the context window) and `max_output_tokens` are the catalog's limits, None when
+    it states none; a call reporting more is implausible (see billing.pricing.implausibility).
     """
 
     key: str
@@ -114,6 +117,8 @@ class PriceSpec:
     reasoning: Decimal | None = None
     tiers: tuple[PriceTier, ...] = ()
     variants: tuple[PriceVariant, ...] = ()
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -182,6 +187,15 @@ def _decimal(value: object) -> Decimal | None:
     return result if result.is_finite() else None
 
 
+def _limit(value: object) -> int | None:
+    """A token limit from the catalog: a positive whole number, else None (not stated)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if value >= 1 else None
+
+
 def parse_entry(key: str, entry: Mapping[str, object]) -> PriceSpec | None:
     """The PriceSpec of one catalog entry, or None when it has no per-token input or output price."""
     base: dict[str, Decimal] = {}
@@ -234,6 +248,8 @@ def parse_entry(key: str, entry: Mapping[str, object]) -> PriceSpec | None:
             for name in VARIANTS
             if name in variants or name in variant_tiers
         ),
+        max_input_tokens=_limit(entry.get("max_input_tokens")),
+        max_output_tokens=_limit(entry.get("max_output_tokens")),
     )
 
 
@@ -292,6 +308,8 @@ def _flat_fields(spec: PriceSpec) -> dict[str, object]:
         "model": spec.model,
         "mode": spec.mode,
         "reasoning": spec.reasoning,
+        "max_input_tokens": spec.max_input_tokens,
+        "max_output_tokens": spec.max_output_tokens,
     }
     layers: list[tuple[str, object]] = [("", spec)]
     layers += [(f"above_{tier.threshold}.", tier.prices) for tier in spec.tiers]

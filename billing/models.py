@@ -41,6 +41,12 @@ class Price(models.Model):
     reasoning = models.DecimalField(**PER_TOKEN)
     tiers = models.JSONField(default=list, blank=True)
     variants = models.JSONField(default=list, blank=True)
+    max_input_tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Context window: a call reporting more input tokens is implausible. Empty: unknown."
+    )
+    max_output_tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="A call reporting more output tokens is implausible. Empty: unknown."
+    )
     effective_from = models.DateTimeField(default=CATALOG_START)
     effective_to = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=PriceSource.choices, default=PriceSource.CATALOG)
@@ -96,6 +102,7 @@ class RollupDims(models.Model):
     errors = models.BigIntegerField(default=0)
     streaming_calls = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0, help_text="Calls of a model with no price (unknown_model).")
+    implausible_calls = models.BigIntegerField(default=0, help_text="Calls with values that cannot be real, not billed.")
     input_tokens = models.BigIntegerField(default=0)
     cached_input_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)

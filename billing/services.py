@@ -19,7 +19,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from billing.alerting import channel_targets
 from billing.catalog import DEFAULT_CATALOG_PATH, CatalogParse, PriceSpec, read_catalog
 from billing.models import CATALOG_START, AnomalyRule, Budget, GpuPool, LatencySlo, Price, PriceSource, Recommendation
-from billing.price_rows import SCALAR_FIELDS, normalized, price_fields
+from billing.price_rows import LIMIT_FIELDS, SCALAR_FIELDS, normalized, price_fields
 from observatory.access import Viewer, require_change
 
 
@@ -75,9 +75,12 @@ class ImportSummary:
     added: list[str]
     changed: list[str]
     unchanged: int
+    limits_updated: int = 0
 
     def lines(self) -> list[str]:
         out = [f"{len(self.added)} added, {len(self.changed)} changed, {self.unchanged} unchanged"]
+        if self.limits_updated:
+            out[0] += f" ({self.limits_updated} with new token limits, set in place: limits are not prices)"
         out += [f"  + {key}" for key in self.added[:50]]
         out += [f"  ~ {line}" for line in self.changed[:50]]
         return out
@@ -103,10 +106,11 @@ def _differences(current: Price, spec: PriceSpec) -> list[str]:
 @transaction.atomic
 def import_catalog(specs: list[PriceSpec], effective_from: datetime | None = None, dry_run: bool = False) -> ImportSummary:
     """Apply a catalog: new models are added; a changed price closes the old row at `effective_from`
-    and opens a new one, so calls before that moment keep their old price (no history rewritten)."""
+    and opens a new one, so calls before that moment keep their old price (no history rewritten). New token
+    limits of an otherwise unchanged price are set on the row in force."""
     when = effective_from or timezone.now()
     current = {(p.provider, p.key): p for p in Price.objects.filter(effective_to=None).select_for_update()}
-    added, changed, unchanged = [], [], 0
+    added, changed, unchanged, limits_updated = [], [], 0, 0
     for spec in specs:
         row = current.get((spec.provider, spec.key))
         if row is None:
@@ -117,6 +121,11 @@ def import_catalog(specs: list[PriceSpec], effective_from: datetime | None = Non
         differences = _differences(row, spec)
         if not differences:
             unchanged += 1
+            limits = {name: getattr(spec, name) for name in LIMIT_FIELDS}
+            if any(getattr(row, name) != value for name, value in limits.items()):
+                limits_updated += 1
+                if not dry_run:
+                    Price.objects.filter(pk=row.pk).update(**limits, updated_at=timezone.now())
             continue
         changed.append(f"{spec.provider}/{spec.key}: " + ", ".join(differences))
         if not dry_run:
@@ -125,7 +134,7 @@ def import_catalog(specs: list[PriceSpec], effective_from: datetime | None = Non
             Price.objects.create(**price_fields(spec), source=PriceSource.IMPORT, effective_from=when)
     if dry_run:
         transaction.set_rollback(True)
-    return ImportSummary(added=added, changed=changed, unchanged=unchanged)
+    return ImportSummary(added=added, changed=changed, unchanged=unchanged, limits_updated=limits_updated)
 
 
 # Budgets, anomaly rules and latency SLOs ----------------------------------------------------------------------------

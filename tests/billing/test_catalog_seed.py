@@ -1,6 +1,8 @@
 """The price catalog is in force after `migrate` alone, on any install (docker compose runs migrate, then
 gunicorn): the test database is itself built by migrations only, so these tests are the deploy path."""
 
+import io
+import json
 import re
 import secrets
 import time
@@ -15,6 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from billing.catalog import DEFAULT_CATALOG_PATH
 from billing.models import Price, PriceOverride, PriceSource
 from billing.pricing_at_ingest import catalog_cache
 from billing.services import bundled_catalog, catalog_status, seed_catalog
@@ -56,6 +59,7 @@ def test_migrate_alone_puts_the_whole_catalog_in_force_from_the_start_of_time():
                                                                  Decimal("0.000000075"))
     assert mini.effective_from == datetime(2000, 1, 1, tzinfo=UTC)
     assert mini.source == PriceSource.CATALOG
+    assert (mini.max_input_tokens, mini.max_output_tokens) == (128_000, 16_384)  # what makes a call implausible
 
 
 @pytest.mark.django_db
@@ -109,6 +113,18 @@ def test_import_prices_still_upgrades_the_catalog_migrate_loaded(tmp_path):
     versions = Price.objects.filter(provider="openai", key="gpt-4o-mini").order_by("effective_from")
     assert [(v.input, v.effective_from.date().isoformat()) for v in versions] == [
         (Decimal("0.00000015"), "2000-01-01"), (Decimal("0.0000002"), "2026-11-20")]
+
+
+@pytest.mark.django_db
+def test_import_prices_sets_new_token_limits_in_place_without_a_new_price_version(tmp_path):
+    entry = json.loads(DEFAULT_CATALOG_PATH.read_text())["gpt-4o-mini"]
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"gpt-4o-mini": {**entry, "max_input_tokens": 1_000_000}}))  # same prices, new window
+    out = io.StringIO()
+    call_command("import_prices", str(path), stdout=out)
+    assert "0 added, 0 changed, 1 unchanged (1 with new token limits" in out.getvalue()
+    mini = Price.objects.get(provider="openai", key="gpt-4o-mini")
+    assert (mini.input, mini.max_input_tokens, mini.effective_from.year) == (Decimal("0.00000015"), 1_000_000, 2000)
 
 
 @pytest.mark.django_db
