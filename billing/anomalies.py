@@ -28,14 +28,16 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import Min, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from billing.alerting import deliver_alerts, record_alerts, send_test_alert
-from billing.budgets import HOUR, WEEK, SpendScope, floor_hour, money, rollup_watermark
+from billing.budgets import HOUR, WEEK, SpendScope, floor_hour, in_hours, money, record_evaluation
 from billing.models import Alert, AnomalyRule, HourlyRollup, LatencySlo
 from billing.queries import percentiles
+from billing.rollups import RollupProgress, rollup_progress, unrolled_hours
 from ingest.models import CALL_MODEL
 from observatory.access import Scope
 from observatory.models import Product, Team
@@ -65,23 +67,24 @@ def _subject_column(rule: AnomalyRule) -> str:
     return {"team": "team_id", "product": "product_id", "model": "model"}[rule.dimension]
 
 
-def _hourly_by_subject(rule: AnomalyRule, hours: list[datetime], tail_hours: list[datetime],
-                       watermark: datetime) -> dict[tuple[datetime, object], Decimal]:
-    """Spend per (hour, subject) from rollups, plus not-yet-rolled calls for `tail_hours`."""
+def _hourly_by_subject(rule: AnomalyRule, hours: list[datetime],
+                       progress: RollupProgress) -> dict[tuple[datetime, object], Decimal]:
+    """Spend per (hour, subject) from rollups, and from raw calls for the hours the rollups may not match yet
+    (billing.rollups.unrolled_hours), so no call is counted twice."""
     scope = SpendScope.of(rule)
     column = _subject_column(rule)
     spend: dict[tuple[datetime, object], Decimal] = defaultdict(Decimal)
-    rolled = (HourlyRollup.objects.filter(scope.q(), hour__in=hours)
+    unrolled = unrolled_hours(rule.organization_id, min(hours), max(hours) + HOUR, progress) & set(hours)
+    rolled = (HourlyRollup.objects.filter(scope.q(), hour__in=set(hours) - unrolled)
               .values_list("hour", column).annotate(c=Sum("cost_usd")).order_by())
-    calls = scope.calls().filter(start_time__gte=min(tail_hours), start_time__lt=max(tail_hours) + HOUR,
-                                 ingested_at__gt=watermark).annotate(h=TruncHour("start_time", tzinfo=UTC))
+    calls = scope.calls().filter(in_hours(unrolled)).annotate(h=TruncHour("start_time", tzinfo=UTC))
     if rule.dimension == AnomalyRule.Dimension.MODEL:
         calls = calls.annotate(model_name=CALL_MODEL)
         column = "model_name"
-    tail = calls.values_list("h", column).annotate(c=Sum("cost_usd")).order_by()
-    for hour, subject, cost in [*rolled, *tail]:
+    raw = calls.values_list("h", column).annotate(c=Sum("cost_usd")).order_by() if unrolled else []
+    for hour, subject, cost in [*rolled, *raw]:
         if cost:
-            spend[(hour, subject)] += cost
+            spend[(hour.astimezone(UTC), subject)] += cost
     return spend
 
 
@@ -143,8 +146,8 @@ def evaluate_anomaly_rule(rule: AnomalyRule, now: datetime | None = None, first_
     checked = [hour for hour in checked if len(baselines[hour]) >= MIN_BASELINE_WEEKS]
     if not checked:
         return []
-    spend = _hourly_by_subject(rule, sorted({*checked, *(w for h in checked for w in baselines[h])}), checked,
-                               rollup_watermark())
+    spend = _hourly_by_subject(rule, sorted({*checked, *(w for h in checked for w in baselines[h])}),
+                               rollup_progress(rule.organization_id))
     raised = []
     for hour in checked:
         alerted = set(Alert.objects.filter(anomaly_rule=rule, period_start=hour).values_list("subject", flat=True))
@@ -221,14 +224,24 @@ def evaluate_rules(now: datetime | None = None) -> dict:
             first_hours[rule.organization_id] = first_rolled_hour(rule.organization_id)
         try:
             counts["alerts"] += len(evaluate_anomaly_rule(rule, now, first_hours[rule.organization_id]))
-        except Exception:  # logged with its traceback; the next run tries again
+        except Exception as error:  # logged with its traceback, shown on the rule; the next run tries again
+            if isinstance(error, OperationalError | InterfaceError):
+                raise  # the database is gone: no rule is to blame
             log.exception("evaluating anomaly rule %s failed", rule.pk)
+            record_evaluation(rule, now, error)
             counts["errors"] += 1
+        else:
+            record_evaluation(rule, now)
     for slo in LatencySlo.objects.filter(is_active=True).select_related("product"):
         counts["rules"] += 1
         try:
             counts["alerts"] += len(evaluate_latency_slo(slo, now))
-        except Exception:  # as above
+        except Exception as error:  # as above
+            if isinstance(error, OperationalError | InterfaceError):
+                raise
             log.exception("evaluating latency SLO %s failed", slo.pk)
+            record_evaluation(slo, now, error)
             counts["errors"] += 1
+        else:
+            record_evaluation(slo, now)
     return counts

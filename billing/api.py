@@ -50,9 +50,12 @@ class AlertSourceSerializer(serializers.ModelSerializer):
     webhook_secret = serializers.CharField(write_only=True, required=False, allow_blank=True, max_length=200)
     has_webhook_secret = serializers.SerializerMethodField()
     owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    evaluation_error = serializers.CharField(read_only=True)
+    evaluation_failing_since = serializers.DateTimeField(read_only=True)
 
     common_fields = ["id", "organization", "name", "owner", "email_recipients", "slack_webhook_url", "webhook_url",
-                     "webhook_secret", "has_webhook_secret", "is_active", "created_at"]
+                     "webhook_secret", "has_webhook_secret", "is_active", "created_at", "evaluation_error",
+                     "evaluation_failing_since"]
 
     def get_has_webhook_secret(self, obj) -> bool:
         return bool(obj.webhook_secret)
@@ -357,7 +360,8 @@ class FocusExportView(ExportView):
 
 MAX_SPEND_DAYS = 400
 SPEND_MONEY = ("cost_usd", "error_cost_usd", "cache_read_savings_usd", "cost_avoided_usd", "cost_per_1k_calls")
-SPEND_FIELDS = ("calls", "errors", "streaming_calls", "unpriced_calls", "input_tokens", "cached_input_tokens",
+SPEND_FIELDS = ("calls", "errors", "streaming_calls", "unpriced_calls", "implausible_calls", "input_tokens",
+                "cached_input_tokens",
                 "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "error_cost_usd",
                 "cache_read_savings_usd", "app_cache_hits", "cost_avoided_usd", "cost_per_1k_calls")
 

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class BillingConfig(AppConfig):
@@ -13,3 +14,18 @@ class BillingConfig(AppConfig):
 
         hooks.set_call_pricer(price_for_ingest)
         hooks.set_rule_reader(attribution_rules)
+
+        # Every install runs migrate (observatory up, docker compose, manage.py), so the catalog is in force
+        # after it; the seed adds nothing once the catalog is there (billing.services.seed_catalog).
+        post_migrate.connect(seed_price_catalog, sender=self, dispatch_uid="billing-seed-price-catalog")
+
+
+def seed_price_catalog(sender, using: str = "default", apps=None, **_kwargs) -> None:
+    from billing.services import seed_catalog
+
+    try:
+        price_model = apps.get_model("billing", "Price") if apps is not None else None
+    except LookupError:  # billing migrated back to zero
+        return
+    if price_model is not None:
+        seed_catalog(price_model, using=using)

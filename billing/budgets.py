@@ -1,11 +1,14 @@
 """Budgets: calendar periods in the budget's time zone, spend to date, the period-end forecast, and the
 minute-by-minute evaluation that raises threshold-crossed, forecast-to-exceed and period-reset alerts.
 
-Spend to date is read from the hourly/daily rollups plus the not-yet-rolled tail (calls ingested after
-the rollup job's watermark), so an evaluation reads a few rollup rows and one index range of raw calls and
-still sees a call a second after it arrived. Rollups are hourly: in zones whose offset is not a whole hour
-(Asia/Kolkata) the minutes between the period start and the next hour are summed from raw calls. A call
-ingested while the rollup job is running can be counted twice until its next run, a minute later.
+Spend to date is read from the hourly/daily rollups, except for the hours the rollups may not match: hours with a
+call ingested (or re-priced, or re-attributed) after the organization's rollup watermark, and hours whose rollup
+failed (billing.rollups.unrolled_hours). Those are summed from the raw calls instead — their rollup rows are
+subtracted — so an evaluation reads a few rollup rows and one index range of raw calls, still sees a call a
+second after it arrived, and counts every call once however far behind, or half done, the rollup job is (a job
+that stalled used to count the calls after the watermark twice: $30 read as $60). Rollups are hourly: in zones
+whose offset is not a whole hour (Asia/Kolkata) the minutes between the period start and the next hour are summed
+from raw calls.
 
 Forecast of the period's spend (`forecast_period_spend`):
 
@@ -30,20 +33,22 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from billing.alerting import deliver_alerts, record_alerts, send_test_alert
-from billing.models import Alert, Budget, HourlyRollup, RollupState
+from billing.models import Alert, AnomalyRule, Budget, HourlyRollup, LatencySlo
 from billing.queries import rollup_pieces
+from billing.rollups import RollupProgress, hour_ranges, rollup_progress, unrolled_hours
 from ingest.models import LLMCall
 from observatory.access import Scope
 from observatory.models import Organization, Product, Team
@@ -55,7 +60,6 @@ WEEK = timedelta(days=7)
 PROFILE_WEEKS = 4
 MIN_PROFILE_WEEKS = 2
 FALLBACK_WINDOW = timedelta(hours=24)
-NEVER_ROLLED = datetime(2000, 1, 1, tzinfo=UTC)
 MIN_WEBHOOK_SECRET = 16
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -138,18 +142,21 @@ class SpendScope:
         return LLMCall.objects.filter(self.q())
 
 
-def rollup_watermark() -> datetime:
-    """Calls ingested after this moment are not in the rollups yet."""
-    return RollupState.objects.filter(name="hourly").values_list("watermark", flat=True).first() or NEVER_ROLLED
-
-
 def _cost(queryset: QuerySet) -> Decimal:
     return queryset.aggregate(c=Sum("cost_usd"))["c"] or ZERO
 
 
-def spend_between(scope: SpendScope, start: datetime, end: datetime, watermark: datetime | None = None) -> Decimal:
-    """Dollars spent in [start, end): rollups plus the tail of calls the rollup job has not read yet."""
-    watermark = watermark or rollup_watermark()
+def in_hours(hours: Iterable[datetime]) -> Q:
+    """Calls that started in any of these UTC hours (merged into ranges, so the start_time index serves)."""
+    condition = Q(pk__in=[])
+    for low, high in hour_ranges(hours):
+        condition |= Q(start_time__gte=low, start_time__lt=high)
+    return condition
+
+
+def spend_between(scope: SpendScope, start: datetime, end: datetime, progress: RollupProgress | None = None) -> Decimal:
+    """Dollars spent in [start, end): rollups, with the hours they may not match read from raw calls instead."""
+    progress = progress or rollup_progress(scope.organization_id)
     first_hour = ceil_hour(start)
     if end <= first_hour:
         return _cost(scope.calls().filter(start_time__gte=start, start_time__lt=end))
@@ -157,19 +164,25 @@ def spend_between(scope: SpendScope, start: datetime, end: datetime, watermark: 
                 ZERO)
     if start < first_hour:
         total += _cost(scope.calls().filter(start_time__gte=start, start_time__lt=first_hour))
-    total += _cost(scope.calls().filter(start_time__gte=first_hour, start_time__lt=end, ingested_at__gt=watermark))
+    unrolled = unrolled_hours(scope.organization_id, first_hour, end, progress)
+    if unrolled:
+        total -= _cost(HourlyRollup.objects.filter(scope.q(), hour__in=unrolled, hour__lt=end))
+        total += _cost(scope.calls().filter(in_hours(unrolled), start_time__lt=end))
     return total
 
 
-def hourly_spend(scope: SpendScope, start: datetime, end: datetime, watermark: datetime | None = None) -> dict[datetime, Decimal]:
-    """Dollars per UTC hour in [start, end), rollups plus the tail; hours without spend are absent."""
-    watermark = watermark or rollup_watermark()
+def hourly_spend(scope: SpendScope, start: datetime, end: datetime,
+                 progress: RollupProgress | None = None) -> dict[datetime, Decimal]:
+    """Dollars per UTC hour in [start, end) from the rollups, the hours they may not match from raw calls; hours
+    without spend are absent."""
+    progress = progress or rollup_progress(scope.organization_id)
+    unrolled = unrolled_hours(scope.organization_id, start, end, progress)
     hours: dict[datetime, Decimal] = defaultdict(Decimal)
-    rolled = (HourlyRollup.objects.filter(scope.q(), hour__gte=start, hour__lt=end)
+    rolled = (HourlyRollup.objects.filter(scope.q(), hour__gte=start, hour__lt=end).exclude(hour__in=unrolled)
               .values_list("hour").annotate(c=Sum("cost_usd")).order_by())
-    tail = (scope.calls().filter(start_time__gte=start, start_time__lt=end, ingested_at__gt=watermark)
-            .annotate(h=TruncHour("start_time", tzinfo=UTC)).values_list("h").annotate(c=Sum("cost_usd")).order_by())
-    for hour, cost in [*rolled, *tail]:
+    raw = (scope.calls().filter(in_hours(unrolled), start_time__gte=start, start_time__lt=end)
+           .annotate(h=TruncHour("start_time", tzinfo=UTC)).values_list("h").annotate(c=Sum("cost_usd")).order_by())
+    for hour, cost in [*rolled, *(raw if unrolled else ())]:
         if cost:
             hours[hour.astimezone(UTC)] += cost
     return dict(hours)
@@ -252,7 +265,7 @@ def forecast_period_spend(spent: Decimal, period_start: datetime, period_end: da
 _profiles: dict[tuple, Profile | None] = {}
 
 
-def period_profile(scope: SpendScope, time_zone: str, period_start: datetime, watermark: datetime) -> Profile | None:
+def period_profile(scope: SpendScope, time_zone: str, period_start: datetime, progress: RollupProgress) -> Profile | None:
     """The weekday-hour profile of the weeks before the period. It cannot change while the period runs (late
     calls aside), so each process computes it once per period: the minute-by-minute forecast stays cheap."""
     end = floor_hour(period_start)
@@ -260,7 +273,7 @@ def period_profile(scope: SpendScope, time_zone: str, period_start: datetime, wa
     if key not in _profiles:
         if len(_profiles) >= 10_000:
             _profiles.clear()
-        hourly = hourly_spend(scope, end - PROFILE_WEEKS * WEEK, end, watermark)
+        hourly = hourly_spend(scope, end - PROFILE_WEEKS * WEEK, end, progress)
         _profiles[key] = weekday_hour_profile(hourly, end, ZoneInfo(time_zone))
     return _profiles[key]
 
@@ -280,10 +293,11 @@ class BudgetStatus:
         return self.spend_usd * 100 / self.amount_usd
 
 
-def _forecast(budget: Budget, spent: Decimal, start: datetime, end: datetime, now: datetime, watermark: datetime) -> Forecast:
+def _forecast(budget: Budget, spent: Decimal, start: datetime, end: datetime, now: datetime,
+              progress: RollupProgress) -> Forecast:
     scope = SpendScope.of(budget)
-    profile = period_profile(scope, budget.time_zone, start, watermark)
-    recent = hourly_spend(scope, floor_hour(now) - FALLBACK_WINDOW, now, watermark)
+    profile = period_profile(scope, budget.time_zone, start, progress)
+    recent = hourly_spend(scope, floor_hour(now) - FALLBACK_WINDOW, now, progress)
     return forecast_period_spend(spent, start, end, now, profile, recent, ZoneInfo(budget.time_zone))
 
 
@@ -291,9 +305,9 @@ def budget_status(budget: Budget, now: datetime | None = None) -> BudgetStatus:
     """This period's bounds, spend to date and forecast."""
     now = now or timezone.now()
     start, end = period_bounds(budget.period, budget.time_zone, now)
-    watermark = rollup_watermark()
-    spent = spend_between(SpendScope.of(budget), start, now, watermark)
-    return BudgetStatus(start, end, spent, budget.amount_usd, _forecast(budget, spent, start, end, now, watermark))
+    progress = rollup_progress(budget.organization_id)
+    spent = spend_between(SpendScope.of(budget), start, now, progress)
+    return BudgetStatus(start, end, spent, budget.amount_usd, _forecast(budget, spent, start, end, now, progress))
 
 
 def budget_url(budget: Budget) -> str:
@@ -335,12 +349,12 @@ def _budget_alert(budget: Budget, kind: str, status: BudgetStatus, now: datetime
     )
 
 
-def _period_reset(budget: Budget, status: BudgetStatus, now: datetime, watermark: datetime) -> list[Alert]:
+def _period_reset(budget: Budget, status: BudgetStatus, now: datetime, progress: RollupProgress) -> list[Alert]:
     """The period-reset event, once per period; sent only when the previous period raised alerts."""
     if budget.alerts.filter(period_start=status.period_start, kind=Alert.Kind.PERIOD_RESET).exists():
         return []
     previous_start, _ = period_bounds(budget.period, budget.time_zone, status.period_start - timedelta(microseconds=1))
-    previous = spend_between(SpendScope.of(budget), previous_start, status.period_start, watermark)
+    previous = spend_between(SpendScope.of(budget), previous_start, status.period_start, progress)
     alerted = budget.alerts.filter(period_start=previous_start, kind__in=[Alert.Kind.THRESHOLD, Alert.Kind.FORECAST]).exists()
     label = period_label(budget.period, status.period_start, budget.time_zone)
     message = (f"Budget “{budget.name}” starts a new period ({label}) at {money(status.spend_usd)} of "
@@ -357,19 +371,19 @@ def evaluate_budget(budget: Budget, now: datetime | None = None) -> list[Alert]:
     """Raise (and deliver) whatever this budget's spend now calls for; returns the alerts this call raised."""
     now = now or timezone.now()
     start, end = period_bounds(budget.period, budget.time_zone, now)
-    watermark = rollup_watermark()
-    spent = spend_between(SpendScope.of(budget), start, now, watermark)
+    progress = rollup_progress(budget.organization_id)
+    spent = spend_between(SpendScope.of(budget), start, now, progress)
     status = BudgetStatus(start, end, spent, budget.amount_usd, None)
     raised: list[Alert] = []
     if budget.created_at < start:
-        raised += _period_reset(budget, status, now, watermark)
+        raised += _period_reset(budget, status, now, progress)
 
     existing = set(budget.alerts.filter(period_start=start).values_list("kind", "threshold_percent"))
     crossed = sorted(t for t in budget.thresholds
                      if spent * 100 >= budget.amount_usd * t and (Alert.Kind.THRESHOLD, t) not in existing)
     check_forecast = budget.forecast_alert and spent < budget.amount_usd and (Alert.Kind.FORECAST, 0) not in existing
     if crossed or check_forecast:
-        status = BudgetStatus(start, end, spent, budget.amount_usd, _forecast(budget, spent, start, end, now, watermark))
+        status = BudgetStatus(start, end, spent, budget.amount_usd, _forecast(budget, spent, start, end, now, progress))
         raised += _crossings(budget, status, crossed, check_forecast, now)
     deliver_alerts(raised, now)
     return raised
@@ -425,10 +439,26 @@ def evaluate_budgets(now: datetime | None = None) -> dict:
         counts["budgets"] += 1
         try:
             counts["alerts"] += len(evaluate_budget(budget, now))
-        except Exception:  # logged with its traceback; the next minute tries again
+        except Exception as error:  # logged with its traceback, shown on the budget; the next minute tries again
+            if isinstance(error, OperationalError | InterfaceError):
+                raise  # the database is gone: no budget is to blame
             log.exception("evaluating budget %s failed", budget.pk)
+            record_evaluation(budget, now, error)
             counts["errors"] += 1
+        else:
+            record_evaluation(budget, now)
     return counts
+
+
+def record_evaluation(source: Budget | AnomalyRule | LatencySlo, now: datetime, error: Exception | None = None) -> None:
+    """Keep why a budget's or rule's evaluation failed (the budgets page, settings and /readyz show it) until it
+    works again; writes only when that changes."""
+    problem = f"{error.__class__.__name__}: {error}"[:500] if error is not None else ""
+    if problem == source.evaluation_error:
+        return
+    since = (source.evaluation_failing_since or now) if problem else None
+    type(source).objects.filter(pk=source.pk).update(evaluation_error=problem, evaluation_failing_since=since)
+    source.evaluation_error, source.evaluation_failing_since = problem, since
 
 
 # Validation and access ------------------------------------------------------------------------------------------

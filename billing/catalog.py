@@ -6,7 +6,9 @@ Prices are USD per token as exact Decimals; providers use the OpenTelemetry `gen
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -99,6 +101,8 @@ class PriceSpec:
     `model` is the bare name (the catalog key without provider or path prefix); `key` is the
     catalog key itself, also an alias. Missing cache prices fall back to the input price when a
     call is priced; `reasoning` is None when reasoning tokens cost the same as output tokens.
+    `max_input_tokens` (the context window) and `max_output_tokens` are the catalog's limits, None when
+    it states none; a call reporting more is implausible (see billing.pricing.implausibility).
     """
 
     key: str
@@ -113,6 +117,8 @@ class PriceSpec:
     reasoning: Decimal | None = None
     tiers: tuple[PriceTier, ...] = ()
     variants: tuple[PriceVariant, ...] = ()
+    max_input_tokens: int | None = None
+    max_output_tokens: int | None = None
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -128,10 +134,21 @@ class PriceSpec:
 
 @dataclass(frozen=True, slots=True)
 class CatalogParse:
-    """What a catalog file yielded: the priced specs, and the keys skipped for having no token prices."""
+    """What a catalog file yielded: the priced specs, and the keys skipped for having no per-token prices
+    with why each was skipped (see `skip_reason`)."""
 
     specs: tuple[PriceSpec, ...]
     skipped: tuple[str, ...]
+    skip_reasons: tuple[str, ...] = ()
+
+    @property
+    def entries(self) -> int:
+        return len(self.specs) + len(self.skipped)
+
+    def skipped_summary(self) -> str:
+        """"677 priced per image, second, character, query or page, 95 without any price, …", most first."""
+        counts = Counter(self.skip_reasons)
+        return ", ".join(f"{count:,} {reason}" for reason, count in counts.most_common())
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +185,15 @@ def _decimal(value: object) -> Decimal | None:
         return None
     result = Decimal(value) if isinstance(value, int) else Decimal(repr(value))
     return result if result.is_finite() else None
+
+
+def _limit(value: object) -> int | None:
+    """A token limit from the catalog: a positive whole number, else None (not stated)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value) if value >= 1 else None
 
 
 def parse_entry(key: str, entry: Mapping[str, object]) -> PriceSpec | None:
@@ -222,6 +248,8 @@ def parse_entry(key: str, entry: Mapping[str, object]) -> PriceSpec | None:
             for name in VARIANTS
             if name in variants or name in variant_tiers
         ),
+        max_input_tokens=_limit(entry.get("max_input_tokens")),
+        max_output_tokens=_limit(entry.get("max_output_tokens")),
     )
 
 
@@ -231,25 +259,46 @@ def _tiers(by_threshold: Mapping[int, Mapping[str, Decimal]]) -> tuple[PriceTier
     )
 
 
+def skip_reason(entry: Mapping[str, object]) -> str:
+    """Why an entry yields no PriceSpec. Image, audio, video, search and OCR models are priced per image, second,
+    character, query or page, which a call record cannot be billed by; subscription plans (GitHub Copilot, ChatGPT)
+    have no price at all; a few models state prices only by input-size range (`tiered_pricing`) or only for the
+    batch or priority service tier."""
+    if "tiered_pricing" in entry:
+        return "with prices by input-size range only"
+    prices = [name for name in entry if "cost" in name]
+    if not prices:
+        return "without any price"
+    if any(_PRICE_KEY.match(name) for name in prices):
+        return "with batch or priority prices only"
+    return "priced per image, second, character, query or page"
+
+
 def parse_catalog(data: Mapping[str, object]) -> CatalogParse:
     """Every priced entry of a LiteLLM-format catalog, in file order; `sample_spec` is not a model."""
     specs: list[PriceSpec] = []
     skipped: list[str] = []
+    reasons: list[str] = []
     for key, entry in data.items():
         if key == "sample_spec" or not isinstance(entry, Mapping):
             continue
         spec = parse_entry(key, entry)
         if spec is None:
             skipped.append(key)
+            reasons.append(skip_reason(entry))
         else:
             specs.append(spec)
-    return CatalogParse(specs=tuple(specs), skipped=tuple(skipped))
+    return CatalogParse(specs=tuple(specs), skipped=tuple(skipped), skip_reasons=tuple(reasons))
+
+
+def read_catalog(path: Path | str = DEFAULT_CATALOG_PATH) -> CatalogParse:
+    with open(path, encoding="utf-8") as handle:
+        return parse_catalog(json.load(handle))
 
 
 def load_catalog(path: Path | str = DEFAULT_CATALOG_PATH) -> list[PriceSpec]:
-    """The priced specs of a catalog file (see parse_catalog for the skipped keys too)."""
-    with open(path, encoding="utf-8") as handle:
-        return list(parse_catalog(json.load(handle)).specs)
+    """The priced specs of a catalog file (read_catalog gives the skipped keys too)."""
+    return list(read_catalog(path).specs)
 
 
 def _flat_fields(spec: PriceSpec) -> dict[str, object]:
@@ -259,6 +308,8 @@ def _flat_fields(spec: PriceSpec) -> dict[str, object]:
         "model": spec.model,
         "mode": spec.mode,
         "reasoning": spec.reasoning,
+        "max_input_tokens": spec.max_input_tokens,
+        "max_output_tokens": spec.max_output_tokens,
     }
     layers: list[tuple[str, object]] = [("", spec)]
     layers += [(f"above_{tier.threshold}.", tier.prices) for tier in spec.tiers]

@@ -43,6 +43,12 @@ class Price(models.Model):
     reasoning = models.DecimalField(**PER_TOKEN)
     tiers = models.JSONField(default=list, blank=True)
     variants = models.JSONField(default=list, blank=True)
+    max_input_tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Context window: a call reporting more input tokens is implausible. Empty: unknown."
+    )
+    max_output_tokens = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="A call reporting more output tokens is implausible. Empty: unknown."
+    )
     effective_from = models.DateTimeField(default=CATALOG_START)
     effective_to = models.DateTimeField(null=True, blank=True)
     source = models.CharField(max_length=16, choices=PriceSource.choices, default=PriceSource.CATALOG)
@@ -98,6 +104,7 @@ class RollupDims(models.Model):
     errors = models.BigIntegerField(default=0)
     streaming_calls = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0, help_text="Calls of a model with no price (unknown_model).")
+    implausible_calls = models.BigIntegerField(default=0, help_text="Calls with values that cannot be real, not billed.")
     input_tokens = models.BigIntegerField(default=0)
     cached_input_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)
@@ -154,14 +161,27 @@ class DailyRollup(RollupDims):
 
 
 class RollupState(models.Model):
-    """How far the rollup job has read the calls table (by ingestion time), so reruns are incremental."""
+    """How far the rollup job has read one organization's calls (by ingestion time), so reruns are incremental, and
+    what failed: an organization whose run failed keeps its watermark (`last_error`, `failing_since`); an hour whose
+    rollup failed is kept in `failed_hours` and retried every run. Both show on the settings page and in /readyz;
+    budgets read such hours from the raw calls meanwhile (billing.rollups.unrolled_hours)."""
 
-    name = models.CharField(max_length=32, unique=True)
+    name = models.CharField(max_length=32)
+    organization = models.ForeignKey("observatory.Organization", null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="+")
     watermark = models.DateTimeField()
     updated_at = models.DateTimeField(default=timezone.now)
+    failed_hours = models.JSONField(default=dict, blank=True, help_text="UTC hour (ISO) → why its rollup failed.")
+    last_error = models.TextField(blank=True, default="", help_text="Why the organization's last run failed.")
+    failing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "organization"], name="rollupstate_unique", nulls_distinct=False),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.name} @ {self.watermark:%Y-%m-%d %H:%M:%S}"
+        return f"{self.name} #{self.organization_id} @ {self.watermark:%Y-%m-%d %H:%M:%S}"
 
 
 class GpuPool(models.Model):
@@ -412,6 +432,9 @@ class AlertChannels(models.Model):
                                       help_text="Signs webhook bodies (X-Observatory-Signature, HMAC-SHA256).")
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    evaluation_error = models.TextField(blank=True, default="",
+                                        help_text="Why the every-minute evaluation failed; empty while it works.")
+    evaluation_failing_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True

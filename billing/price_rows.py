@@ -8,6 +8,7 @@ from billing.catalog import PriceSpec, PriceTier, PriceVariant, TokenPrices
 from billing.models import Price
 
 SCALAR_FIELDS = ("input", "output", "cached_input_read", "cache_write", "cache_write_1h", "reasoning")
+LIMIT_FIELDS = ("max_input_tokens", "max_output_tokens")
 TOKEN_PRICE_FIELDS = ("input", "cached_input_read", "cache_write", "cache_write_1h", "output")
 
 
@@ -35,6 +36,8 @@ def price_fields(spec: PriceSpec) -> dict:
         model=spec.model,
         key=spec.key,
         mode=spec.mode,
+        max_input_tokens=spec.max_input_tokens,
+        max_output_tokens=spec.max_output_tokens,
         tiers=_tiers_json(spec.tiers),
         variants=[
             {"name": v.name, "prices": _prices_json(v.prices), "tiers": _tiers_json(v.tiers)} for v in spec.variants
@@ -60,6 +63,8 @@ def spec_from_price(price: Price) -> PriceSpec:
             PriceVariant(name=v["name"], prices=_prices_from_json(v["prices"]), tiers=_tiers_from_json(v.get("tiers", [])))
             for v in price.variants or []
         ),
+        max_input_tokens=price.max_input_tokens,
+        max_output_tokens=price.max_output_tokens,
     )
 
 

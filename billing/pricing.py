@@ -14,6 +14,8 @@ from ingest.model_names import BEDROCK_VENDOR, normalize_model_name, unique_name
 TOTAL_QUANTUM = Decimal("1E-10")
 STANDARD = "standard"
 BEDROCK = "aws.bedrock"
+MAX_PLAUSIBLE_DURATION_MS = 86_400_000  # a day: no model call runs longer (the batch API's window is 24 hours)
+TEXT_MODES = ("chat", "completion", "responses")  # one prompt per call: its input is bounded by the context window
 
 # Model families and their Bedrock vendor prefix, for names reported without it.
 _BEDROCK_FAMILIES = (("claude", "anthropic."), ("llama", "meta."), ("nova", "amazon."), ("titan", "amazon."),
@@ -77,6 +79,32 @@ class PriceIndex:
 def resolve_price(provider: str, response_model: str, request_model: str, index: PriceIndex) -> PriceSpec | None:
     """The catalog price of a call: by the model that answered, else the one asked for; None = unknown model."""
     return index.resolve(provider, response_model, request_model)
+
+
+def implausibility(input_tokens: int, output_tokens: int, duration_ms: float, price: PriceSpec | None) -> str | None:
+    """Why a call's reported values cannot be real, or None. Such a call is stored but not billed
+    (cost_status `implausible`): a fuzzed call of 100 million input tokens would otherwise count as $15,000.
+
+    - it lasted more than a day;
+    - it reports more input tokens than the model's context window (the catalog's `max_input_tokens`, cached
+      reads and cache writes included), or more output tokens than its `max_output_tokens` (reasoning included).
+      Token limits apply to text models only: one embeddings request may carry many inputs, each within the
+      window. A price with a long-context tier at or above the stated window shows the window is out of date
+      (Bedrock's claude-sonnet-4-5 states 200,000 and bills above it), so input is not checked against it.
+
+    Example: gpt-4o-mini (128,000-token window) reporting 2,000,000 input tokens → "2,000,000 input tokens, more
+    than the 128,000-token context window of gpt-4o-mini".
+    """
+    if duration_ms > MAX_PLAUSIBLE_DURATION_MS:
+        return f"lasted {duration_ms / 3_600_000:,.1f} hours, more than a day"
+    if price is None or price.mode not in TEXT_MODES:
+        return None
+    window = price.max_input_tokens
+    if window and input_tokens > window and not any(tier.threshold >= window for tier in price.tiers):
+        return f"{input_tokens:,} input tokens, more than the {window:,}-token context window of {price.model}"
+    if price.max_output_tokens and output_tokens > price.max_output_tokens:
+        return f"{output_tokens:,} output tokens, more than the {price.max_output_tokens:,} {price.model} can write"
+    return None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,7 +19,7 @@ from django.db.models import Max
 from billing.catalog import PriceSpec
 from billing.models import Price, PriceOverride
 from billing.price_rows import spec_from_price
-from billing.pricing import TOTAL_QUANTUM, CallUsage, PriceIndex, apply_override, price_call
+from billing.pricing import TOTAL_QUANTUM, CallUsage, PriceIndex, apply_override, implausibility, price_call
 from billing.pricing import PriceOverride as OverrideTerms
 from ingest.models import CostStatus
 from ingest.records import CallFields, IngestCost
@@ -159,6 +159,8 @@ def cost_of(organization_id: int, call, when: datetime) -> IngestCost:
     """Cost of one call at the prices in force at `when` (pure apart from the cached catalog)."""
     spec = catalog_cache.index.resolve(call.provider, call.response_model, call.request_model)
     version = catalog_cache.version_at(spec, when) if spec is not None else None
+    if implausibility(call.input_tokens, call.output_tokens, call.duration_ms, version.spec if version else None):
+        return IngestCost(None, CostStatus.IMPLAUSIBLE, version.price_id if version else None)
     if version is None:
         if call.provided_cost_usd is not None:
             return IngestCost(call.provided_cost_usd, CostStatus.PROVIDED, None)

@@ -21,7 +21,7 @@ COST_FIELDS = ("cost_usd", "cost_status", "price_id", "cost_avoided_usd")
 PRICING_INPUTS = (
     "organization_id", "start_time", "provider", "request_model", "response_model", "input_tokens",
     "cached_input_tokens", "cache_write_tokens", "output_tokens", "reasoning_tokens", "status",
-    "provided_cost_usd", "app_cache_hit",
+    "provided_cost_usd", "app_cache_hit", "duration_ms",
 )
 _GLOB = re.compile(r"[*?\[]")
 

@@ -3,16 +3,19 @@
 Buckets grow by GAMMA = 1.05, so a percentile read from a bucket's geometric middle is within 2.5% of
 the exact value, over any range and grouping, without touching raw rows. The job is incremental: it
 recomputes every hour that received (or had changed) calls since its watermark on `ingested_at`, so
-late calls are included and rerunning — even after a crash halfway — gives identical totals.
+late calls are included and rerunning — even after a crash halfway — gives identical totals. Each organization
+has its own watermark; a failure (of an organization, or of one hour) is recorded and the rest goes on.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 # SQL below is assembled from module constants only, never from input.
 # ruff: noqa: S608
@@ -27,12 +30,16 @@ MIN_MS = 0.01
 SLOWEST_PER_GROUP = HourlySlowCall.SLOWEST_PER_GROUP
 WATERMARK_OVERLAP = timedelta(minutes=2)  # re-read a little: ingest transactions that committed late
 LOCK_KEY = 74_211_001  # pg advisory lock: one rollup job at a time
+NEVER_ROLLED = datetime(2000, 1, 1, tzinfo=UTC)
+
+log = logging.getLogger(__name__)
 
 DIMENSIONS = "team_id, product_id, provider, model, environment, feature"
 SUMS = """count(*) AS calls,
     count(*) FILTER (WHERE status = 'error') AS errors,
     count(*) FILTER (WHERE streaming) AS streaming_calls,
     count(*) FILTER (WHERE cost_status = 'unknown_model') AS unpriced_calls,
+    count(*) FILTER (WHERE cost_status = 'implausible') AS implausible_calls,
     coalesce(sum(input_tokens), 0) AS input_tokens,
     coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens,
     coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
@@ -47,8 +54,8 @@ SUMS = """count(*) AS calls,
     count(ttft_ms) AS ttft_calls,
     coalesce(sum(ttft_ms), 0) AS ttft_sum_ms"""
 SUM_COLUMNS = (
-    "calls, errors, streaming_calls, unpriced_calls, input_tokens, cached_input_tokens, cache_write_tokens, "
-    "output_tokens, reasoning_tokens, cost_usd, error_cost_usd, cache_read_savings_usd, app_cache_hits, "
+    "calls, errors, streaming_calls, unpriced_calls, implausible_calls, input_tokens, cached_input_tokens, "
+    "cache_write_tokens, output_tokens, reasoning_tokens, cost_usd, error_cost_usd, cache_read_savings_usd, app_cache_hits, "
     "cost_avoided_usd, latency_sum_ms, ttft_calls, ttft_sum_ms"
 )
 
@@ -200,49 +207,152 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
     return written
 
 
-def dirty_hours(since: datetime, until: datetime) -> dict[int, list[datetime]]:
-    """Hours (per organization) holding calls ingested or changed in (since, until]."""
+def touched_hours(organization_id: int, since: datetime, until: datetime) -> list[datetime]:
+    """Hours of one organization holding calls ingested or changed in (since, until]."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id FROM observatory_organization")
-        orgs = [row[0] for row in cursor.fetchall()]
-        found: dict[int, list[datetime]] = {}
-        for org in orgs:
-            cursor.execute(
-                "SELECT DISTINCT date_trunc('hour', start_time) FROM ingest_llmcall "
-                "WHERE organization_id = %s AND ingested_at > %s AND ingested_at <= %s",
-                [org, since, until],
-            )
-            hours = [row[0] for row in cursor.fetchall()]
-            if hours:
-                found[org] = hours
-    return found
+        cursor.execute(
+            "SELECT DISTINCT date_trunc('hour', start_time) FROM ingest_llmcall "
+            "WHERE organization_id = %s AND ingested_at > %s AND ingested_at <= %s",
+            [organization_id, since, until],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _problem(error: BaseException) -> str:
+    return f"{error.__class__.__name__}: {error}"[:500]
+
+
+def _must_stop(error: Exception) -> bool:
+    """The database itself is unreachable: no hour or organization is to blame, the whole run stops."""
+    return isinstance(error, OperationalError | InterfaceError)
+
+
+def _rollup_or_blame(organization_id: int, hours: list[datetime], failed: dict[datetime, str]) -> int:
+    """Roll up `hours` in one transaction; if that fails, hour by hour, noting in `failed` the hours to blame."""
+    try:
+        return rollup_hours(organization_id, hours)
+    except Exception as error:
+        if _must_stop(error):
+            raise
+        if len(hours) == 1:
+            log.exception("rolling up %s of organization %s failed", hours[0], organization_id)
+            failed[hours[0]] = _problem(error)
+            return 0
+    return sum(_rollup_or_blame(organization_id, [hour], failed) for hour in hours)
+
+
+def _state_of(organization_id: int) -> RollupState:
+    state, _ = RollupState.objects.get_or_create(name="hourly", organization_id=organization_id,
+                                                 defaults={"watermark": NEVER_ROLLED})
+    return state
+
+
+def rollup_organization(organization_id: int, until: datetime, hours_per_transaction: int = 48) -> dict:
+    """Roll up one organization's hours touched since its watermark, plus the hours that failed before, then move
+    its watermark to `until`. An hour whose rollup fails is logged, kept in `failed_hours` with the reason and
+    retried on the next run; the organization's other hours go on."""
+    state = _state_of(organization_id)
+    failed_before = {datetime.fromisoformat(hour) for hour in state.failed_hours}
+    since = state.watermark - WATERMARK_OVERLAP
+    touched = touched_hours(organization_id, since, until)
+    if touched:  # a late duplicate corrects the stored call: the hours of its group are rolled up again
+        touched = [*touched, *merge_late_duplicates(organization_id, since, until)]
+    hours = sorted({*touched, *failed_before})
+    rows, failed = 0, {}
+    for offset in range(0, len(hours), hours_per_transaction):
+        rows += _rollup_or_blame(organization_id, hours[offset:offset + hours_per_transaction], failed)
+    state.watermark = until
+    state.failed_hours = {hour.astimezone(UTC).isoformat(): problem for hour, problem in sorted(failed.items())}
+    state.last_error, state.failing_since = "", None
+    state.updated_at = timezone.now()
+    state.save(update_fields=["watermark", "failed_hours", "last_error", "failing_since", "updated_at"])
+    return {"hours": len(hours) - len(failed), "rows": rows, "failed_hours": len(failed)}
 
 
 def rollup_pending(hours_per_transaction: int = 48) -> dict:
-    """The beat job: roll up every hour touched since the watermark, then move the watermark."""
+    """The beat job: roll up every organization's touched hours, then move that organization's watermark. One
+    organization's failure is logged and recorded on its RollupState (the settings page and /readyz show it) and
+    the others go on; it is retried on the next run."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY])
         if not cursor.fetchone()[0]:
             return {"skipped": "another rollup is running"}
     try:
-        state, _ = RollupState.objects.get_or_create(name="hourly", defaults={"watermark": datetime(2000, 1, 1, tzinfo=UTC)})
         until = timezone.now()
-        since = state.watermark - WATERMARK_OVERLAP
-        pending = dirty_hours(since, until)
-        for org in list(pending):  # a late duplicate corrects the stored call: its hours are rolled up again
-            pending[org] = sorted(set(pending[org]) | merge_late_duplicates(org, since, until))
-        rows = 0
-        for org, hours in pending.items():
-            hours.sort()
-            for offset in range(0, len(hours), hours_per_transaction):
-                rows += rollup_hours(org, hours[offset:offset + hours_per_transaction])
-        state.watermark = until
-        state.updated_at = timezone.now()
-        state.save(update_fields=["watermark", "updated_at"])
-        return {"organizations": len(pending), "hours": sum(len(h) for h in pending.values()), "rows": rows}
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT id FROM observatory_organization ORDER BY id")
+            organizations = [row[0] for row in cursor.fetchall()]
+        totals = {"organizations": 0, "hours": 0, "rows": 0, "failed_hours": 0, "failed_organizations": 0}
+        for organization_id in organizations:
+            try:
+                done = rollup_organization(organization_id, until, hours_per_transaction)
+            except Exception as error:
+                if _must_stop(error):
+                    raise
+                log.exception("rolling up organization %s failed", organization_id)
+                _record_failure(organization_id, error)
+                totals["failed_organizations"] += 1
+                continue
+            if done["hours"] or done["failed_hours"]:
+                totals["organizations"] += 1
+            totals["hours"] += done["hours"]
+            totals["rows"] += done["rows"]
+            totals["failed_hours"] += done["failed_hours"]
+        return totals
     finally:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+
+
+def _record_failure(organization_id: int, error: Exception) -> None:
+    now = timezone.now()
+    state = _state_of(organization_id)
+    state.last_error = _problem(error)
+    state.failing_since = state.failing_since or now
+    state.updated_at = now
+    state.save(update_fields=["last_error", "failing_since", "updated_at"])
+
+
+@dataclass(frozen=True)
+class RollupProgress:
+    """Where one organization's rollups stand: they hold its calls ingested up to `watermark`, except in
+    `failed_hours`, whose rollup rows may be stale or missing."""
+
+    watermark: datetime
+    failed_hours: frozenset[datetime] = frozenset()
+
+
+def rollup_progress(organization_id: int) -> RollupProgress:
+    state = RollupState.objects.filter(name="hourly", organization_id=organization_id).first()
+    if state is None:
+        return RollupProgress(NEVER_ROLLED)
+    return RollupProgress(state.watermark, frozenset(datetime.fromisoformat(hour) for hour in state.failed_hours))
+
+
+def unrolled_hours(organization_id: int, start: datetime, end: datetime, progress: RollupProgress) -> set[datetime]:
+    """UTC hours with calls in [start, end) whose rollup rows may not match the calls: a call in them was ingested
+    (or re-priced, or re-attributed: both touch `ingested_at`) after the organization's watermark, or their rollup
+    failed. Readers take these hours from the raw calls and every other hour from the rollups, so a call is
+    counted once however far behind — or half done — the rollup job is."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT date_trunc('hour', start_time) FROM ingest_llmcall "
+            "WHERE organization_id = %s AND ingested_at > %s AND start_time >= %s AND start_time < %s",
+            [organization_id, progress.watermark, start, end],
+        )
+        hours = {row[0].astimezone(UTC) for row in cursor.fetchall()}
+    return hours | {hour for hour in progress.failed_hours if _hour(start) <= hour < end}
+
+
+def hour_ranges(hours: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted hours merged into [start, end) ranges: 10:00, 11:00, 14:00 → [10:00, 12:00), [14:00, 15:00)."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for hour in sorted(hours):
+        if ranges and ranges[-1][1] == hour:
+            ranges[-1] = (ranges[-1][0], hour + timedelta(hours=1))
+        else:
+            ranges.append((hour, hour + timedelta(hours=1)))
+    return ranges
 
 
 def bucket_value(bucket: int) -> float:

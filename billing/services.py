@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -16,19 +17,57 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from billing.alerting import channel_targets
-from billing.catalog import DEFAULT_CATALOG_PATH, PriceSpec, load_catalog
-from billing.models import AnomalyRule, Budget, GpuPool, LatencySlo, Price, PriceSource, Recommendation
-from billing.price_rows import SCALAR_FIELDS, normalized, price_fields
+from billing.catalog import DEFAULT_CATALOG_PATH, CatalogParse, PriceSpec, read_catalog
+from billing.models import CATALOG_START, AnomalyRule, Budget, GpuPool, LatencySlo, Price, PriceSource, Recommendation
+from billing.price_rows import LIMIT_FIELDS, SCALAR_FIELDS, normalized, price_fields
 from observatory.access import Viewer, require_change
 
 
+def seed_catalog(price_model: type[Model] = Price, using: str = "default") -> int:
+    """Load the bundled catalog into an install that has none of it, every price in force from CATALOG_START (the
+    earliest start time ingest accepts), and return how many prices were added. `migrate` calls this (see
+    billing.apps), so every install — `observatory up`, docker compose, a plain `manage.py migrate` — prices calls
+    from its first one on.
+
+    Idempotent and never overwriting: once any catalog row exists nothing is added (newer catalogs come in with
+    `import_prices`, which keeps history), and a model a user or an import already priced — same provider and
+    catalog key or bare model name — keeps that price. `price_model` is the migration state's Price when called from
+    `post_migrate`; fields it does not have yet are left out."""
+    prices = price_model.objects.using(using)
+    if prices.filter(source=PriceSource.CATALOG).exists():
+        return 0
+    taken_keys = set(prices.values_list("provider", "key"))
+    taken_models = {(provider, model.lower()) for provider, model in prices.values_list("provider", "model")}
+    columns = {field.name for field in price_model._meta.concrete_fields}
+    rows = [
+        price_model(**{name: value for name, value in price_fields(spec).items() if name in columns},
+                    source=PriceSource.CATALOG, effective_from=CATALOG_START)
+        for spec in bundled_catalog().specs
+        if (spec.provider, spec.key) not in taken_keys and (spec.provider, spec.model.lower()) not in taken_models
+    ]
+    prices.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+@cache
+def bundled_catalog() -> CatalogParse:
+    """The catalog file shipped in billing/data, parsed once per process."""
+    return read_catalog(DEFAULT_CATALOG_PATH)
+
+
+def catalog_status() -> str:
+    """One line on the prices in force and what the bundled catalog skips, e.g. for the start-up output."""
+    bundled = bundled_catalog()
+    in_force = Price.objects.filter(effective_to=None).count()
+    return (f"price catalog: {in_force:,} model prices in force. The bundled catalog has {bundled.entries:,} entries: "
+            f"{len(bundled.specs):,} priced per token, {len(bundled.skipped):,} skipped "
+            f"({bundled.skipped_summary()})")
+
+
 def load_default_catalog() -> str:
-    """Seed the bundled catalog on an empty install; later runs leave user edits alone."""
-    if Price.objects.exists():
-        return f"price catalog: {Price.objects.filter(effective_to=None).count():,} prices in force"
-    specs = load_catalog(DEFAULT_CATALOG_PATH)
-    Price.objects.bulk_create([Price(**price_fields(spec), source=PriceSource.CATALOG) for spec in specs], batch_size=1000)
-    return f"price catalog: loaded {len(specs):,} model prices"
+    """Seed the bundled catalog if this install has none of it (migrate already does) and say what is in force."""
+    seed_catalog()
+    return catalog_status()
 
 
 @dataclass
@@ -36,9 +75,12 @@ class ImportSummary:
     added: list[str]
     changed: list[str]
     unchanged: int
+    limits_updated: int = 0
 
     def lines(self) -> list[str]:
         out = [f"{len(self.added)} added, {len(self.changed)} changed, {self.unchanged} unchanged"]
+        if self.limits_updated:
+            out[0] += f" ({self.limits_updated} with new token limits, set in place: limits are not prices)"
         out += [f"  + {key}" for key in self.added[:50]]
         out += [f"  ~ {line}" for line in self.changed[:50]]
         return out
@@ -64,10 +106,11 @@ def _differences(current: Price, spec: PriceSpec) -> list[str]:
 @transaction.atomic
 def import_catalog(specs: list[PriceSpec], effective_from: datetime | None = None, dry_run: bool = False) -> ImportSummary:
     """Apply a catalog: new models are added; a changed price closes the old row at `effective_from`
-    and opens a new one, so calls before that moment keep their old price (no history rewritten)."""
+    and opens a new one, so calls before that moment keep their old price (no history rewritten). New token
+    limits of an otherwise unchanged price are set on the row in force."""
     when = effective_from or timezone.now()
     current = {(p.provider, p.key): p for p in Price.objects.filter(effective_to=None).select_for_update()}
-    added, changed, unchanged = [], [], 0
+    added, changed, unchanged, limits_updated = [], [], 0, 0
     for spec in specs:
         row = current.get((spec.provider, spec.key))
         if row is None:
@@ -78,6 +121,11 @@ def import_catalog(specs: list[PriceSpec], effective_from: datetime | None = Non
         differences = _differences(row, spec)
         if not differences:
             unchanged += 1
+            limits = {name: getattr(spec, name) for name in LIMIT_FIELDS}
+            if any(getattr(row, name) != value for name, value in limits.items()):
+                limits_updated += 1
+                if not dry_run:
+                    Price.objects.filter(pk=row.pk).update(**limits, updated_at=timezone.now())
             continue
         changed.append(f"{spec.provider}/{spec.key}: " + ", ".join(differences))
         if not dry_run:
@@ -86,7 +134,7 @@ def import_catalog(specs: list[PriceSpec], effective_from: datetime | None = Non
             Price.objects.create(**price_fields(spec), source=PriceSource.IMPORT, effective_from=when)
     if dry_run:
         transaction.set_rollback(True)
-    return ImportSummary(added=added, changed=changed, unchanged=unchanged)
+    return ImportSummary(added=added, changed=changed, unchanged=unchanged, limits_updated=limits_updated)
 
 
 # Budgets, anomaly rules and latency SLOs ----------------------------------------------------------------------------

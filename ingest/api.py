@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from ingest.models import LLMCall
 from ingest.records import CallFields
 from ingest.services import store_calls
+from ingest.time_bounds import time_problem
 from observatory.access import readable
 from observatory.models import ApiKey
 
@@ -84,6 +85,12 @@ class NewCallSerializer(serializers.Serializer):
     request_hash = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
     response_id = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
+    def validate_start_time(self, value):
+        problem = time_problem(value)
+        if problem:
+            raise serializers.ValidationError(f"{problem} (accepted: from 2000-01-01 to a day ahead of now, UTC)")
+        return value
+
     def validate(self, data):
         if not (data["request_model"] or data["response_model"]):
             raise serializers.ValidationError("give request_model or response_model")
@@ -92,7 +99,6 @@ class NewCallSerializer(serializers.Serializer):
         if data["reasoning_tokens"] > data["output_tokens"]:
             raise serializers.ValidationError("output_tokens includes reasoning_tokens")
         return data
-
 
 
 def call_from_data(validated: dict) -> CallFields:

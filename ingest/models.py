@@ -21,6 +21,7 @@ class CostStatus(models.TextChoices):
     PROVIDED = "provided", "Cost provided by the instrumentation"
     UNKNOWN_MODEL = "unknown_model", "No price for this model"
     FREE = "free", "Free (no billable tokens)"
+    IMPLAUSIBLE = "implausible", "Implausible values: not billed"
 
 
 class LLMCall(models.Model):

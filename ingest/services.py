@@ -24,6 +24,7 @@ from ingest.mappers.normalize.content import CONTENT_KEYS, CONTENT_PREFIXES
 from ingest.model_names import canonical_model
 from ingest.models import CostStatus, MetricSample
 from ingest.records import CallFields, IngestCost, SpanView
+from ingest.time_bounds import time_ns_problem
 from observatory.models import ApiKey, Product, Team
 
 MAX_TEXT = 512  # longest stored label (model, feature, user ...); longer values are cut
@@ -213,6 +214,8 @@ def ingest_metric_points(api_key: ApiKey, decoded) -> tuple[int, str]:
     for point in decoded.points:
         if not is_gpu_metric(point.name):
             continue
+        if out_of_bounds(decoded, f"metric {point.name}: time", point.time_ns):
+            continue
         series = hashlib.sha256(orjson.dumps(point.attributes, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:32]
         rows.append(MetricSample(
             organization_id=api_key.organization_id, name=point.name[:MAX_TEXT], series=series,
@@ -233,6 +236,8 @@ def ingest_log_records(api_key: ApiKey, decoded) -> tuple[int, str]:
             fragment = map_log_record(record)
             if fragment is None or not fragment.trace_id or not fragment.span_id:
                 continue
+            if out_of_bounds(decoded, "log record: time", record.time_ns):
+                continue
             when = datetime.fromtimestamp(record.time_ns / 1e9, UTC)
             text_in, cut_in = _cap_text(fragment.input_content or "", organization.content_max_bytes)
             text_out, cut_out = _cap_text(fragment.output_content or "", organization.content_max_bytes)
@@ -241,3 +246,12 @@ def ingest_log_records(api_key: ApiKey, decoded) -> tuple[int, str]:
         store.write_batch([], [], rows)
     message = "; ".join(decoded.errors[:5])
     return decoded.rejected, (f"{decoded.rejected} log record(s) rejected: {message}" if decoded.rejected else "")
+
+
+def out_of_bounds(decoded, label: str, time_ns: int) -> bool:
+    """Counts a log record or metric point outside ingest's time bounds (ingest.time_bounds) as rejected."""
+    problem = time_ns_problem(time_ns)
+    if problem:
+        decoded.rejected += 1
+        decoded.errors.append(f"{label} {problem}")
+    return problem is not None

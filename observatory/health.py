@@ -36,10 +36,32 @@ def check_broker() -> str | None:
     return None
 
 
+def job_warnings() -> list[str]:
+    """Background jobs failing somewhere, as counts (this endpoint is not signed in; the settings page of each
+    organization says which hour, budget or rule, and why)."""
+    from billing.models import AnomalyRule, Budget, LatencySlo, RollupState
+
+    warnings = []
+    states = RollupState.objects.exclude(last_error="", failed_hours={})
+    failing = sum(1 for state in states if state.last_error)
+    hours = sum(len(state.failed_hours) for state in states)
+    if failing:
+        warnings.append(f"rollups failing for {failing} organization(s)")
+    if hours:
+        warnings.append(f"{hours} hour(s) could not be rolled up")
+    evaluations = sum(model.objects.filter(is_active=True).exclude(evaluation_error="").count()
+                      for model in (Budget, AnomalyRule, LatencySlo))
+    if evaluations:
+        warnings.append(f"{evaluations} budget(s) or alert rule(s) could not be evaluated")
+    return warnings
+
+
 @require_GET
 def readyz(request):
-    """Ready: the database answers and the task broker accepts connections."""
+    """Ready: the database answers and the task broker accepts connections. Failing background jobs do not make
+    the web process unready; they are listed as warnings (see each organization's settings page)."""
     problems = [p for p in (check_database(), check_broker()) if p]
     if problems:
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503, headers={"Retry-After": "5"})
-    return JsonResponse({"status": "ok"})
+    warnings = job_warnings()
+    return JsonResponse({"status": "ok", **({"warnings": warnings} if warnings else {})})

@@ -1,4 +1,5 @@
-"""`observatory up`: embedded PostgreSQL, migrations, prices, Celery worker and beat, web server.
+"""`observatory up`: embedded PostgreSQL, migrations (with the price catalog and call partitions), Celery worker and beat,
+web server.
 
 Children run in their own sessions (so one Ctrl-C is handled once, here) and die with us
 (PR_SET_PDEATHSIG) if this process is killed. Their logs go to <data dir>/logs/.
@@ -179,14 +180,11 @@ def _up(args: argparse.Namespace) -> int:
     from django.core.management import call_command
     from django.db import connections
 
-    from ingest.partitions import ensure_partitions
     from observatory.services import ensure_first_admin
 
-    say("  applying database migrations …")
+    say("  applying database migrations (they also load the price catalog and create the call partitions) …")
     call_command("migrate", interactive=False, verbosity=0)
-    ensure_partitions()
-    say("  loading the model price catalog …")
-    say("  " + load_prices())
+    say("  " + price_catalog_status())
     first = ensure_first_admin()
     connections.close_all()
 
@@ -246,13 +244,11 @@ def queue_recommendations(organization_slug: str) -> None:
         say("  savings recommendations are being computed (Savings page, in a minute)")
 
 
-def load_prices() -> str:
-    """Seed the price catalog when the billing app provides a loader."""
-    try:
-        from billing.services import load_default_catalog
-    except ImportError:
-        return "price catalog: not available in this build"
-    return load_default_catalog()
+def price_catalog_status() -> str:
+    """What the price catalog holds once migrate has run (the seed itself is billing's post-migrate step)."""
+    from billing.services import catalog_status
+
+    return catalog_status()
 
 
 def banner(args: argparse.Namespace, first, log_dir: Path) -> None:

@@ -13,9 +13,9 @@ from django.http import Http404
 
 from billing.models import Price
 from billing.price_rows import spec_from_price
-from billing.pricing import PriceBreakdown, price_call
+from billing.pricing import PriceBreakdown, implausibility, price_call
 from billing.pricing_at_ingest import usage_of
-from ingest.models import CallContent, LLMCall, TraceSpan
+from ingest.models import CallContent, CostStatus, LLMCall, TraceSpan
 from observatory.access import Scope
 from observatory.dashboard.filters import CallFilters, Period, decode_cursor, encode_cursor
 from observatory.dashboard.prices import per_million
@@ -42,6 +42,8 @@ def filtered_calls(scope: Scope, period: Period, filters: CallFilters) -> QueryS
         calls = calls.filter(session=filters.session)
     if filters.feature:
         calls = calls.filter(feature=filters.feature)
+    if filters.cost_status:
+        calls = calls.filter(cost_status=filters.cost_status)
     return calls.select_related("team", "product").order_by("-start_time", "-id")
 
 
@@ -166,6 +168,14 @@ def price_view(call: LLMCall) -> PriceView | None:
     lines = [PriceLineView(line.token_class.replace("_", " "), line.tokens, per_million(line.unit_price), line.amount)
              for line in breakdown.lines]
     return PriceView(price=price, breakdown=breakdown, lines=lines)
+
+
+def implausible_values(call: LLMCall, price: PriceView | None) -> str | None:
+    """What makes a call's values implausible, in words (as billing.pricing.implausibility decided at ingest)."""
+    if call.cost_status != CostStatus.IMPLAUSIBLE:
+        return None
+    spec = spec_from_price(price.price) if price is not None else None
+    return implausibility(call.input_tokens, call.output_tokens, call.duration_ms, spec) or "values that cannot be real"
 
 
 def content_of(call: LLMCall) -> CallContent | None:

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from ingest.models import CostStatus
+
 RANGES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
 MAX_CUSTOM_DAYS = 400
 MAX_FILTER_LENGTH = 200
@@ -111,10 +113,12 @@ class CallFilters:
     user: str = ""
     session: str = ""
     feature: str = ""
+    cost_status: str = ""
 
     @property
     def active(self) -> bool:
-        return any((self.team, self.product, self.model, self.status, self.user, self.session, self.feature))
+        return any((self.team, self.product, self.model, self.status, self.user, self.session, self.feature,
+                    self.cost_status))
 
 
 def parse_call_filters(params: Mapping[str, str]) -> CallFilters:
@@ -122,10 +126,11 @@ def parse_call_filters(params: Mapping[str, str]) -> CallFilters:
         return params.get(name, "").strip()[:MAX_FILTER_LENGTH]
 
     status = text("status")
+    cost_status = text("cost_status")
     return CallFilters(
         team=text("team"), product=text("product"), model=text("model"),
         status=status if status in ("ok", "error") else "", user=text("user"), session=text("session"),
-        feature=text("feature"),
+        feature=text("feature"), cost_status=cost_status if cost_status in CostStatus.values else "",
     )
 
 

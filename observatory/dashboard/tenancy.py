@@ -1,15 +1,17 @@
 """Settings reads and the key form: teams, members and roles, API keys and attribution rules the viewer may see,
-and a new key's plaintext kept in the session from the POST that created it to the page that shows it once."""
+the background jobs that are failing, and a new key's plaintext kept in the session from the POST that created it
+to the page that shows it once."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django import forms
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from billing.models import AttributionRule
+from billing.models import AnomalyRule, AttributionRule, Budget, LatencySlo, RollupState
 from observatory.access import Viewer, visible_keys, visible_products
 from observatory.models import Membership, Product, Team
 from observatory.services import NewApiKey
@@ -34,6 +36,35 @@ def attribution_rules(viewer: Viewer) -> QuerySet[AttributionRule]:
     if not viewer.whole_organization:
         rules = rules.filter(team_id__in=[team.id for team in viewer.teams])
     return rules
+
+
+@dataclass
+class BackgroundJobs:
+    """How the every-minute jobs fare for one organization, as the settings page shows it."""
+
+    rolled_up_to: datetime | None = None
+    rollup_error: str = ""
+    rollup_failing_since: datetime | None = None
+    failed_hours: list[tuple[datetime, str]] = field(default_factory=list)
+    failing_evaluations: list[tuple[str, object]] = field(default_factory=list)  # ("Budget", the budget), …
+
+    @property
+    def healthy(self) -> bool:
+        return not (self.rollup_error or self.failed_hours or self.failing_evaluations)
+
+
+def background_jobs(viewer: Viewer) -> BackgroundJobs:
+    """The organization's rollup progress and failures (no team's data in them: hours and errors), and the
+    budgets, anomaly rules and latency SLOs the viewer may read whose evaluation is failing."""
+    jobs = BackgroundJobs()
+    state = RollupState.objects.filter(name="hourly", organization=viewer.organization).first()
+    if state is not None:
+        jobs.rolled_up_to, jobs.rollup_error, jobs.rollup_failing_since = state.watermark, state.last_error, state.failing_since
+        jobs.failed_hours = [(datetime.fromisoformat(hour), problem) for hour, problem in state.failed_hours.items()]
+    for label, model in (("Budget", Budget), ("Anomaly rule", AnomalyRule), ("Latency SLO", LatencySlo)):
+        failing = viewer.readable(model.objects.filter(organization=viewer.organization).exclude(evaluation_error=""))
+        jobs.failing_evaluations += [(label, source) for source in failing.order_by("name")]
+    return jobs
 
 
 class NewKeyForm(forms.Form):

@@ -53,6 +53,7 @@ def call_detail(request: HttpRequest, viewer: Viewer, trace_id: str, span_id: st
     price = call_reads.price_view(call)
     return render_page(request, "call", viewer, None, {
         "call": call, "trace": call_reads.trace_of(scope, call), "price": price,
+        "implausible": call_reads.implausible_values(call, price),
         "price_matches": price is not None and price.matches(call.cost_usd), "content": call_reads.content_of(call),
     })
 

@@ -30,7 +30,7 @@ def _settings_page(request: HttpRequest, viewer: Viewer, form: tenancy.NewKeyFor
         "keys": [{"key": key, "can_revoke": key.is_active and viewer.can_manage_keys(key.default_team_id)}
                  for key in visible_keys(viewer)],
         "rules": tenancy.attribution_rules(viewer), "form": form, "new_key": new_key,
-        "can_create_keys": viewer.is_admin or bool(viewer.manageable_teams),
+        "can_create_keys": viewer.is_admin or bool(viewer.manageable_teams), "jobs": tenancy.background_jobs(viewer),
     }, status=status)
     if new_key is not None:
         response["Cache-Control"] = "no-store"  # the plaintext key is in this page, once

@@ -10,6 +10,7 @@ from billing.pricing import (
     PriceIndex,
     PriceOverride,
     apply_override,
+    implausibility,
     price_call,
     resolve_price,
 )
@@ -377,3 +378,35 @@ def test_it_diffs_two_catalogs():
 def test_it_finds_no_changes_between_identical_catalogs(specs):
     diff = diff_catalogs(specs, list(specs))
     assert (diff.added, diff.removed, diff.changed) == ((), (), ())
+
+
+# Implausible values: stored, flagged, never billed ------------------------------------------------------------------
+
+def test_more_input_than_the_context_window_is_implausible(by_key):
+    mini = by_key["gpt-4o-mini"]
+    assert implausibility(2_000_000, 85, 900.0, mini) == (
+        "2,000,000 input tokens, more than the 128,000-token context window of gpt-4o-mini")
+    assert implausibility(128_000, 85, 900.0, mini) is None  # a full window is real
+
+
+def test_more_output_than_the_model_can_write_is_implausible(by_key):
+    assert implausibility(1_200, 20_000, 900.0, by_key["gpt-4o-mini"]) == (
+        "20,000 output tokens, more than the 16,384 gpt-4o-mini can write")
+
+
+def test_the_fuzzed_15000_dollar_call_is_implausible(by_key):
+    o1_pro = by_key["o1-pro"]
+    assert price_call(CallUsage(input_tokens=100_000_000), o1_pro).total == Decimal("15000")  # what it was billed
+    assert implausibility(100_000_000, 0, 900.0, o1_pro).startswith("100,000,000 input tokens")
+
+
+def test_a_call_over_a_day_long_is_implausible_even_without_a_price():
+    assert implausibility(10, 5, 90_000_000.0, None) == "lasted 25.0 hours, more than a day"
+    assert implausibility(10_000_000, 5, 86_400_000.0, None) is None  # an unknown model has no known limits
+
+
+def test_token_limits_spare_embeddings_batches_and_windows_the_catalog_outgrew(by_key):
+    assert implausibility(50_000, 0, 300.0, by_key["text-embedding-3-small"]) is None  # many inputs of ≤ 8,191
+    bedrock_sonnet = by_key["anthropic.claude-sonnet-4-5-20250929-v1:0"]
+    assert (bedrock_sonnet.max_input_tokens, bedrock_sonnet.tiers[0].threshold) == (200_000, 200_000)
+    assert implausibility(500_000, 900, 30_000.0, bedrock_sonnet) is None  # billed above 200k: the window is larger

@@ -144,10 +144,11 @@ def month(transactional_db) -> Month:
             products[product] = Product.objects.create(organization=organization, team=teams[team], slug=product,
                                                        name=product.replace("-", " ").title())
     million = Decimal(1_000_000)
-    prices = {model: Price.objects.create(provider="anthropic" if model.startswith("claude") else "openai", model=model,
-                                          key=model, mode="chat", input=Decimal(i) / million, cached_input_read=Decimal(c) / million,
-                                          output=Decimal(o) / million)
-              for model, (i, c, o) in PRICES.items()}
+    prices = {model: Price.objects.get(provider="anthropic" if model.startswith("claude") else "openai", key=model,
+                                       effective_to=None)  # the catalog's, loaded by migrate
+              for model in PRICES}
+    assert {model: (p.input, p.cached_input_read, p.output) for model, p in prices.items()} == {
+        model: (Decimal(i) / million, Decimal(c) / million, Decimal(o) / million) for model, (i, c, o) in PRICES.items()}
     calls = _month_of_calls(organization, teams, products, prices)
     LLMCall.objects.bulk_create(calls)
     traced = max((c for c in calls if c.model.startswith("claude") and c.status == "ok"), key=lambda c: c.start_time)

@@ -63,6 +63,35 @@ def test_it_rejects_bad_calls_with_field_errors_and_stores_none(client, api_key)
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(("start_time", "message"), [
+    ("9999-12-31T23:00:00Z", "is more than a day in the future"),
+    ("1999-12-31T23:59:59Z", "is before 2000-01-01"),
+])
+def test_it_refuses_start_times_otlp_refuses_and_stores_nothing(client, api_key, start_time, message):
+    response = _post(client, api_key.plaintext, {"calls": [_call(0), _call(1, start_time=start_time)]})
+    assert response.status_code == 400
+    assert message in response.json()["calls"]["1"]["start_time"][0]
+    assert LLMCall.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_accepts_a_start_time_up_to_a_day_ahead_as_otlp_does(client, api_key):
+    soon = (datetime.now(UTC) + timedelta(hours=23)).isoformat()
+    assert _post(client, api_key.plaintext, [_call(0, start_time=soon)]).status_code == 202
+    assert LLMCall.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_a_fuzzed_call_is_stored_flagged_implausible_and_billed_nothing(client, api_key, priced):
+    fuzzed = _call(0, request_model="o1-pro", response_model="o1-pro", input_tokens=100_000_000, cached_input_tokens=0,
+                   output_tokens=0, reasoning_tokens=0)  # $15,000 at o1-pro's $150 per million input tokens
+    assert _post(client, api_key.plaintext, [fuzzed, _call(1)]).status_code == 202
+    fuzzed_row = LLMCall.objects.get(request_model="o1-pro")
+    assert (fuzzed_row.input_tokens, fuzzed_row.cost_status, fuzzed_row.cost_usd) == (100_000_000, "implausible", None)
+    assert LLMCall.objects.get(request_model="gpt-4o-mini").cost_usd == Decimal("0.0001542")  # the batch's real call
+
+
+@pytest.mark.django_db
 def test_it_rejects_inconsistent_token_counts(client, api_key):
     response = _post(client, api_key.plaintext, [_call(0, cached_input_tokens=5000)])
     assert response.status_code == 400

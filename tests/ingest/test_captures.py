@@ -25,10 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from billing.catalog import load_catalog
-from billing.models import Price, PriceSource
-from billing.price_rows import price_fields
 from billing.pricing_at_ingest import catalog_cache, cost_of
+from billing.services import load_default_catalog
 from ingest.models import LLMCall
 from ingest.records import CallFields
 
@@ -109,9 +107,8 @@ def _cases():
 
 @pytest.fixture
 def prices(db):
-    """The catalog's prices for the captured models (their aliases and dated snapshots included)."""
-    specs = [spec for spec in load_catalog() if any(name in spec.key for name in CANONICAL)]
-    Price.objects.bulk_create([Price(**price_fields(spec), source=PriceSource.CATALOG) for spec in specs])
+    """The bundled catalog, in force on every install after migrate (the captured models among it)."""
+    load_default_catalog()
     catalog_cache.refresh(force=True)
     yield
     catalog_cache.refresh(force=True)

@@ -111,6 +111,30 @@ def test_gpu_utilization_gauges_are_kept_once(post_otlp):
     ]
 
 
+@pytest.mark.django_db
+def test_gpu_gauges_dated_outside_the_span_time_bounds_are_rejected_with_partial_success(post_otlp):
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+        ExportMetricsServiceResponse,
+    )
+
+    from ingest.models import MetricSample
+
+    request = ExportMetricsServiceRequest()
+    metric = request.resource_metrics.add().scope_metrics.add().metrics.add()
+    metric.name = "DCGM_FI_DEV_GPU_UTIL"
+    for when_ns, value in ((1_795_000_000_000_000_000, 71.0),  # 2026-11-18
+                           (16_725_225_600_000_000_000, 99.0),  # 2500-01-01
+                           (631_152_000_000_000_000, 5.0)):  # 1990-01-01
+        metric.gauge.data_points.add(time_unix_nano=when_ns, as_double=value)
+    response = post_otlp("/v1/metrics", body=request.SerializeToString())
+    assert response.status_code == 200
+    partial = ExportMetricsServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_data_points == 2
+    assert "more than a day in the future" in partial.error_message and "before 2000-01-01" in partial.error_message
+    assert list(MetricSample.objects.values_list("value", flat=True)) == [71.0]
+
+
 CORPUS_PB = [corpus_body(e["file"]) for e in TRACE_FILES if e["content_type"] == "application/x-protobuf"][:20]
 
 

@@ -202,3 +202,12 @@ def test_the_database_down_gives_503_with_retry_after(post_otlp, api_key, monkey
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert "database is unavailable" in status_pb2.Status.FromString(response.content).message
+
+
+@pytest.mark.django_db
+def test_a_span_over_a_day_long_is_stored_flagged_implausible_not_billed(post_otlp):
+    request = make_request([CHAT])
+    request.resource_spans[0].scope_spans[0].spans[0].end_time_unix_nano = NOW_NS + 25 * 3600 * 10**9
+    assert post_otlp(body=request.SerializeToString()).status_code == 200
+    call = LLMCall.objects.get()
+    assert (call.duration_ms, call.cost_status, call.cost_usd) == (90_000_000.0, "implausible", None)

@@ -50,6 +50,30 @@ def test_it_shows_the_whole_organizations_spend_to_an_admin(client, data):
     assert shown(response, "unpriced") == "4"
 
 
+def test_a_fuzzed_call_is_counted_under_needs_attention_not_billed_and_explained(client, data):
+    from billing.pricing_at_ingest import catalog_cache
+    from observatory.services import create_api_key
+
+    catalog_cache.refresh(force=True)
+    spend = _cost()
+    key = create_api_key(data.org, "fuzzer", team=data.search).plaintext
+    fuzzed = {"trace_id": "f" * 32, "span_id": "e" * 16, "start_time": (timezone.now() - timedelta(minutes=5)).isoformat(),
+              "provider": "openai", "request_model": "o1-pro", "input_tokens": 100_000_000}  # $15,000 at o1-pro's price
+    response = client.post("/api/v1/calls", [fuzzed], content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 202
+    rollup_pending()
+
+    admin = data.login(client, "admin")
+    page = admin.get("/")
+    assert shown(page, "implausible") == "1"
+    assert shown(page, "spend-range") == money(spend)  # not a cent of the $15,000
+    assert b"cost_status=implausible" in page.content
+    listed = admin.get("/calls/?cost_status=implausible").context["page"].calls
+    assert [(call.request_model, call.cost_status, call.cost_usd) for call in listed] == [("o1-pro", "implausible", None)]
+    call_page = admin.get(f"/calls/{'f' * 32}/{'e' * 16}/")
+    assert b"100,000,000 input tokens, more than the 200,000-token context window of o1-pro" in call_page.content
+
+
 def test_a_team_member_sees_only_their_teams_numbers(client, data):
     response = data.login(client, "search_viewer").get("/")
     assert response.status_code == 200

@@ -19,7 +19,10 @@ def data(org, team, other_team) -> Seed:
 
 
 @pytest.fixture
-def catalog(db):
+def catalog(data):
+    """Hand-made prices in place of the catalog migrate loaded: 60 test models and an expired one, beside the
+    seed's gpt-4o."""
+    Price.objects.exclude(pk=data.price.pk).delete()
     Price.objects.bulk_create([
         Price(provider="openai", model=f"gpt-test-{i:02d}", key=f"gpt-test-{i:02d}", input=Decimal("0.000001"),
               output=Decimal("0.000002")) for i in range(60)

@@ -75,8 +75,9 @@ def seed(org, team, other_team) -> Seed:
     rng = random.Random(11)
     answers = Product.objects.create(organization=org, team=team, name="Answers", slug="answers")
     ads_ranker = Product.objects.create(organization=org, team=other_team, name=ADS_PRODUCT, slug="ads-ranker")
-    price = Price.objects.create(provider="openai", model="gpt-4o", key="gpt-4o", mode="chat", input=Decimal("0.0000025"),
-                                 output=Decimal("0.00001"), cached_input_read=Decimal("0.00000125"))
+    price = Price.objects.get(provider="openai", key="gpt-4o", effective_to=None)  # the catalog's, loaded by migrate
+    assert (price.input, price.output, price.cached_input_read) == (Decimal("0.0000025"), Decimal("0.00001"),
+                                                                    Decimal("0.00000125"))
     spec = spec_from_price(price)
 
     def call(i: int, **fields) -> LLMCall:

@@ -4,14 +4,19 @@ teams, admins for all, viewers never."""
 
 import csv
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from billing.budgets import evaluate_budgets
+from billing.models import Budget
+from billing.rollups import rollup_pending
 from observatory.dashboard.tenancy import NEW_KEY_SESSION_KEY
 from observatory.models import ApiKey, Membership, Organization, Role
 from observatory.services import authenticate_key
+from tests.billing.test_alerts import add_spend
 from tests.observatory.test_dashboard_seed import Seed, leaks_ads, seed
 
 
@@ -47,6 +52,27 @@ def test_it_shows_the_users_teams_members_keys_and_rules(client, data):
     admin = data.login(client, "admin").get("/settings/")
     assert {row["key"].name for row in admin.context["keys"]} == {"Search key", "Ads ingest key"}
     assert [rule.pattern for rule in admin.context["rules"]] == ["ads-secret-*"]
+
+
+def test_it_shows_the_background_jobs_that_fail_as_far_as_the_viewer_may_see(client, data):
+    assert b'data-testid="jobs-ok"' in data.login(client, "admin").get("/settings/").content
+    add_spend(data.org, "0.01", datetime(9999, 12, 31, 23, 30, tzinfo=UTC))  # stored before ingest bounded times
+    rollup_pending()
+    for team in (data.ads, data.search):  # time zones saved before they were checked
+        Budget.objects.create(organization=data.org, team=team, name=f"{team.name} monthly", amount_usd=Decimal(10),
+                              time_zone="Mars/Olympus_Mons")
+    evaluate_budgets()
+
+    admin = data.login(client, "admin").get("/settings/")
+    jobs = admin.context["jobs"]
+    assert [(hour.isoformat(), problem.split(":")[0]) for hour, problem in jobs.failed_hours] == [
+        ("9999-12-31T23:00:00+00:00", "OverflowError")]
+    assert b"9999-12-31 23:00" in admin.content
+    assert [source.name for _, source in jobs.failing_evaluations] == ["Ads monthly", "Search monthly"]
+    assert b"ZoneInfoNotFoundError" in admin.content
+    viewer = data.login(client, "search_viewer").get("/settings/")
+    assert [source.name for _, source in viewer.context["jobs"].failing_evaluations] == ["Search monthly"]
+    assert b"Ads monthly" not in viewer.content and leaks_ads(viewer.content) == []
 
 
 def test_a_viewer_cannot_create_or_revoke_keys(client, data):

@@ -63,6 +63,7 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert "Observatory is ready" in output, output
         assert "starting the embedded PostgreSQL" in output
         assert "applying database migrations" in output
+        assert "price catalog: 3,728 model prices in force. The bundled catalog has 4,552 entries" in output
         for _ in range(6):  # the banner lines after "ready"
             lines.append(proc.stdout.readline())
         output = "".join(lines)

@@ -43,4 +43,4 @@ class Command(BaseCommand):
         for line in summary.lines():
             self.stdout.write(line)
         if parsed.skipped:
-            self.stdout.write(f"{len(parsed.skipped)} entries skipped (no per-token prices)")
+            self.stdout.write(f"{len(parsed.skipped):,} entries skipped (no per-token prices): {parsed.skipped_summary()}")

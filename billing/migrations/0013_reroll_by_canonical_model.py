@@ -6,14 +6,14 @@ from django.db import migrations
 
 
 def reroll_everything(apps, schema_editor):
-    apps.get_model("billing", "RollupState").objects.filter(name="hourly").update(watermark=datetime(2000, 1, 1, tzinfo=UTC))
+    apps.get_model("billing", "RollupState").objects.update(watermark=datetime(2000, 1, 1, tzinfo=UTC))
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("billing", "0010_product_latency"),
-        ("ingest", "0006_llmcall_model_response_id"),
+        ("billing", "0012_implausible_calls"),
+        ("ingest", "0007_llmcall_model_response_id"),
     ]
 
     operations = [

@@ -17,7 +17,7 @@ def fill_models(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("ingest", "0005_partial_indexes"),
+        ("ingest", "0006_implausible_calls"),
     ]
 
     operations = [
