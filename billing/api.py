@@ -360,7 +360,8 @@ class FocusExportView(ExportView):
 
 MAX_SPEND_DAYS = 400
 SPEND_MONEY = ("cost_usd", "error_cost_usd", "cache_read_savings_usd", "cost_avoided_usd", "cost_per_1k_calls")
-SPEND_FIELDS = ("calls", "errors", "streaming_calls", "unpriced_calls", "implausible_calls", "input_tokens",
+SPEND_FIELDS = ("calls", "errors", "streaming_calls", "unpriced_calls", "implausible_calls", "usage_missing_calls",
+                "input_tokens",
                 "cached_input_tokens",
                 "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "error_cost_usd",
                 "cache_read_savings_usd", "app_cache_hits", "cost_avoided_usd", "cost_per_1k_calls")

@@ -105,6 +105,7 @@ class RollupDims(models.Model):
     streaming_calls = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0, help_text="Calls of a model with no price (unknown_model).")
     implausible_calls = models.BigIntegerField(default=0, help_text="Calls with values that cannot be real, not billed.")
+    usage_missing_calls = models.BigIntegerField(default=0, help_text="Successful calls that reported no tokens.")
     input_tokens = models.BigIntegerField(default=0)
     cached_input_tokens = models.BigIntegerField(default=0)
     cache_write_tokens = models.BigIntegerField(default=0)

@@ -155,12 +155,21 @@ def quick_total(call, price: PriceSpec) -> Decimal | None:
     return total.quantize(TOTAL_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+def usage_missing(call) -> bool:
+    """A successful call that reports no tokens at all was not free: its usage never reached us (typically an
+    OpenAI stream without `stream_options={"include_usage": True}`). It gets its own status, never a $0 "priced"."""
+    return (call.status == "ok" and not call.app_cache_hit and call.input_tokens == 0 and call.output_tokens == 0
+            and call.provided_cost_usd is None)
+
+
 def cost_of(organization_id: int, call, when: datetime) -> IngestCost:
     """Cost of one call at the prices in force at `when` (pure apart from the cached catalog)."""
     spec = catalog_cache.index.resolve(call.provider, call.response_model, call.request_model)
     version = catalog_cache.version_at(spec, when) if spec is not None else None
     if implausibility(call.input_tokens, call.output_tokens, call.duration_ms, version.spec if version else None):
         return IngestCost(None, CostStatus.IMPLAUSIBLE, version.price_id if version else None)
+    if usage_missing(call):
+        return IngestCost(None, CostStatus.USAGE_MISSING, version.price_id if version else None)
     if version is None:
         if call.provided_cost_usd is not None:
             return IngestCost(call.provided_cost_usd, CostStatus.PROVIDED, None)

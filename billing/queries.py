@@ -28,7 +28,8 @@ from observatory.access import Scope
 
 GROUPABLE = ("team", "product", "provider", "model", "environment", "feature")
 SUMMED = (
-    "calls", "errors", "streaming_calls", "unpriced_calls", "implausible_calls", "input_tokens", "cached_input_tokens",
+    "calls", "errors", "streaming_calls", "unpriced_calls", "implausible_calls", "usage_missing_calls", "input_tokens",
+    "cached_input_tokens",
     "cache_write_tokens", "output_tokens", "reasoning_tokens", "cost_usd", "error_cost_usd", "cache_read_savings_usd",
     "app_cache_hits", "cost_avoided_usd", "latency_sum_ms", "ttft_calls", "ttft_sum_ms",
 )

@@ -40,6 +40,7 @@ SUMS = """count(*) AS calls,
     count(*) FILTER (WHERE streaming) AS streaming_calls,
     count(*) FILTER (WHERE cost_status = 'unknown_model') AS unpriced_calls,
     count(*) FILTER (WHERE cost_status = 'implausible') AS implausible_calls,
+    count(*) FILTER (WHERE cost_status = 'usage_missing') AS usage_missing_calls,
     coalesce(sum(input_tokens), 0) AS input_tokens,
     coalesce(sum(cached_input_tokens), 0) AS cached_input_tokens,
     coalesce(sum(cache_write_tokens), 0) AS cache_write_tokens,
@@ -54,7 +55,7 @@ SUMS = """count(*) AS calls,
     count(ttft_ms) AS ttft_calls,
     coalesce(sum(ttft_ms), 0) AS ttft_sum_ms"""
 SUM_COLUMNS = (
-    "calls, errors, streaming_calls, unpriced_calls, implausible_calls, input_tokens, cached_input_tokens, "
+    "calls, errors, streaming_calls, unpriced_calls, implausible_calls, usage_missing_calls, input_tokens, cached_input_tokens, "
     "cache_write_tokens, output_tokens, reasoning_tokens, cost_usd, error_cost_usd, cache_read_savings_usd, app_cache_hits, "
     "cost_avoided_usd, latency_sum_ms, ttft_calls, ttft_sum_ms"
 )

@@ -22,6 +22,7 @@ class CostStatus(models.TextChoices):
     UNKNOWN_MODEL = "unknown_model", "No price for this model"
     FREE = "free", "Free (no billable tokens)"
     IMPLAUSIBLE = "implausible", "Implausible values: not billed"
+    USAGE_MISSING = "usage_missing", "No usage reported: tokens unknown"
 
 
 class LLMCall(models.Model):

@@ -74,6 +74,28 @@ def test_a_fuzzed_call_is_counted_under_needs_attention_not_billed_and_explained
     assert b"100,000,000 input tokens, more than the 200,000-token context window of o1-pro" in call_page.content
 
 
+def test_a_stream_without_usage_is_counted_under_needs_attention_with_the_fix_not_as_free(client, data):
+    from observatory.services import create_api_key
+
+    spend = _cost()
+    key = create_api_key(data.org, "app", team=data.search).plaintext
+    stream = {"trace_id": "d" * 32, "span_id": "c" * 16, "start_time": (timezone.now() - timedelta(minutes=5)).isoformat(),
+              "provider": "openai", "request_model": "gpt-4o", "streaming": True}  # no tokens: usage never sent
+    response = client.post("/api/v1/calls", [stream], content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 202
+    rollup_pending()
+
+    admin = data.login(client, "admin")
+    page = admin.get("/")
+    assert shown(page, "usage-missing") == "1"
+    assert shown(page, "spend-range") == money(spend)
+    assert b"include_usage" in page.content and b"cost_status=usage_missing" in page.content
+    listed = admin.get("/calls/?cost_status=usage_missing").context["page"].calls
+    assert [(call.request_model, call.cost_status, call.cost_usd) for call in listed] == [("gpt-4o", "usage_missing", None)]
+    call_page = admin.get(f"/calls/{'d' * 32}/{'c' * 16}/")
+    assert b"No usage reported" in call_page.content
+
+
 def test_a_team_member_sees_only_their_teams_numbers(client, data):
     response = data.login(client, "search_viewer").get("/")
     assert response.status_code == 200
