@@ -123,9 +123,9 @@ def main() -> None:
     args = parser.parse_args()
     setup_django()
     from billing import queries
-    from billing.queries import Scope
     from billing.rollups import rollup_pending
     from ingest.partitions import ensure_partitions
+    from observatory.access import Scope
     from observatory.models import Organization, Team
 
     org = Organization.objects.create(name=f"Bench {time.time_ns()}", slug=f"bench-{time.time_ns()}")

@@ -35,7 +35,8 @@ from django.utils import timezone
 from billing.alerting import deliver_alerts, record_alerts, send_test_alert
 from billing.budgets import HOUR, WEEK, SpendScope, floor_hour, money, rollup_watermark
 from billing.models import Alert, AnomalyRule, HourlyRollup, LatencySlo
-from billing.queries import Scope, percentiles
+from billing.queries import percentiles
+from observatory.access import Scope
 from observatory.models import Product, Team
 
 log = logging.getLogger(__name__)

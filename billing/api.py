@@ -10,12 +10,10 @@ import json
 from datetime import UTC, timedelta
 from decimal import Decimal
 
-from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework import mixins, permissions, renderers, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
@@ -23,15 +21,12 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing import exports, webhook_guard
-from billing.alerting import channel_targets
-from billing.anomalies import send_rule_test_alert
-from billing.budgets import budget_status, budget_url, can_manage, send_budget_test_alert, setup_problems, visible_to
+from billing import exports, services, webhook_guard
+from billing.budgets import budget_status, budget_url, setup_problems
 from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo, Recommendation, validate_thresholds
-from billing.queries import GROUPABLE, Scope, regroup, spend, timeseries
-from observatory.dashboard.access import viewer_for
+from billing.queries import GROUPABLE, regroup, spend, timeseries
+from observatory.access import Scope, Viewer, api_viewer, readable, viewer_in, visible_organizations
 from observatory.models import ApiKey, Organization, Product, Team
-from observatory.queries import visible_organizations
 
 RECENT_ALERTS = 100
 
@@ -80,12 +75,12 @@ class AlertSourceSerializer(serializers.ModelSerializer):
         return data
 
     def _organization(self, data: dict) -> Organization:
-        user = self.context["request"].user
+        request = self.context["request"]
         if self.instance is not None:
             if data.get("organization", self.instance.organization) != self.instance.organization:
                 raise serializers.ValidationError({"organization": "cannot move to another organization."})
             return self.instance.organization
-        visible = visible_organizations(user)
+        visible = visible_organizations(request.user, request.auth if isinstance(request.auth, ApiKey) else None)
         if "organization" in data:
             if not visible.filter(pk=data["organization"].pk).exists():
                 raise serializers.ValidationError({"organization": "unknown organization."})
@@ -175,45 +170,37 @@ class AlertSourceViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         queryset = self.model.objects.select_related(*self.related).order_by("organization_id", "name", "id")
-        return visible_to(queryset, self.request.user, self.request.auth)
+        return readable(queryset, self.request.user, _key_of(self.request))
 
-    def _require_manage(self, organization, team=None, product=None) -> None:
-        if not can_manage(self.request.user, organization, team, product):
-            raise PermissionDenied("only organization admins, and managers of its team, may change this.")
-
-    def _require_manage_instance(self, instance) -> None:
-        self._require_manage(instance.organization, getattr(instance, "team", None), instance.product)
+    def viewer_of(self, organization: Organization) -> Viewer:
+        viewer = viewer_in(self.request.user, organization, _key_of(self.request))
+        if viewer is None:
+            raise PermissionDenied("unknown organization.")
+        return viewer
 
     def perform_create(self, serializer) -> None:
         data = serializer.validated_data
-        self._require_manage(data["organization"], data.get("team"), data.get("product"))
-        serializer.save(owner=self.request.user)
+        source = self.model(**data, owner=self.request.user)
+        serializer.instance = services.save_alert_source(self.viewer_of(data["organization"]), source)
 
     def perform_update(self, serializer) -> None:
         instance = serializer.instance
-        self._require_manage_instance(instance)
-        data = serializer.validated_data
-        self._require_manage(instance.organization, data.get("team", getattr(instance, "team", None)),
-                             data.get("product", instance.product))
-        serializer.save()
+        for name, value in serializer.validated_data.items():
+            setattr(instance, name, value)
+        services.save_alert_source(self.viewer_of(instance.organization), instance)
 
     def perform_destroy(self, instance) -> None:
-        self._require_manage_instance(instance)
-        instance.delete()
-
-    def send_test(self, instance) -> dict[str, str]:
-        """Send the test alert of `instance` (each subclass knows its kind)."""
-        raise NotImplementedError
+        services.delete_alert_source(self.viewer_of(instance.organization), instance)
 
     @extend_schema(request=None, responses=TEST_RESULT)
     @action(detail=True, methods=["post"], url_path="test-alert")
     def test_alert(self, request, pk=None):
         """Send a clearly marked test message to each channel; no alert is recorded."""
         instance = self.get_object()
-        self._require_manage_instance(instance)
-        if not channel_targets(instance):
-            return Response({"detail": "no channel is configured: add an email address or a webhook."}, status=400)
-        return Response({"results": self.send_test(instance)})
+        try:
+            return Response({"results": services.send_test_alert(self.viewer_of(instance.organization), instance)})
+        except services.NoChannel as error:
+            return Response({"detail": str(error)}, status=400)
 
     @extend_schema(responses=AlertSerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -228,9 +215,6 @@ class BudgetViewSet(AlertSourceViewSet):
     model = Budget
     serializer_class = BudgetSerializer
     related = ("organization", "owner", "team", "product")
-
-    def send_test(self, instance) -> dict[str, str]:
-        return send_budget_test_alert(instance)
 
     @extend_schema(responses=inline_serializer("BudgetStatus", {
         "period_start": serializers.DateTimeField(), "period_end": serializers.DateTimeField(),
@@ -256,16 +240,10 @@ class AnomalyRuleViewSet(AlertSourceViewSet):
     serializer_class = AnomalyRuleSerializer
     related = ("organization", "owner", "team", "product")
 
-    def send_test(self, instance) -> dict[str, str]:
-        return send_rule_test_alert(instance)
-
 
 class LatencySloViewSet(AlertSourceViewSet):
     model = LatencySlo
     serializer_class = LatencySloSerializer
-
-    def send_test(self, instance) -> dict[str, str]:
-        return send_rule_test_alert(instance)
 
 
 class AlertCursor(CursorPagination):
@@ -281,12 +259,7 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     lookup_value_converter = "int"
 
     def get_queryset(self):
-        user, auth = self.request.user, self.request.auth
-        return Alert.objects.filter(
-            Q(budget__in=visible_to(Budget.objects.all(), user, auth))
-            | Q(anomaly_rule__in=visible_to(AnomalyRule.objects.all(), user, auth))
-            | Q(latency_slo__in=visible_to(LatencySlo.objects.all(), user, auth))
-        ).prefetch_related("deliveries")
+        return readable(Alert.objects.all(), self.request.user, _key_of(self.request)).prefetch_related("deliveries")
 
 
 # Cost exports --------------------------------------------------------------------------------------------------------
@@ -313,15 +286,14 @@ class XlsxRenderer(CsvRenderer):
     charset = None
 
 
+def _key_of(request) -> ApiKey | None:
+    return request.auth if isinstance(request.auth, ApiKey) else None
+
+
 def export_scope(request) -> Scope:
-    """What an export may read, as for budgets: an API key its whole organization; a person the organization
-    picked by `?org=<slug>` (default: their first), all of it with an org-wide role, else only their teams."""
-    if isinstance(request.auth, ApiKey):
-        return Scope(organization_id=request.auth.organization_id)
-    viewer = viewer_for(request._request)
-    if viewer is None:
-        raise PermissionDenied("you belong to no organization.")
-    return viewer.scope
+    """What an export or spend query may read: the organization picked by `?org=<slug>` (default: the first), all
+    of it for org-wide members and keys without a team, else only the requester's teams (a team key: its team)."""
+    return api_viewer(request).scope
 
 
 class ExportView(APIView):
@@ -511,23 +483,16 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
             value = self.request.query_params.get(name)
             if value:
                 queryset = queryset.filter(**{name: value})
-        return visible_to(queryset, self.request.user, self.request.auth)
+        return readable(queryset, self.request.user, _key_of(self.request))
 
     @extend_schema(request=None, responses={202: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["post"], url_path="refresh")
     def refresh(self, request):
         """Recompute the organization's recommendations now (in the background); admins and managers."""
-        viewer = viewer_for(request._request)
-        if viewer is None:
-            raise PermissionDenied("you belong to no organization.")
-        if not (viewer.is_admin or viewer.manageable_teams):
-            raise PermissionDenied("only admins and managers recompute recommendations.")
-        from billing.tasks import generate_organization_recommendations
-        from observatory.celery import enqueue
-
+        viewer = api_viewer(request)
         try:
-            enqueue(generate_organization_recommendations, viewer.organization.pk)
-        except (KombuOperationalError, OSError):
+            services.refresh_recommendations(viewer)
+        except services.BrokerUnavailable:
             return Response({"detail": "the task broker is unavailable; try again later."}, status=503,
                             headers={"Retry-After": "30"})
         return Response({"detail": "queued", "organization": viewer.organization.slug}, status=202)
@@ -537,11 +502,11 @@ class RecommendationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, vi
     def set_status(self, request, pk=None):
         """Accept, dismiss (with an optional reason) or reopen a recommendation."""
         recommendation = self.get_object()
-        if not can_manage(request.user, recommendation.organization, recommendation.team, recommendation.product):
+        viewer = viewer_in(request.user, recommendation.organization, _key_of(request))
+        if viewer is None or not viewer.may_change(recommendation.team, recommendation.product):
             raise PermissionDenied("only organization admins, and managers of its team, may change this.")
         data = RecommendationStatusSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        recommendation.status = data.validated_data["status"]
-        recommendation.dismissed_reason = data.validated_data["reason"] if recommendation.status == "dismissed" else ""
-        recommendation.save(update_fields=["status", "dismissed_reason", "updated_at"])
+        services.set_recommendation_status(viewer, recommendation, data.validated_data["status"],
+                                           data.validated_data["reason"])
         return Response(RecommendationSerializer(recommendation).data)

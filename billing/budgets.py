@@ -43,10 +43,10 @@ from django.utils import timezone
 
 from billing.alerting import deliver_alerts, record_alerts, send_test_alert
 from billing.models import Alert, Budget, HourlyRollup, RollupState
-from billing.queries import Scope, rollup_pieces
+from billing.queries import rollup_pieces
 from ingest.models import LLMCall
-from observatory.models import ApiKey, Membership, Organization, Product, Role, Team
-from observatory.queries import role_for_team
+from observatory.access import Scope
+from observatory.models import Organization, Product, Team
 
 log = logging.getLogger(__name__)
 
@@ -445,34 +445,3 @@ def setup_problems(organization: Organization, team: Team | None, product: Produ
         problems["webhook_secret"] = (f"give a secret of at least {MIN_WEBHOOK_SECRET} characters: "
                                       "webhook calls are signed with it.")
     return problems
-
-
-def visible_to(queryset: QuerySet, user, auth=None) -> QuerySet:
-    """Budgets or rules the requester may read: an API key reads its organization's; a person those of the
-    organizations where they hold an org-wide role, and of their teams (directly or through a team's product)."""
-    if isinstance(auth, ApiKey):
-        return queryset.filter(organization_id=auth.organization_id)
-    if user.is_superuser:
-        return queryset
-    memberships = Membership.objects.filter(user=user)
-    org_wide = memberships.filter(team=None).values("organization_id")
-    teams = memberships.exclude(team=None).values("team_id")
-    condition = Q(organization_id__in=org_wide)
-    if any(field.name == "team" for field in queryset.model._meta.fields):
-        condition |= Q(team_id__in=teams) | Q(team=None, product__team_id__in=teams)
-    else:
-        condition |= Q(product__team_id__in=teams)
-    return queryset.filter(condition)
-
-
-def can_manage(user, organization: Organization, team: Team | None = None, product: Product | None = None) -> bool:
-    """Admins manage everything in their organization; managers the budgets and rules of their teams
-    (a product's owning team counts); viewers and API keys nothing."""
-    if user.is_superuser:
-        return True
-    if getattr(user, "pk", None) is None:
-        return False
-    if Membership.objects.filter(user=user, organization=organization, team=None, role=Role.ADMIN).exists():
-        return True
-    owning_team = team or (product.team if product is not None else None)
-    return owning_team is not None and role_for_team(user, owning_team) in (Role.MANAGER, Role.ADMIN)

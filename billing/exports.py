@@ -35,7 +35,8 @@ import pandas as pd
 from django.db.models import Sum
 
 from billing.models import GpuCostHour
-from billing.queries import Scope, spend, timeseries
+from billing.queries import spend, timeseries
+from observatory.access import Scope
 from observatory.models import Organization, Product, Team
 
 ZERO = Decimal(0)

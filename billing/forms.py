@@ -1,7 +1,8 @@
 """Forms for the budget and alert-rule pages, with the same checks as the REST API.
 
 Each form takes the `organization` whose teams and products may be chosen (a team of another organization
-is "not one of the available choices"); the view checks `billing.budgets.can_manage` before saving.
+is "not one of the available choices"); saving goes through `billing.services.save_alert_source`, which checks
+the right to change it.
 """
 
 from __future__ import annotations

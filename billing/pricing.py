@@ -5,77 +5,21 @@ Pure functions over plain data (no database); money is Decimal throughout.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from billing.catalog import TOKEN_CLASSES, VARIANTS, PriceSpec, PriceTier, TokenPrices, normalize_provider
+from ingest.model_names import BEDROCK_VENDOR, normalize_model_name, unique_names
 
 TOTAL_QUANTUM = Decimal("1E-10")
 STANDARD = "standard"
 BEDROCK = "aws.bedrock"
 
-# Bedrock cross-region inference profiles: us.anthropic.claude-…, global.anthropic.claude-…
-_BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|au|jp|ca|global|us-gov)\.")
-_BEDROCK_VERSION = re.compile(r"(?:-v\d+)?:\d+$")
-_BEDROCK_VENDOR = re.compile(
-    r"^(?:anthropic|amazon|meta|mistral|cohere|ai21|deepseek|openai|qwen|writer|moonshot|moonshotai|google)\."
-)
 # Model families and their Bedrock vendor prefix, for names reported without it.
 _BEDROCK_FAMILIES = (("claude", "anthropic."), ("llama", "meta."), ("nova", "amazon."), ("titan", "amazon."),
                      ("mistral", "mistral."), ("mixtral", "mistral."), ("pixtral", "mistral."), ("command", "cohere."),
                      ("embed-", "cohere."), ("jamba", "ai21."), ("deepseek", "deepseek."), ("qwen", "qwen."))
-# Snapshot suffixes, stripped one at a time so every intermediate name is a candidate.
-_SNAPSHOT_SUFFIXES = (
-    re.compile(r"-latest$"),
-    re.compile(r"@\d{8}$"),  # vertex: claude-3-5-sonnet@20240620
-    re.compile(r"@\d{3}$"),  # vertex: text-embedding-004@001
-    re.compile(r"-\d{4}-\d{2}-\d{2}$"),  # openai: gpt-4o-mini-2024-07-18
-    re.compile(r"-\d{8}$"),  # anthropic: claude-sonnet-4-5-20250929
-    re.compile(r"(?<=-preview)-\d{2}-\d{2}$"),  # gemini: gemini-2.5-flash-preview-05-20
-    re.compile(r"(?<=-preview)-\d{2}-\d{4}$"),  # gemini: gemini-2.5-flash-preview-09-2025
-    re.compile(r"(?<=-exp)-\d{2}-\d{2}$"),  # gemini: gemini-2.0-flash-thinking-exp-01-21
-    re.compile(r"-(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])$"),  # openai: gpt-4-0613
-    re.compile(r"-00\d$"),  # gemini: gemini-1.5-pro-002
-)
 _CACHE_LIMIT = 100_000
-
-
-def normalize_model_name(name: str) -> list[str]:
-    """Names to look a reported model up by, most specific first, lower-cased.
-
-    `openai/gpt-4o-mini-2024-07-18` → [`openai/gpt-4o-mini-2024-07-18`, `gpt-4o-mini-2024-07-18`,
-    `gpt-4o-mini`]: the exact (dated) name wins when the catalog has it. Fine-tuned OpenAI models
-    (`ft:base:org::id`) only resolve to fine-tune prices, never to the cheaper base model.
-    """
-    current = name.strip().lower()
-    if not current:
-        return []
-    if current.startswith("ft:"):
-        base = current.split(":")[1]
-        return _unique([current] + [f"ft:{candidate}" for candidate in normalize_model_name(base)])
-    candidates = [current]
-    while "/" in current:
-        current = current.split("/", 1)[1]
-        candidates.append(current)
-    for pattern in (_BEDROCK_REGION, _BEDROCK_VERSION, _BEDROCK_VENDOR):
-        current = pattern.sub("", current)
-        candidates.append(current)
-    stripped = True
-    while stripped:
-        stripped = False
-        for pattern in _SNAPSHOT_SUFFIXES:
-            shorter = pattern.sub("", current)
-            if shorter != current and shorter:
-                current = shorter
-                candidates.append(current)
-                stripped = True
-                break
-    return _unique(candidates)
-
-
-def _unique(names: list[str]) -> list[str]:
-    return [name for name in dict.fromkeys(names) if name]
 
 
 class PriceIndex:
@@ -102,10 +46,10 @@ class PriceIndex:
         model vendor's prefix, which some instrumentations strip: claude-… → anthropic.claude-…), else any provider."""
         names = normalize_model_name(model)
         wanted = normalize_provider(provider) if provider else ""
-        if wanted == BEDROCK and names and not _BEDROCK_VENDOR.match(names[0]):
+        if wanted == BEDROCK and names and not BEDROCK_VENDOR.match(names[0]):
             vendor = next((prefix for family, prefix in _BEDROCK_FAMILIES if names[0].startswith(family)), None)
             if vendor:
-                names = _unique([*normalize_model_name(vendor + model), *names])
+                names = unique_names([*normalize_model_name(vendor + model), *names])
         if wanted:
             for name in names:
                 for spec in self._by_name.get(name, ()):

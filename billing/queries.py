@@ -8,12 +8,11 @@ the partial days at either end from hourly rollups, so totals are exact at any b
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 
 from billing.models import (
     DailyModelLatency,
@@ -25,6 +24,7 @@ from billing.models import (
     HourlyRollup,
 )
 from billing.rollups import percentiles_from_buckets
+from observatory.access import Scope
 
 GROUPABLE = ("team", "product", "provider", "model", "environment", "feature")
 SUMMED = (
@@ -33,20 +33,6 @@ SUMMED = (
     "cost_avoided_usd", "latency_sum_ms", "ttft_calls", "ttft_sum_ms",
 )
 ZERO = Decimal(0)
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a requester may see: one organization, all of it (team_ids None) or only some teams."""
-
-    organization_id: int
-    team_ids: tuple[int, ...] | None = None
-
-    def q(self, prefix: str = "") -> Q:
-        condition = Q(**{f"{prefix}organization_id": self.organization_id})
-        if self.team_ids is not None:
-            condition &= Q(**{f"{prefix}team_id__in": self.team_ids})
-        return condition
 
 
 def _midnight_after(moment: datetime) -> datetime:

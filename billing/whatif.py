@@ -27,7 +27,8 @@ from decimal import Decimal
 from billing.catalog import PriceSpec
 from billing.pricing import CallUsage, price_call
 from billing.pricing_at_ingest import catalog_cache
-from billing.queries import Scope, spend
+from billing.queries import spend
+from observatory.access import Scope
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

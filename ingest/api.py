@@ -15,8 +15,8 @@ from rest_framework.response import Response
 from ingest.models import LLMCall
 from ingest.records import CallFields
 from ingest.services import store_calls
+from observatory.access import readable
 from observatory.models import ApiKey
-from observatory.queries import visible_organizations, visible_teams
 
 MAX_TOKENS = 100_000_000
 MAX_BATCH = 5_000
@@ -130,21 +130,9 @@ class CallCursor(CursorPagination):
 
 
 def calls_visible_to(user, auth) -> QuerySet[LLMCall]:
-    """Calls the requester may read: an API key sees its organization (or only its team, if it has one);
-    a person sees the teams they belong to, and unattributed calls only with an org-wide role."""
-    calls = LLMCall.objects.select_related("team", "product")
-    if isinstance(auth, ApiKey):
-        calls = calls.filter(organization_id=auth.organization_id)
-        return calls.filter(team_id=auth.default_team_id) if auth.default_team_id else calls
-    from observatory.models import Membership
-
-    if user.is_superuser:
-        return calls
-    org_wide = Membership.objects.filter(user=user, team=None).values("organization_id")
-    teams = visible_teams(user).values("id")
-    return calls.filter(organization_id__in=visible_organizations(user).values("id")).filter(
-        Q(organization_id__in=org_wide) | Q(team_id__in=teams)
-    )
+    """Calls the requester may read (see `observatory.access`): a team key or a team member their team's calls only."""
+    api_key = auth if isinstance(auth, ApiKey) else None
+    return readable(LLMCall.objects.select_related("team", "product"), user, api_key)
 
 
 class CallListCreate(generics.ListAPIView):

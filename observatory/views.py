@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect
@@ -13,25 +14,16 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from kombu.exceptions import OperationalError
 
+from billing import services as billing_services
 from billing import whatif
 from billing.alerting import channel_targets
-from billing.budgets import can_manage, send_budget_test_alert
 from billing.forms import GpuPoolForm
 from billing.models import Budget, GpuPool, Recommendation
-from billing.queries import Scope, gpu_cost, spend
+from billing.queries import gpu_cost, spend
 from billing.recommendations import route_for, selfhost
-from billing.tasks import generate_organization_recommendations
-from observatory.celery import enqueue
-from observatory.dashboard import budgets as budget_reads
-from observatory.dashboard import calls as call_reads
-from observatory.dashboard import gpu as gpu_reads
-from observatory.dashboard import latency as latency_reads
-from observatory.dashboard import prices as price_reads
-from observatory.dashboard import savings, tenancy
-from observatory.dashboard import spend as spend_reads
-from observatory.dashboard.access import (
+from observatory.access import (
+    Scope,
     Viewer,
     dashboard_view,
     key_or_404,
@@ -40,6 +32,13 @@ from observatory.dashboard.access import (
     visible_keys,
     visible_products,
 )
+from observatory.dashboard import budgets as budget_reads
+from observatory.dashboard import calls as call_reads
+from observatory.dashboard import gpu as gpu_reads
+from observatory.dashboard import latency as latency_reads
+from observatory.dashboard import prices as price_reads
+from observatory.dashboard import savings, tenancy
+from observatory.dashboard import spend as spend_reads
 from observatory.dashboard.filters import Period, parse_call_filters, parse_period
 from observatory.dashboard.responses import csv_name, csv_response, render_page, wants_csv
 from observatory.services import NewApiKey, create_api_key, revoke_api_key
@@ -95,7 +94,7 @@ def team_page(request: HttpRequest, viewer: Viewer, team_slug: str) -> HttpRespo
 @require_GET
 @dashboard_view
 def product_page(request: HttpRequest, viewer: Viewer, product_slug: str) -> HttpResponse:
-    product = product_or_404(viewer, product_slug)
+    product = product_or_404(viewer, product_slug, spend_reads.product_used_by)
     period = parse_period(request.GET, "30d", timezone.now())
     scope = viewer.product_scope(product)
     if wants_csv(request):
@@ -313,7 +312,7 @@ def save_gpu_pool(request: HttpRequest, viewer: Viewer, pool_id: int | None = No
         pool.refresh_from_db()  # the form changed the instance while validating
         return _gpu_page(request, viewer, period, pools, GpuPoolForm(organization=viewer.organization), status=400,
                          bound=form)
-    saved = form.save()
+    saved = billing_services.save_gpu_pool(viewer, form.save(commit=False))
     messages.success(request, f"GPU pool “{saved.name}” is saved: its cost is split from the next hour on.")
     return redirect(_gpu_url(viewer))
 
@@ -327,7 +326,7 @@ def delete_gpu_pool(request: HttpRequest, viewer: Viewer, pool_id: int) -> HttpR
     if pool is None:
         raise Http404("No such pool.")
     name = pool.name
-    pool.delete()
+    billing_services.delete_gpu_pool(viewer, pool)
     messages.success(request, f"GPU pool “{name}” is deleted, with its cost history.")
     return redirect(_gpu_url(viewer))
 
@@ -423,11 +422,11 @@ def budgets(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     form = budget_reads.budget_form(viewer, request.POST)
     if not form.is_valid():
         return _budgets_page(request, viewer, form, status=400)
-    data = form.cleaned_data
-    if not can_manage(request.user, viewer.organization, data.get("team"), data.get("product")):
+    try:
+        budget = billing_services.save_alert_source(viewer, form.save(commit=False))
+    except PermissionDenied:
         form.add_error("team", "Managers create budgets for their own teams; only admins budget the whole organization.")
         return _budgets_page(request, viewer, form, status=403)
-    budget = form.save()
     messages.success(request, f"Budget “{budget.name}” is created: its alerts are checked every minute.")
     return redirect(_budget_url(budget))
 
@@ -456,11 +455,11 @@ def budget_page(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpRes
     form = budget_reads.budget_form(viewer, request.POST, instance=Budget.objects.get(pk=budget.pk))
     if not form.is_valid():
         return _budget_page(request, viewer, budget, form, status=400)
-    data = form.cleaned_data
-    if not can_manage(request.user, viewer.organization, data.get("team"), data.get("product")):
+    try:
+        budget = billing_services.save_alert_source(viewer, form.save(commit=False))
+    except PermissionDenied:
         form.add_error("team", "Managers budget their own teams; only admins budget the whole organization.")
         return _budget_page(request, viewer, budget, form, status=403)
-    budget = form.save()
     messages.success(request, f"Budget “{budget.name}” is saved.")
     return redirect(_budget_url(budget))
 
@@ -472,7 +471,7 @@ def delete_budget(request: HttpRequest, viewer: Viewer, budget_id: int) -> HttpR
     if not budget_reads.may_manage(viewer, budget):
         return HttpResponseForbidden("Only the team's managers and admins delete its budgets.")
     organization, name = budget.organization, budget.name
-    budget.delete()
+    billing_services.delete_alert_source(viewer, budget)
     messages.success(request, f"Budget “{name}” is deleted, with its alert history.")
     return redirect(f"{reverse('budgets')}?org={organization.slug}")
 
@@ -483,10 +482,11 @@ def budget_test_alert(request: HttpRequest, viewer: Viewer, budget_id: int) -> H
     budget = budget_reads.find_budget(viewer, budget_id)
     if not budget_reads.may_manage(viewer, budget):
         return HttpResponseForbidden("Only the team's managers and admins send its test alerts.")
-    if not channel_targets(budget):
+    try:
+        results = billing_services.send_test_alert(viewer, budget)
+    except billing_services.NoChannel:
         messages.warning(request, "No channel is configured: add an email address or a webhook first.")
         return redirect(_budget_url(budget))
-    results = send_budget_test_alert(budget)
     summary = "; ".join(f"{channel}: {outcome}" for channel, outcome in results.items())
     if all(outcome == "sent" for outcome in results.values()):
         messages.success(request, f"Test alert sent — {summary}.")
@@ -537,14 +537,12 @@ def recommendation_status(request: HttpRequest, viewer: Viewer, rec_id: int) -> 
         raise Http404("No such recommendation.")
     if not savings.may_act(viewer, rec):
         return HttpResponseForbidden("Only admins, and managers of its team, accept or dismiss a recommendation.")
-    status = request.POST.get("status", "")
-    if status not in Recommendation.Status.values:
+    status, previous = request.POST.get("status", ""), rec.status
+    try:
+        billing_services.set_recommendation_status(viewer, rec, status, request.POST.get("reason", ""))
+    except ValueError:
         messages.error(request, "Choose open, accepted or dismissed.")
         return redirect(_recommendations_url(viewer))
-    previous = rec.status
-    rec.status = status
-    rec.dismissed_reason = request.POST.get("reason", "").strip()[:2000] if status == Recommendation.Status.DISMISSED else ""
-    rec.save(update_fields=["status", "dismissed_reason", "updated_at"])
     verb = {"open": "reopened", "accepted": "accepted", "dismissed": "dismissed"}[status]
     extra = " It comes back only if its evidence doubles." if status == Recommendation.Status.DISMISSED else ""
     messages.success(request, f"“{rec.title}” is {verb}.{extra}")
@@ -557,9 +555,9 @@ def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpRespons
     if not savings.may_refresh(viewer):
         return HttpResponseForbidden("Only managers and admins recompute recommendations.")
     try:
-        enqueue(generate_organization_recommendations, viewer.organization.pk)
-    except (OperationalError, OSError) as error:
-        messages.error(request, f"Could not queue the job: the task broker is unavailable ({error.__class__.__name__}). "
+        billing_services.refresh_recommendations(viewer)
+    except billing_services.BrokerUnavailable as error:
+        messages.error(request, f"Could not queue the job: the task broker is unavailable ({error}). "
                                 "The nightly run still happens once the worker is back.")
     else:
         messages.success(request, "Recomputing from the last 30 days of calls: reload this page in a minute.")

@@ -30,7 +30,6 @@ from django.db import connection
 from django.db.models import Max, Min, Sum
 from django.db.models.functions import Coalesce
 
-from billing.pricing import normalize_model_name
 from billing.pricing_at_ingest import catalog_cache
 from billing.recommendations.base import (
     Confidence,
@@ -43,6 +42,7 @@ from billing.recommendations.base import (
     single,
     usd,
 )
+from ingest.model_names import normalize_model_name
 from ingest.models import LLMCall
 
 MIN_ROUTING_CALLS = 1000

@@ -1,7 +1,7 @@
 """Reads for the budget pages (/budgets/, /budgets/<id>/, /alerts/) and the overview's budget card: the budgets
 and alerts a viewer may see, each budget's period status with a burn-down bar, and the chart of its cumulative spend.
 
-Visibility and the right to change a budget are billing's own (`visible_to`, `can_manage`), as in the REST API.
+Visibility and the right to change a budget come from `observatory.access`, as in the REST API.
 """
 
 from __future__ import annotations
@@ -11,14 +11,14 @@ from datetime import date, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from billing.budgets import BudgetStatus, SpendScope, budget_status, can_manage, hourly_spend, period_label, visible_to
+from billing.budgets import BudgetStatus, SpendScope, budget_status, hourly_spend, period_label
 from billing.forms import BudgetForm
-from billing.models import Alert, AnomalyRule, Budget, LatencySlo
-from observatory.dashboard.access import Viewer
+from billing.models import Alert, Budget
+from observatory.access import Viewer, readable
 from observatory.dashboard.charts import chart
 from observatory.models import Product, Team
 
@@ -31,24 +31,24 @@ def visible_budgets(viewer: Viewer) -> QuerySet[Budget]:
     """The organization's budgets for org-wide members; their teams' (and their teams' products') for the others."""
     budgets = Budget.objects.filter(organization=viewer.organization).select_related("team", "product", "owner",
                                                                                        "organization")
-    return visible_to(budgets, viewer.user).order_by("name", "id")
+    return viewer.readable(budgets).order_by("name", "id")
 
 
 def find_budget(viewer: Viewer, budget_id: int) -> Budget:
     """A budget the user may read, in any of their organizations (alert links carry no ?org=); else 404."""
-    budget = visible_to(Budget.objects.select_related("team", "product", "owner", "organization"), viewer.user) \
-        .filter(pk=budget_id).first()
+    budget = readable(Budget.objects.select_related("team", "product", "owner", "organization"), viewer.user,
+                      viewer.api_key).filter(pk=budget_id).first()
     if budget is None:
         raise Http404("No such budget.")
     return budget
 
 
 def may_manage(viewer: Viewer, budget: Budget) -> bool:
-    return can_manage(viewer.user, budget.organization, budget.team, budget.product)
+    return budget.organization_id == viewer.organization.id and viewer.may_change(budget.team, budget.product)
 
 
 def may_create(viewer: Viewer) -> bool:
-    return viewer.is_admin or bool(viewer.manageable_teams)
+    return viewer.may_create
 
 
 def budget_form(viewer: Viewer, *args, **kwargs) -> BudgetForm:
@@ -175,9 +175,5 @@ def budget_alerts(budget: Budget) -> list[Alert]:
 
 def visible_alerts(viewer: Viewer) -> list[Alert]:
     """The latest alerts of the budgets and rules the user may read, in the viewer's organization."""
-    user = viewer.user
-    return list(Alert.objects.filter(organization=viewer.organization).filter(
-        Q(budget__in=visible_to(Budget.objects.all(), user))
-        | Q(anomaly_rule__in=visible_to(AnomalyRule.objects.all(), user))
-        | Q(latency_slo__in=visible_to(LatencySlo.objects.all(), user))
-    ).select_related("budget", "anomaly_rule", "latency_slo").prefetch_related("deliveries")[:RECENT_ALERTS])
+    alerts = viewer.readable(Alert.objects.all()).select_related("budget", "anomaly_rule", "latency_slo")
+    return list(alerts.prefetch_related("deliveries")[:RECENT_ALERTS])

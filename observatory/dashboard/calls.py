@@ -15,8 +15,8 @@ from billing.models import Price
 from billing.price_rows import spec_from_price
 from billing.pricing import PriceBreakdown, price_call
 from billing.pricing_at_ingest import usage_of
-from billing.queries import Scope
 from ingest.models import CallContent, LLMCall, TraceSpan
+from observatory.access import Scope
 from observatory.dashboard.filters import CallFilters, Period, decode_cursor, encode_cursor
 from observatory.dashboard.prices import per_million
 

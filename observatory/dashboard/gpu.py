@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db.models import Sum
 
 from billing.models import GpuCostHour, GpuPool
-from billing.queries import Scope
+from observatory.access import Scope
 from observatory.dashboard.filters import Period
 from observatory.dashboard.spend import percent
 

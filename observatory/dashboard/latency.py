@@ -8,10 +8,10 @@ from typing import Any
 from django.db.models import Q
 
 from billing.models import DailyModelLatency, DailyRollup, HourlyModelLatency, HourlyRollup, HourlySlowCall
-from billing.queries import Scope, latency_pieces, percentiles, rollup_pieces
+from billing.queries import latency_pieces, percentiles, rollup_pieces
 from billing.rollups import merge_buckets, percentiles_from_buckets
 from ingest.models import LLMCall
-from observatory.dashboard.access import ProductScope
+from observatory.access import ProductScope, Scope
 from observatory.dashboard.charts import chart
 from observatory.dashboard.filters import Period
 

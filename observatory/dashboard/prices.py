@@ -9,8 +9,8 @@ from django.db.models import Count, Max, Q, QuerySet, TextField, Value
 from django.db.models.functions import Coalesce, NullIf
 
 from billing.models import Price, PriceOverride
-from billing.queries import Scope
 from ingest.models import CostStatus, LLMCall
+from observatory.access import Scope
 from observatory.dashboard.filters import Period
 from observatory.models import Organization
 

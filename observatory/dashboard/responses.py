@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.cache import patch_vary_headers
 
-from observatory.dashboard.access import Viewer
+from observatory.access import Viewer
 from observatory.dashboard.filters import Period
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

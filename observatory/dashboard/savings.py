@@ -1,8 +1,8 @@
 """Reads for the savings pages: the recommendations a viewer may see (/recommendations/), the what-if calculator
 (/what-if/) and the export month picker.
 
-Visibility and the right to act on a recommendation are billing's own (`visible_to`, `can_manage`), as in the REST
-API: org-wide members see all of their organization's, team members those scoped to their teams.
+Visibility and the right to act on a recommendation come from `observatory.access`, as in the REST API: org-wide
+members see all of their organization's, team members (and team keys) those scoped to their teams.
 """
 
 from __future__ import annotations
@@ -18,9 +18,8 @@ from django.core.validators import MaxValueValidator
 from django.db.models import Count, QuerySet, Sum
 from django.urls import reverse
 
-from billing.budgets import can_manage, visible_to
 from billing.models import Recommendation
-from observatory.dashboard.access import Viewer
+from observatory.access import Viewer
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -36,7 +35,7 @@ EVIDENCE_LABELS = {
 
 def visible_recommendations(viewer: Viewer) -> QuerySet[Recommendation]:
     recs = Recommendation.objects.filter(organization=viewer.organization).select_related("team", "product", "organization")
-    return visible_to(recs, viewer.user).order_by("-monthly_savings_usd", "id")
+    return viewer.readable(recs).order_by("-monthly_savings_usd", "id")
 
 
 def find_recommendation(viewer: Viewer, rec_id: int) -> Recommendation | None:
@@ -44,11 +43,11 @@ def find_recommendation(viewer: Viewer, rec_id: int) -> Recommendation | None:
 
 
 def may_act(viewer: Viewer, rec: Recommendation) -> bool:
-    return can_manage(viewer.user, rec.organization, rec.team, rec.product)
+    return viewer.may_change(rec.team, rec.product)
 
 
 def may_refresh(viewer: Viewer) -> bool:
-    return viewer.is_admin or bool(viewer.manageable_teams)
+    return viewer.may_create
 
 
 @dataclass

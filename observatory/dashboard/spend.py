@@ -10,8 +10,10 @@ from typing import Any
 
 from django.db.models import Count, F, Max, Q, Sum
 
-from billing.queries import Scope, regroup, spend, timeseries, top_movers
+from billing.models import HourlyRollup
+from billing.queries import regroup, spend, timeseries, top_movers
 from ingest.models import LLMCall
+from observatory.access import Scope
 from observatory.dashboard import latency
 from observatory.dashboard.charts import chart
 from observatory.dashboard.filters import Period
@@ -234,3 +236,8 @@ def identified_share(scope: Scope, period: Period) -> dict:
     return LLMCall.objects.filter(scope.q(), start_time__gte=period.start, start_time__lt=period.end).aggregate(
         calls=Count("id"), with_user=Count("id", filter=~Q(end_user="")), with_session=Count("id", filter=~Q(session="")),
     )
+
+
+def product_used_by(scope: Scope, product) -> bool:
+    """True when calls of the scope's teams used the product (a team member may then open its page)."""
+    return HourlyRollup.objects.filter(scope.q(), product_id=product.id).exists()

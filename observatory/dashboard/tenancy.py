@@ -10,7 +10,7 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from billing.models import AttributionRule
-from observatory.dashboard.access import Viewer, visible_keys, visible_products
+from observatory.access import Viewer, visible_keys, visible_products
 from observatory.models import Membership, Product, Team
 from observatory.services import NewApiKey
 

@@ -113,14 +113,17 @@ def test_an_admin_manages_every_budget_of_the_organization(client, org, team):
 
 
 @pytest.mark.django_db
-def test_an_api_key_reads_its_organizations_budgets_and_changes_none(client, org, team, other_team):
+def test_an_api_key_reads_its_teams_budgets_and_changes_none(client, org, team, other_team):
     make_budget(org, team=team, name="Search")
     make_budget(org, team=other_team, name="Ads")
+    make_budget(org, name="Whole org")
     elsewhere = Organization.objects.create(name="Globex", slug="globex")
     make_budget(elsewhere, name="Theirs")
-    key = create_api_key(org, "ci", team=team).plaintext
+    team_key = {"HTTP_AUTHORIZATION": f"Bearer {create_api_key(org, 'search ci', team=team).plaintext}"}
+    assert [b["name"] for b in client.get(BUDGETS, **team_key).json()] == ["Search"]
+    key = create_api_key(org, "ci").plaintext
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-    assert sorted(b["name"] for b in client.get(BUDGETS, **auth).json()) == ["Ads", "Search"]
+    assert sorted(b["name"] for b in client.get(BUDGETS, **auth).json()) == ["Ads", "Search", "Whole org"]
     refused = _post(client, _payload(), **auth)
     assert refused.status_code == 403 and "API keys can read" in refused.json()["detail"]
 

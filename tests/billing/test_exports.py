@@ -12,9 +12,10 @@ from django.contrib.auth import get_user_model
 
 from billing import exports
 from billing.models import GpuCostHour, GpuPool
-from billing.queries import Scope, spend
+from billing.queries import spend
 from billing.rollups import rollup_pending
 from ingest.models import LLMCall
+from observatory.access import Scope
 from observatory.models import Membership, Product, Role
 from observatory.services import create_api_key
 
@@ -197,10 +198,20 @@ def test_a_team_member_gets_only_their_teams_rows(client, org, seeded):
 
 
 @pytest.mark.django_db
-def test_an_api_key_exports_its_whole_organization(client, org, seeded):
-    key = create_api_key(org, "ci", team=seeded["team"]).plaintext
+def test_an_api_key_without_a_team_exports_its_whole_organization(client, org, seeded):
+    key = create_api_key(org, "ci").plaintext
     response = client.get(CHARGEBACK, {"month": "2026-11"}, HTTP_AUTHORIZATION=f"Bearer {key}")
     assert _sum(_read(response, exports.CHARGEBACK_MONEY)["cost_usd"]) == _month_total()
+
+
+@pytest.mark.django_db
+def test_a_team_key_exports_its_team_only(client, org, seeded):
+    key = create_api_key(org, "ci", team=seeded["team"]).plaintext
+    response = client.get(CHARGEBACK, {"month": "2026-11"}, HTTP_AUTHORIZATION=f"Bearer {key}")
+    rows = _read(response, exports.CHARGEBACK_MONEY)
+    search_calls = sum((Decimal(c[-1]) for c in CALLS if c[0] == "team"), Decimal(0))
+    assert set(rows["team"]) == {"search"}
+    assert _sum(rows["cost_usd"]) == search_calls
 
 
 @pytest.mark.django_db

@@ -10,10 +10,10 @@ from billing.pricing import (
     PriceIndex,
     PriceOverride,
     apply_override,
-    normalize_model_name,
     price_call,
     resolve_price,
 )
+from ingest.model_names import normalize_model_name
 
 
 @pytest.fixture(scope="module")

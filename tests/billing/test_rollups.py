@@ -9,9 +9,9 @@ from django.db.models import Sum
 
 from billing import queries
 from billing.models import DailyRollup, HourlyRollup
-from billing.queries import Scope
 from billing.rollups import rollup_hours, rollup_pending
 from ingest.models import LLMCall
+from observatory.access import Scope
 
 DAY = datetime(2026, 11, 16, tzinfo=UTC)
 

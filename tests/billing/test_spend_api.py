@@ -6,7 +6,10 @@ import pytest
 
 from observatory.models import Role
 from observatory.services import create_api_key
-from tests.billing.test_exports import CALLS, NEXT_MONTH_COST, _month_total, _user, seeded  # noqa: F401 (fixture)
+from tests.billing import test_exports
+from tests.billing.test_exports import CALLS, NEXT_MONTH_COST, _month_total, _user
+
+seeded = test_exports.seeded  # the exports tests' fixture
 
 SPEND = "/api/v1/spend"
 NOVEMBER = {"start": "2026-11-01T00:00:00Z", "end": "2026-12-01T00:00:00Z"}

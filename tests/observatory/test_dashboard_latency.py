@@ -7,7 +7,8 @@ import io
 import pytest
 from django.utils import timezone
 
-from billing.queries import Scope, exact_percentiles
+from billing.queries import exact_percentiles
+from observatory.access import Scope
 from observatory.dashboard.filters import preset_period
 from tests.observatory.test_dashboard_seed import ADS_MODEL, Seed, leaks_ads, seed, shown
 

@@ -23,9 +23,10 @@ from django.utils import timezone
 from billing.models import AttributionRule, GpuCostHour, GpuPool, Price
 from billing.price_rows import spec_from_price
 from billing.pricing import CallUsage, price_call
-from billing.queries import Scope, total
+from billing.queries import total
 from billing.rollups import rollup_pending
 from ingest.models import CallContent, LLMCall, TraceSpan
+from observatory.access import Scope
 from observatory.models import Membership, Product, Role
 from observatory.services import create_api_key
 
