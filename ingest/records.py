@@ -70,6 +70,9 @@ class CallFields:
     error_type: str = ""  # normalized low-cardinality: rate_limit, server_error, timeout, ...
     http_status: int | None = None
     finish_reason: str = ""  # normalized: stop, length, tool_call, content_filter, error, ""
+    # The provider's id of the response (chatcmpl-…, msg_…, resp_…): two spans with the same one report one call.
+    # Not a column yet: ingest/services.call_row lists the stored fields one by one and leaves it out.
+    response_id: str = ""
     team: str = ""
     product: str = ""
     feature: str = ""
