@@ -43,11 +43,6 @@ DOUBLE_LANGCHAIN = ("OpenInference LangChain span 'ChatOpenAI' and OpenInference
                     "same model call are roots of two different traces; both are stored (2 calls instead of 1)")
 DOUBLE_ANTHROPIC_STREAM = ("anthropic SDK's own span (scope com.anthropic.sdk.python) and OpenLLMetry's 'anthropic.chat' "
                            "for one streamed call are roots of different traces; both are stored (2 calls instead of 1)")
-MLFLOW_MODELS = ("MLflow puts the response model in mlflow.llm.model (JSON-quoted) and the request model only in "
-                 "the 'model' attribute (JSON-quoted) / mlflow.spanInputs: request_model stored as the snapshot, "
-                 "response_model empty")
-MLFLOW_SEMCONV = ("MLflow GenAI-semconv spans (scope mlflow.tracing.provider, gen_ai.* only, no mlflow.* keys) are "
-                  "not mapped: 0 calls stored")
 LOGFIRE_STREAM = ("logfire streams: the request span 'Chat Completion with {request_data[model]!r}' (no usage, "
                   "response model = request model) and the log-span 'streaming response from ... took ...' (usage) "
                   "are both stored: 2 calls instead of 1")
@@ -69,20 +64,6 @@ XFAIL: dict[tuple[str, str, str], str] = {
     ("openinference-langchain", "langchain_stream", "streaming"): (
         "the LangChain 'ChatOpenAI' stream span says llm.invocation_parameters stream=false; stored as a second "
         "call with streaming false"),
-    ("mlflow", "anthropic_messages", "model"): MLFLOW_MODELS,
-    ("mlflow", "anthropic_messages", "tokens"): (
-        "mlflow.chat.tokenUsage input_tokens=1842 already includes cache_read_input_tokens=1500 and "
-        "cache_creation_input_tokens=300, but cache is added again: input 3642"),
-    ("mlflow", "anthropic_messages", "cost"): "input stored as 3642 (cache added twice): $0.008256 instead of $0.002856",
-    ("mlflow", "openai_chat_reasoning", "model"): MLFLOW_MODELS,
-    ("mlflow", "openai_chat_reasoning", "tokens"): (
-        "mlflow.chat.tokenUsage has no reasoning count; it is only in mlflow.spanOutputs "
-        "(usage.completion_tokens_details.reasoning_tokens=64): stored 0"),
-    ("mlflow", "openai_stream_usage", "model"): MLFLOW_MODELS,
-    ("mlflow", "openai_stream_usage", "streaming"): "MLflow's stream flag is the request kwarg attribute stream='true' (and mlflow.chunk.item.N events), not read",
-    **{("mlflow-semconv", scenario, aspect): MLFLOW_SEMCONV
-       for scenario in ("openai_chat_reasoning", "openai_stream_usage", "anthropic_messages")
-       for aspect in ("calls", "tokens", "cost")},
     **{("logfire", scenario, aspect): LOGFIRE_STREAM
        for scenario in ("openai_stream_usage", "openai_stream_no_usage")
        for aspect in ("calls", "model", "tokens", "streaming", "cost")},
