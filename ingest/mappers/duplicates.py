@@ -3,10 +3,11 @@
 Three rules, applied in this order to the calls of one batch:
 
 1. Logfire streams. logfire reports a stream as a request span without usage plus a later
-   `streaming response from ...` log-span with the usage, as siblings or as two roots. Each response
-   span is joined to the latest earlier, still unpaired, usage-less streaming logfire request span of
-   the same request model and resource that is in the same trace or, when both are roots, in any
-   trace. The request span is kept (its start is the call's start), extended to the response's end.
+   `streaming response from ...` log-span with the usage, as siblings or as two roots (since 5.4 the request
+   span no longer says it streams; the log-span is the marker). Each response span is joined to the latest
+   earlier, still unpaired, usage-less and not failed logfire request span of the same request model and
+   resource that is in the same trace or, when both are roots, in any trace. The request span is kept (its
+   start is the call's start), extended to the response's end.
 2. Nesting. A call span whose nearest call ancestor (reached directly or through non-call spans of
    the batch) agrees with it on provider and model family is the same call seen twice (the Anthropic
    SDK's own span under OpenInference's, a framework LLM span over a client span). An ancestor with
@@ -22,8 +23,9 @@ Three rules, applied in this order to the calls of one batch:
 
 Within a group the kept call prefers usage, then a non-native instrumentation (richer attributes and
 content), then the most complete cache/reasoning counts, then the outer (earlier) span. Tokens come from
-the member with the most complete cache and reasoning counts; fields the kept call lacks (TTFT, stream
-flag, HTTP status, finish reason, models, attribution, content) are filled from the others, and the
+the member with the most complete cache and reasoning counts; the response model is the most specific one
+(the dated snapshot over a repeated alias); fields the kept call lacks (TTFT, stream flag, HTTP status,
+finish reason, response id, models, attribution, content) are filled from the others, and the
 dropped span ids are listed in `attributes["observatory.duplicate_span_ids"]`. Spans of one call split
 across two export requests cannot be joined here.
 """
@@ -44,6 +46,7 @@ _FILLED_FIELDS = (
     "request_model",
     "response_model",
     "finish_reason",
+    "response_id",
     "team",
     "product",
     "feature",
@@ -158,7 +161,7 @@ def _pair_logfire_streams(pairs: list[tuple[CallFields, SpanView]], groups: _Gro
             continue
         if logfire.is_stream_response(span):
             responses.append(index)
-        elif call.streaming and not call.usage_reported:
+        elif not call.usage_reported and call.status != "error":
             requests.append(index)
     if not requests or not responses:
         return
@@ -271,6 +274,14 @@ def _contains(outer: SpanView, inner: SpanView) -> bool:
     return outer.start_ns <= inner.start_ns and inner.end_ns <= outer.end_ns
 
 
+def _more_specific(kept: str, other: str) -> str:
+    """`gpt-4o-mini-2024-07-18` over `gpt-4o-mini`: the request span of a logfire stream or a framework layer
+    repeats the alias it was asked for."""
+    if len(other) > len(kept) and other.lower().startswith(kept.lower()):
+        return other
+    return kept or other
+
+
 def _merge(kept: tuple[CallFields, SpanView], others: list[tuple[CallFields, SpanView]]) -> CallFields:
     call = kept[0]
     token_source = max([kept, *others], key=lambda pair: (pair[0].usage_reported, _completeness(pair[0])))[0]
@@ -280,6 +291,7 @@ def _merge(kept: tuple[CallFields, SpanView], others: list[tuple[CallFields, Spa
         call.usage_reported = token_source.usage_reported
     duplicates = list(call.attributes.get(DUPLICATES_KEY) or [])
     for other, span in others:
+        call.response_model = _more_specific(call.response_model, other.response_model)
         for name in _FILLED_FIELDS:
             if not getattr(call, name) and getattr(other, name):
                 setattr(call, name, getattr(other, name))
