@@ -39,28 +39,11 @@ TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_t
 CANONICAL = sorted({call["canonical_model"] for entry in INDEX for call in entry["ground_truth"]["calls"]})
 
 # (library, scenario, aspect) -> what ingest gets wrong today
-DOUBLE_LANGCHAIN = ("OpenInference LangChain span 'ChatOpenAI' and OpenInference OpenAI span 'ChatCompletion' for the "
-                    "same model call are roots of two different traces; both are stored (2 calls instead of 1)")
-DOUBLE_ANTHROPIC_STREAM = ("anthropic SDK's own span (scope com.anthropic.sdk.python) and OpenLLMetry's 'anthropic.chat' "
-                           "for one streamed call are roots of different traces; both are stored (2 calls instead of 1)")
 NO_USAGE_PRICED_ZERO = "a stream without usage (usage_reported false) is stored as cost_status 'priced' at $0.00"
 
 XFAIL: dict[tuple[str, str, str], str] = {
     ("otel-openai-v2", "openai_stream_no_usage", "cost"): NO_USAGE_PRICED_ZERO,
     ("openllmetry", "openai_stream_no_usage", "cost"): NO_USAGE_PRICED_ZERO,
-    **{("openllmetry", scenario, aspect): DOUBLE_ANTHROPIC_STREAM
-       for scenario in ("anthropic_stream", "anthropic_stream_raw") for aspect in ("calls", "tokens", "cost")},
-    ("openllmetry", "anthropic_stream", "streaming"): (
-        "OpenLLMetry's span for messages.stream() has no gen_ai.is_streaming (the SDK span has gen_ai.request.stream); "
-        "with both stored, the OpenLLMetry row says streaming false"),
-    **{("openinference-langchain", scenario, aspect): DOUBLE_LANGCHAIN
-       for scenario in ("langchain_chat", "langchain_stream") for aspect in ("calls", "tokens", "cost")},
-    ("openinference-langchain", "langchain_stream", "model"): (
-        "the LangChain 'ChatOpenAI' stream span carries llm.model_name=gpt-4o-mini (request model); stored as a "
-        "second call whose response_model is not the snapshot"),
-    ("openinference-langchain", "langchain_stream", "streaming"): (
-        "the LangChain 'ChatOpenAI' stream span says llm.invocation_parameters stream=false; stored as a second "
-        "call with streaming false"),
     ("logfire", "openai_stream_no_usage", "cost"): NO_USAGE_PRICED_ZERO,
 }
 
