@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ingest.mappers import logfire
+from ingest.mappers.normalize.tokens import settle_usage
 from ingest.records import CallFields, SpanView
 
 DUPLICATES_KEY = "observatory.duplicate_span_ids"
@@ -347,4 +348,5 @@ def _merge(kept: tuple[CallFields, SpanView], others: list[tuple[CallFields, Spa
             call.attributes.setdefault(key, value)
         duplicates.append(span.span_id)
     call.attributes[DUPLICATES_KEY] = duplicates
+    settle_usage(call)
     return call

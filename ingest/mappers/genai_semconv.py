@@ -22,6 +22,7 @@ from ingest.mappers.normalize.tokens import (
     Usage,
     apply_usage,
     semconv_usage,
+    settle_usage,
     token_count,
     usage_from_object,
 )
@@ -128,7 +129,8 @@ def build(
 
 def complete(call: CallFields, span: SpanView) -> CallFields:
     """Fill what is still unknown from a `{operation} {model}` span name and from the model name (or the
-    response id's shape); an OpenAI call to an Azure endpoint is Azure OpenAI."""
+    response id's shape); an OpenAI call to an Azure endpoint is Azure OpenAI; a stream of zero counts
+    reported no usage."""
     if not call.operation or not call.request_model:
         head, _, tail = span.name.partition(" ")
         named = operation_name(head)
@@ -143,6 +145,7 @@ def complete(call: CallFields, span: SpanView) -> CallFields:
             call.provider = provider_from_response_id(call.response_id)
     elif call.provider == "openai" and _azure_endpoint(span.attributes):
         call.provider = "azure.ai.openai"  # the OpenAI client pointed at Azure: instrumentations still say openai
+    settle_usage(call)
     return call
 
 

@@ -22,7 +22,7 @@ from ingest.mappers.genai_semconv import FILTER, build, complete, map_genai
 from ingest.mappers.normalize.providers import provider_name
 from ingest.mappers.normalize.response_ids import response_id_in
 from ingest.mappers.normalize.timing import ttft_from_event
-from ingest.mappers.normalize.tokens import Usage, first_tokens, semconv_usage, usage_from_object
+from ingest.mappers.normalize.tokens import Usage, first_tokens, semconv_usage, settle_usage, usage_from_object
 from ingest.mappers.normalize.values import as_bool, as_decimal, json_object, label, text_object, unquote
 from ingest.records import AttrValue, CallFields, SpanView
 
@@ -90,6 +90,7 @@ def _map_semconv(span: SpanView) -> CallFields | None:
     streamed, ttft = _streamed(span, {})
     call.streaming = call.streaming or streamed
     call.ttft_ms = call.ttft_ms if call.ttft_ms is not None else ttft
+    settle_usage(call)
     return call
 
 

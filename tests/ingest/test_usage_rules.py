@@ -9,7 +9,9 @@ from ingest.mappers import map_span, select_calls
 from ingest.mappers.normalize.reprs import MAX_REPR_CHARS
 from ingest.mappers.normalize.tokens import Usage, apply_usage
 from ingest.mappers.normalize.values import text_object
+from ingest.otlp_decode import decode_traces
 from ingest.records import CallFields, SpanView
+from tests.ingest.test_captures import CAPTURES
 from tests.ingest.test_mappers import START, make_span, tokens
 
 OPENAI_REPR = (
@@ -200,3 +202,54 @@ def test_what_a_mapper_knows_of_its_source_outranks_a_total_of_input_plus_output
     usage = Usage(input=5000, output=77, cache_read=1500, cache_write=300, total=5077)
 
     assert stored(usage, mapper_knows_input_excludes_cache=True) == (6800, 1500, 300, 77, 0)
+
+
+# --- streams without usage -------------------------------------------------------------------------------
+
+STREAMS_WITHOUT_USAGE = ("otel-openai-v2-2.4b0", "openllmetry-0.62.4", "logfire-5.4.0")
+
+
+@pytest.mark.parametrize("library", STREAMS_WITHOUT_USAGE)
+def test_captured_streams_without_include_usage_report_no_usage(library):
+    body = (CAPTURES / library / "openai_stream_no_usage.pb").read_bytes()
+
+    (call,), _ = select_calls(decode_traces(body, "application/x-protobuf").spans)
+
+    assert call.usage_reported is False
+    assert tokens(call) == (0, 0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("scope", "attributes"),
+    [
+        ("opentelemetry.util.genai.handler", {"gen_ai.request.stream": True}),
+        ("opentelemetry.instrumentation.openai.v1", {"gen_ai.is_streaming": True}),
+        ("langfuse-sdk", {"langfuse.observation.type": "generation", "langfuse.observation.model.name": "gpt-4o-mini",
+                          "langfuse.observation.usage_details": '{"input": 0, "output": 0, "total": 0}',
+                          "langfuse.observation.completion_start_time": '"2026-11-22T14:30:52.100000Z"'}),
+    ],
+    ids=["otel-genai", "openllmetry", "langfuse"],
+)
+def test_a_stream_reporting_only_zero_counts_reported_no_usage(scope, attributes):
+    span = make_span(
+        {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 0,
+            "gen_ai.usage.output_tokens": 0,
+            **attributes,
+        },
+        scope=scope,
+    )
+
+    call = map_span(span)
+
+    assert (call.streaming, call.usage_reported, call.input_tokens) == (True, False, 0)
+
+
+def test_a_call_without_streaming_keeps_its_reported_counts():
+    span = make_span({"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini",
+                      "gen_ai.usage.input_tokens": 18, "gen_ai.usage.output_tokens": 0}, scope="any")
+
+    assert map_span(span).usage_reported is True

@@ -251,3 +251,14 @@ def apply_usage(call: CallFields, usage: Usage, *, input_excludes_cache: bool = 
     call.output_tokens = output
     call.reasoning_tokens = reasoning
     call.usage_reported = usage.reported()
+
+
+def settle_usage(call: CallFields) -> None:
+    """A stream whose counts are all zero reported no usage: instrumentations start their counters at 0 and a
+    stream without a usage chunk never moves them (no model call reads zero input tokens)."""
+    if (
+        call.streaming
+        and call.usage_reported
+        and not (call.input_tokens or call.output_tokens or call.cached_input_tokens or call.cache_write_tokens)
+    ):
+        call.usage_reported = False
