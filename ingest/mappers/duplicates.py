@@ -18,6 +18,7 @@ from one tracer that are not nested are two calls, whatever they have in common.
 3. Response id, the strongest evidence: calls from different instrumentations with the same non-empty
    provider response id (chatcmpl-…, msg_…) and the same provider, whose time windows overlap, are one call
    (OpenLLMetry's `anthropic.chat` and the Anthropic SDK's own span, roots of two traces, output 78 vs 77).
+   An id one tracer reports on two calls of the batch is not unique (a server reusing ids) and proves nothing.
 4. Twin roots without a shared id. Two calls are twins only when all hold: different instrumentations,
    same provider, same resource identity (service.name, service.instance.id, process.pid, host.name), no
    two different response ids, and either identical non-empty usage (input, cached, cache write, output)
@@ -258,6 +259,11 @@ def _merge_same_response(pairs: list[tuple[CallFields, SpanView]], groups: _Grou
         if call.response_id:
             by_response[(call.provider, call.response_id)].append(index)
     for indexes in by_response.values():
+        if len(indexes) < 2:
+            continue
+        tracers = [_instrumentation(pairs[i]) for i in indexes]
+        if len(set(tracers)) < len(tracers):
+            continue  # one tracer saw the id twice: the server reuses ids (small random ranges), no evidence
         for position, first in enumerate(indexes):
             for second in indexes[position + 1 :]:
                 if _instrumentation(pairs[first]) != _instrumentation(pairs[second]) and _overlap(

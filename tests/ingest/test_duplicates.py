@@ -187,3 +187,21 @@ def test_a_failed_logfire_request_is_not_joined_to_a_later_stream():
     calls, _ = select_calls([failed, response])
 
     assert sorted(call.status for call in calls) == ["error", "ok"]
+
+
+def test_a_response_id_the_server_reuses_is_no_evidence():
+    # A server answering every call with the same id; two concurrent calls, each seen by two instrumentations.
+    spans = []
+    for output, trace in ((10, "0af7651916cd43dd8448eb211c80319c"), (20, "4bf92f3577b34da6a3ce929d0e0e4736")):
+        ours = openllmetry_span(
+            openllmetry_anthropic(**{"gen_ai.response.id": "msg_1", "gen_ai.usage.output_tokens": output,
+                                     "gen_ai.usage.total_tokens": 1842 + output}),
+            trace_id=trace, start_ms=0, end_ms=500,
+        )
+        native = anthropic_native(**{"gen_ai.response.id": "msg_1", "gen_ai.usage.output_tokens": output})
+        native.trace_id = trace[::-1]
+        spans += [ours, native]
+
+    calls, _ = select_calls(spans)
+
+    assert sorted(call.output_tokens for call in calls) == [10, 20]
