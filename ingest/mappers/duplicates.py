@@ -77,10 +77,11 @@ def deduplicate(pairs: list[tuple[CallFields, SpanView]], spans: list[SpanView])
         return [call for call, _ in pairs], []
     groups = _Groups(len(pairs))
     preferred: set[int] = set()
-    if any(call.source == logfire.SOURCE for call, _ in pairs):
+    instrumentations = {(call.source, span.scope_name) for call, span in pairs}
+    if any(source == logfire.SOURCE for source, _ in instrumentations):
         _pair_logfire_streams(pairs, groups, preferred)
     wrappers = _merge_nested(pairs, spans, groups)
-    if len({_instrumentation(pair) for pair in pairs}) > 1:
+    if len(instrumentations) > 1:
         _merge_same_response(pairs, groups)
         _merge_twins(pairs, groups)
     if not preferred and not wrappers and not groups.merged:

@@ -10,7 +10,7 @@ from ingest.mappers.normalize.errors import HTTP_STATUS_KEYS, apply_status
 from ingest.mappers.normalize.finish_reasons import finish_reason
 from ingest.mappers.normalize.operations import MODEL_OPERATIONS, NON_CALL_OPERATIONS, STREAMING_OPERATIONS, operation_name
 from ingest.mappers.normalize.providers import provider_from_model, provider_name
-from ingest.mappers.normalize.response_ids import RESPONSE_ID_KEYS, provider_from_response_id
+from ingest.mappers.normalize.response_ids import RESPONSE_ID_KEY, provider_from_response_id
 from ingest.mappers.normalize.timing import timestamp, ttft_from_seconds
 from ingest.mappers.normalize.tokens import (
     CACHE_READ_KEYS,
@@ -92,6 +92,7 @@ def build(
     get = attrs.get
     start = span.start_ns
     keep, content = attribute_filter.split(attrs)
+    response_id = get(RESPONSE_ID_KEY)
     call = CallFields(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -102,7 +103,7 @@ def build(
         operation=operation_name(get("gen_ai.operation.name")),
         request_model=label(get(REQUEST_MODEL_KEY)),
         response_model=label(get(RESPONSE_MODEL_KEY)),
-        response_id=first_label(attrs, RESPONSE_ID_KEYS),
+        response_id="" if response_id is None else label(response_id),
         source=source,
         source_version=span.scope_version,
         attributes=keep,
@@ -145,7 +146,8 @@ def complete(call: CallFields, span: SpanView) -> CallFields:
             call.provider = provider_from_response_id(call.response_id)
     elif call.provider == "openai" and _azure_endpoint(span.attributes):
         call.provider = "azure.ai.openai"  # the OpenAI client pointed at Azure: instrumentations still say openai
-    settle_usage(call)
+    if call.streaming:
+        settle_usage(call)
     return call
 
 

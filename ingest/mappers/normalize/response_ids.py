@@ -7,7 +7,7 @@ from typing import Any
 
 from ingest.mappers.normalize.values import label
 
-RESPONSE_ID_KEYS = ("gen_ai.response.id",)
+RESPONSE_ID_KEY = "gen_ai.response.id"
 
 # Shapes only one provider uses. `chatcmpl-` is left out: every OpenAI-compatible server (vLLM, Ollama, LiteLLM,
 # Together …) answers with it, so it says nothing about who served the call.

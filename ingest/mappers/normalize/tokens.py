@@ -237,7 +237,7 @@ def apply_usage(call: CallFields, usage: Usage, *, input_excludes_cache: bool = 
         tokens_in = total - output
     tokens_in = tokens_in or 0
     reported_in = tokens_in
-    if _adds_cache(usage, tokens_in, read, write, reasoning, input_excludes_cache):
+    if (read or write) and _adds_cache(usage, tokens_in, read, write, reasoning, input_excludes_cache):
         tokens_in += read + write
     output = output or 0
     if output < reasoning or (
