@@ -71,6 +71,9 @@ class CallFields:
     error_type: str = ""  # normalized low-cardinality: rate_limit, server_error, timeout, ...
     http_status: int | None = None
     finish_reason: str = ""  # normalized: stop, length, tool_call, content_filter, error, ""
+    # The provider's id of the response (chatcmpl-…, msg_…, resp_…): two spans with the same one report one call,
+    # in one export (ingest.mappers.duplicates) or across exports (ingest.dedup, from the stored column).
+    response_id: str = ""
     team: str = ""
     product: str = ""
     feature: str = ""
@@ -87,7 +90,6 @@ class CallFields:
     prompt_prefix_hash: str = ""
     request_hash: str = ""
     provided_cost_usd: Decimal | None = None  # a cost the instrumentation computed itself (cross-check only)
-    response_id: str = ""  # the provider's id of its answer (gen_ai.response.id and equivalents): one call, however reported
     input_content: str | None = None  # prompt text/JSON, only kept when the organization captures content
     output_content: str | None = None
     attributes: dict[str, AttrValue] = field(default_factory=dict)  # remaining span attributes, content removed

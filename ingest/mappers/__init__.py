@@ -127,29 +127,36 @@ def select_calls(spans: list[SpanView], invalid: list[InvalidSpan] | None = None
             pairs.append((call, span))
     if not pairs:
         return [], rest
-    _http_status_from_children(pairs, rest)
+    _details_from_children(pairs, rest)
     calls, dropped = deduplicate(pairs, spans)
     rest.extend(dropped)
     return calls, rest
 
 
-def _http_status_from_children(pairs: list[tuple[CallFields, SpanView]], rest: list[SpanView]) -> None:
-    """openlit's HTTP status lives only on its httpx child span (`POST`, http.status_code)."""
+def _details_from_children(pairs: list[tuple[CallFields, SpanView]], rest: list[SpanView]) -> None:
+    """What a call's non-call child spans know: the HTTP status (openlit's httpx child `POST`, http.status_code)
+    and LiteLLM's raw provider response (`raw_gen_ai_request`: the provider's response id and raw usage)."""
     if not rest:
         return
-    missing = {(call.trace_id, call.span_id): call for call, _ in pairs if call.http_status is None}
-    if not missing:
-        return
-    for span in rest:
-        if span.parent_span_id is None:
+    by_key = {(call.trace_id, call.span_id): (call, span) for call, span in pairs}
+    for child in rest:
+        if child.parent_span_id is None:
             continue
-        call = missing.get((span.trace_id, span.parent_span_id))
-        if call is None:
+        found = by_key.get((child.trace_id, child.parent_span_id))
+        if found is None:
             continue
-        for key in HTTP_STATUS_KEYS:
-            status = http_code(span.attributes.get(key))
-            if status is not None:
-                call.http_status = status
-                if call.status == "error" and call.error_type == "other":
-                    call.error_type = error_from_http(status) or "other"
-                break
+        call, span = found
+        if call.source == litellm.SOURCE:
+            litellm.add_raw_response(call, span, child)
+        if call.http_status is None:
+            _http_status_from(call, child)
+
+
+def _http_status_from(call: CallFields, child: SpanView) -> None:
+    for key in HTTP_STATUS_KEYS:
+        status = http_code(child.attributes.get(key))
+        if status is not None:
+            call.http_status = status
+            if call.status == "error" and call.error_type == "other":
+                call.error_type = error_from_http(status) or "other"
+            return

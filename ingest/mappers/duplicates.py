@@ -1,31 +1,40 @@
 """Counting each model call once when several spans report it (double instrumentation, logfire streams).
 
-Three rules, applied in this order to the calls of one batch:
+Four rules, applied to the calls of one batch. An "instrumentation" is a tracer (its scope name): two calls
+from one tracer that are not nested are two calls, whatever they have in common.
 
 1. Logfire streams. logfire reports a stream as a request span without usage plus a later
-   `streaming response from ...` log-span with the usage, as siblings or as two roots. Each response
-   span is joined to the latest earlier, still unpaired, usage-less streaming logfire request span of
-   the same request model and resource that is in the same trace or, when both are roots, in any
-   trace. The request span is kept (its start is the call's start), extended to the response's end.
+   `streaming response from ...` log-span with the usage, as siblings or as two roots (since 5.4 the request
+   span no longer says it streams; the log-span is the marker). Each response span is joined to the latest
+   earlier, still unpaired, usage-less and not failed logfire request span of the same request model and
+   resource that is in the same trace or, when both are roots, in any trace. The request span is kept (its
+   start is the call's start), extended to the response's end.
 2. Nesting. A call span whose nearest call ancestor (reached directly or through non-call spans of
    the batch) agrees with it on provider and model family is the same call seen twice (the Anthropic
    SDK's own span under OpenInference's, a framework LLM span over a client span). An ancestor with
    exactly one agreeing descendant call is merged with it; an ancestor with several is a wrapper
    (retries, a chain) and is dropped as trace context while its descendants stay calls, and so is
    an ancestor whose only agreeing descendant is such a wrapper.
-3. Twin roots. Streaming double instrumentation can give two roots in different traces (OpenInference
-   plus the Anthropic SDK in `anthropic_messages_stream*`). Two calls are twins only when all hold:
-   different instrumentations (`source`), same provider, same resource identity (service.name,
-   service.instance.id, process.pid, host.name), and either identical non-empty usage (input, cached,
-   cache write, output) with overlapping time windows, or — both without usage — the same request
-   model and status with one time window inside the other.
+3. Response id, the strongest evidence: calls from different instrumentations with the same non-empty
+   provider response id (chatcmpl-…, msg_…) and the same provider, whose time windows overlap, are one call
+   (OpenLLMetry's `anthropic.chat` and the Anthropic SDK's own span, roots of two traces, output 78 vs 77).
+   An id one tracer reports on two calls of the batch is not unique (a server reusing ids) and proves nothing.
+4. Twin roots without a shared id. Two calls are twins only when all hold: different instrumentations,
+   same provider, same resource identity (service.name, service.instance.id, process.pid, host.name), no
+   two different response ids, and either identical non-empty usage (input, cached, cache write, output)
+   with overlapping time windows, or — both without usage — the same request model and status with one
+   time window inside the other. Two tracers of one library (OpenInference's LangChain span over its
+   OpenAI span, roots of two traces) are layers of one process: their windows must nest.
 
 Within a group the kept call prefers usage, then a non-native instrumentation (richer attributes and
 content), then the most complete cache/reasoning counts, then the outer (earlier) span. Tokens come from
-the member with the most complete cache and reasoning counts; fields the kept call lacks (TTFT, stream
-flag, HTTP status, finish reason, models, attribution, content) are filled from the others, and the
-dropped span ids are listed in `attributes["observatory.duplicate_span_ids"]`. Spans of one call split
-across two export requests cannot be joined here.
+the member with the most complete cache and reasoning counts, the provider's own SDK on a tie (it reads the
+API's usage as sent; OpenLLMetry adds message_start's output token to an Anthropic stream's). The response
+model is the most specific one (the dated snapshot over the alias a framework layer repeats), the TTFT the
+innermost span's (closest to the wire); other fields the kept call lacks (stream flag, HTTP status,
+finish reason, response id, attribution, content) are filled from the others, and the dropped span ids
+are listed in `attributes["observatory.duplicate_span_ids"]`. Spans of one call split across two export
+requests cannot be joined here.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ingest.mappers import logfire
+from ingest.mappers.normalize.tokens import settle_usage
 from ingest.records import CallFields, SpanView
 
 DUPLICATES_KEY = "observatory.duplicate_span_ids"
@@ -44,6 +54,7 @@ _FILLED_FIELDS = (
     "request_model",
     "response_model",
     "finish_reason",
+    "response_id",
     "team",
     "product",
     "feature",
@@ -66,11 +77,12 @@ def deduplicate(pairs: list[tuple[CallFields, SpanView]], spans: list[SpanView])
         return [call for call, _ in pairs], []
     groups = _Groups(len(pairs))
     preferred: set[int] = set()
-    sources = {call.source for call, _ in pairs}
-    if logfire.SOURCE in sources:
+    instrumentations = {(call.source, span.scope_name) for call, span in pairs}
+    if any(source == logfire.SOURCE for source, _ in instrumentations):
         _pair_logfire_streams(pairs, groups, preferred)
     wrappers = _merge_nested(pairs, spans, groups)
-    if len(sources) > 1:
+    if len(instrumentations) > 1:
+        _merge_same_response(pairs, groups)
         _merge_twins(pairs, groups)
     if not preferred and not wrappers and not groups.merged:
         return [call for call, _ in pairs], []
@@ -118,6 +130,14 @@ def _rank(pair: tuple[CallFields, SpanView]) -> tuple[bool, bool, int, int]:
     return (call.usage_reported, call.source not in NATIVE_SOURCES, _completeness(call), -span.start_ns)
 
 
+def _instrumentation(pair: tuple[CallFields, SpanView]) -> tuple[str, str]:
+    return pair[0].source, pair[1].scope_name
+
+
+def _overlap(a: SpanView, b: SpanView) -> bool:
+    return a.start_ns < b.end_ns and b.start_ns < a.end_ns
+
+
 def _completeness(call: CallFields) -> int:
     return (call.cached_input_tokens > 0) + (call.cache_write_tokens > 0) + (call.reasoning_tokens > 0)
 
@@ -158,7 +178,7 @@ def _pair_logfire_streams(pairs: list[tuple[CallFields, SpanView]], groups: _Gro
             continue
         if logfire.is_stream_response(span):
             responses.append(index)
-        elif call.streaming and not call.usage_reported:
+        elif not call.usage_reported and call.status != "error":
             requests.append(index)
     if not requests or not responses:
         return
@@ -233,7 +253,28 @@ def _nearest_call_ancestor(
     return None
 
 
+def _merge_same_response(pairs: list[tuple[CallFields, SpanView]], groups: _Groups) -> None:
+    """Rule 3: one provider response id, one provider, overlapping windows, different instrumentations."""
+    by_response: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for index, (call, _) in enumerate(pairs):
+        if call.response_id:
+            by_response[(call.provider, call.response_id)].append(index)
+    for indexes in by_response.values():
+        if len(indexes) < 2:
+            continue
+        tracers = [_instrumentation(pairs[i]) for i in indexes]
+        if len(set(tracers)) < len(tracers):
+            continue  # one tracer saw the id twice: the server reuses ids (small random ranges), no evidence
+        for position, first in enumerate(indexes):
+            for second in indexes[position + 1 :]:
+                if _instrumentation(pairs[first]) != _instrumentation(pairs[second]) and _overlap(
+                    pairs[first][1], pairs[second][1]
+                ):
+                    groups.union(first, second)
+
+
 def _merge_twins(pairs: list[tuple[CallFields, SpanView]], groups: _Groups) -> None:
+    """Rule 4: identical usage (or none, same model and status) from two instrumentations of one process."""
     buckets: dict[tuple, list[int]] = defaultdict(list)
     for index, (call, span) in enumerate(pairs):
         if call.usage_reported:
@@ -249,7 +290,7 @@ def _merge_twins(pairs: list[tuple[CallFields, SpanView]], groups: _Groups) -> N
     for key, indexes in buckets.items():
         if len(indexes) < 2 or not key[0]:
             continue
-        if len({pairs[i][0].source for i in indexes}) < 2:
+        if len({_instrumentation(pairs[i]) for i in indexes}) < 2:
             continue
         with_usage = key[1]
         if not with_usage and not key[3][0]:
@@ -261,9 +302,14 @@ def _merge_twins(pairs: list[tuple[CallFields, SpanView]], groups: _Groups) -> N
                 second_call, second_span = pairs[second]
                 if second_span.start_ns >= first_span.end_ns:
                     break
-                if first_call.source == second_call.source or groups.find(first) == groups.find(second):
+                if _instrumentation(pairs[first]) == _instrumentation(pairs[second]) or groups.find(first) == groups.find(
+                    second
+                ):
                     continue
-                if with_usage or _contains(first_span, second_span) or _contains(second_span, first_span):
+                if first_call.response_id and second_call.response_id and first_call.response_id != second_call.response_id:
+                    continue  # two responses: two calls
+                nested = _contains(first_span, second_span) or _contains(second_span, first_span)
+                if nested or (with_usage and first_call.source != second_call.source):
                     groups.union(first, second)
 
 
@@ -271,20 +317,33 @@ def _contains(outer: SpanView, inner: SpanView) -> bool:
     return outer.start_ns <= inner.start_ns and inner.end_ns <= outer.end_ns
 
 
+def _more_specific(kept: str, other: str) -> str:
+    """`gpt-4o-mini-2024-07-18` over `gpt-4o-mini`: the request span of a logfire stream or a framework layer
+    repeats the alias it was asked for."""
+    if len(other) > len(kept) and other.lower().startswith(kept.lower()):
+        return other
+    return kept or other
+
+
 def _merge(kept: tuple[CallFields, SpanView], others: list[tuple[CallFields, SpanView]]) -> CallFields:
     call = kept[0]
-    token_source = max([kept, *others], key=lambda pair: (pair[0].usage_reported, _completeness(pair[0])))[0]
+    members = [kept, *others]
+    token_source = max(
+        members, key=lambda pair: (pair[0].usage_reported, _completeness(pair[0]), pair[0].source in NATIVE_SOURCES)
+    )[0]
     if token_source is not call:
         for name in _TOKEN_FIELDS:
             setattr(call, name, getattr(token_source, name))
         call.usage_reported = token_source.usage_reported
+    timed = [pair for pair in members if pair[0].ttft_ms is not None]
+    if timed:
+        call.ttft_ms = max(timed, key=lambda pair: pair[1].start_ns)[0].ttft_ms
     duplicates = list(call.attributes.get(DUPLICATES_KEY) or [])
     for other, span in others:
+        call.response_model = _more_specific(call.response_model, other.response_model)
         for name in _FILLED_FIELDS:
             if not getattr(call, name) and getattr(other, name):
                 setattr(call, name, getattr(other, name))
-        if call.ttft_ms is None:
-            call.ttft_ms = other.ttft_ms
         if call.http_status is None:
             call.http_status = other.http_status
         call.streaming = call.streaming or other.streaming
@@ -296,4 +355,5 @@ def _merge(kept: tuple[CallFields, SpanView], others: list[tuple[CallFields, Spa
             call.attributes.setdefault(key, value)
         duplicates.append(span.span_id)
     call.attributes[DUPLICATES_KEY] = duplicates
+    settle_usage(call)
     return call

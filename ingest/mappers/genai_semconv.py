@@ -10,6 +10,7 @@ from ingest.mappers.normalize.errors import HTTP_STATUS_KEYS, apply_status
 from ingest.mappers.normalize.finish_reasons import finish_reason
 from ingest.mappers.normalize.operations import MODEL_OPERATIONS, NON_CALL_OPERATIONS, STREAMING_OPERATIONS, operation_name
 from ingest.mappers.normalize.providers import provider_from_model, provider_name
+from ingest.mappers.normalize.response_ids import RESPONSE_ID_KEY, provider_from_response_id
 from ingest.mappers.normalize.timing import timestamp, ttft_from_seconds
 from ingest.mappers.normalize.tokens import (
     CACHE_READ_KEYS,
@@ -21,6 +22,7 @@ from ingest.mappers.normalize.tokens import (
     Usage,
     apply_usage,
     semconv_usage,
+    settle_usage,
     token_count,
     usage_from_object,
 )
@@ -90,6 +92,7 @@ def build(
     get = attrs.get
     start = span.start_ns
     keep, content = attribute_filter.split(attrs)
+    response_id = get(RESPONSE_ID_KEY)
     call = CallFields(
         trace_id=span.trace_id,
         span_id=span.span_id,
@@ -100,6 +103,7 @@ def build(
         operation=operation_name(get("gen_ai.operation.name")),
         request_model=label(get(REQUEST_MODEL_KEY)),
         response_model=label(get(RESPONSE_MODEL_KEY)),
+        response_id="" if response_id is None else label(response_id),
         source=source,
         source_version=span.scope_version,
         attributes=keep,
@@ -125,8 +129,9 @@ def build(
 
 
 def complete(call: CallFields, span: SpanView) -> CallFields:
-    """Fill what is still unknown from a `{operation} {model}` span name and from the model name; an OpenAI
-    call to an Azure endpoint is Azure OpenAI."""
+    """Fill what is still unknown from a `{operation} {model}` span name and from the model name (or the
+    response id's shape); an OpenAI call to an Azure endpoint is Azure OpenAI; a stream of zero counts
+    reported no usage."""
     if not call.operation or not call.request_model:
         head, _, tail = span.name.partition(" ")
         named = operation_name(head)
@@ -137,8 +142,12 @@ def complete(call: CallFields, span: SpanView) -> CallFields:
         call.operation = call.operation or "chat"
     if not call.provider:
         call.provider = provider_from_model(call.response_model or call.request_model)
+        if not call.provider and call.response_id:
+            call.provider = provider_from_response_id(call.response_id)
     elif call.provider == "openai" and _azure_endpoint(span.attributes):
         call.provider = "azure.ai.openai"  # the OpenAI client pointed at Azure: instrumentations still say openai
+    if call.streaming:
+        settle_usage(call)
     return call
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from ingest.mappers.genai_semconv import FILTER, build, complete
 from ingest.mappers.normalize.finish_reasons import finish_reason
 from ingest.mappers.normalize.providers import provider_name
+from ingest.mappers.normalize.response_ids import response_id_in
 from ingest.mappers.normalize.timing import ttft_from_event
 from ingest.mappers.normalize.tokens import Usage, first_tokens
 from ingest.mappers.normalize.values import as_bool, first_label, json_object, label
@@ -15,6 +16,7 @@ SOURCE = "openinference"
 
 _CALL_KINDS = {"LLM": "chat", "EMBEDDING": "embeddings"}
 _SPAN_NAME_OPERATIONS = {"Response": "responses", "Completion": "text_completion"}
+_MAX_OUTPUT_READ = 1_000_000  # output.value longer than this is not parsed for the response id
 _FILTER = FILTER.extend(
     {
         "openinference.span.kind",
@@ -80,6 +82,15 @@ def _context(attrs: dict, params: dict) -> dict[str, str]:
     return found
 
 
+def _response_id(attrs: dict) -> str:
+    """OpenInference has no response id attribute; the provider's id is inside the JSON `output.value` (the
+    response object; LangChain's LLMResult), present while outputs are recorded (the default)."""
+    output = attrs.get("output.value")
+    if type(output) is not str or len(output) > _MAX_OUTPUT_READ or '"id"' not in output:
+        return ""
+    return response_id_in(json_object(output))
+
+
 def map_openinference(span: SpanView) -> CallFields | None:
     attrs = span.attributes
     operation = _CALL_KINDS.get(label(attrs.get("openinference.span.kind")).upper())
@@ -96,4 +107,5 @@ def map_openinference(span: SpanView) -> CallFields | None:
     call.ttft_ms = ttft_from_event(span, "First Token Stream Event") if span.events else None
     call.streaming = as_bool(params.get("stream")) is True or call.ttft_ms is not None
     call.finish_reason = finish_reason(attrs.get("llm.finish_reason"))
+    call.response_id = call.response_id or _response_id(attrs)
     return complete(call, span)

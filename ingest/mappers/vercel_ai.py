@@ -157,6 +157,7 @@ def map_vercel_ai(span: SpanView) -> CallFields | None:
     call.provider = provider_name(provider_raw) or call.provider
     call.request_model = label(attrs.get("ai.model.id")) or call.request_model
     call.response_model = label(attrs.get("ai.response.model")) or call.response_model
+    call.response_id = call.response_id or label(attrs.get("ai.response.id"))
     operation, streamed = kind
     call.operation = "responses" if provider_lower.endswith(".responses") else operation
     call.streaming = streamed

@@ -37,61 +37,7 @@ TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_t
 CANONICAL = sorted({call["canonical_model"] for entry in INDEX for call in entry["ground_truth"]["calls"]})
 
 # (library, scenario, aspect) -> what ingest gets wrong today
-DOUBLE_LANGCHAIN = ("OpenInference LangChain span 'ChatOpenAI' and OpenInference OpenAI span 'ChatCompletion' for the "
-                    "same model call are roots of two different traces; both are stored (2 calls instead of 1)")
-DOUBLE_ANTHROPIC_STREAM = ("anthropic SDK's own span (scope com.anthropic.sdk.python) and OpenLLMetry's 'anthropic.chat' "
-                           "for one streamed call are roots of different traces; both are stored (2 calls instead of 1)")
-LITELLM_CACHE = ("LiteLLM keeps cache reads and reasoning only in metadata.usage_object (a Python-repr dict string, "
-                 "single quotes: prompt_tokens_details.cached_tokens, completion_tokens_details.reasoning_tokens), "
-                 "not parsed: both stored 0")
-LITELLM_ANTHROPIC_CACHE = ("LiteLLM keeps Anthropic cache reads/writes only in metadata.usage_object (Python repr: "
-                           "prompt_tokens_details.cached_tokens=1500, cache_write_tokens=300), not parsed: both stored 0")
-MLFLOW_MODELS = ("MLflow puts the response model in mlflow.llm.model (JSON-quoted) and the request model only in "
-                 "the 'model' attribute (JSON-quoted) / mlflow.spanInputs: request_model stored as the snapshot, "
-                 "response_model empty")
-MLFLOW_SEMCONV = ("MLflow GenAI-semconv spans (scope mlflow.tracing.provider, gen_ai.* only, no mlflow.* keys) are "
-                  "not mapped: 0 calls stored")
-LOGFIRE_STREAM = ("logfire streams: the request span 'Chat Completion with {request_data[model]!r}' (no usage, "
-                  "response model = request model) and the log-span 'streaming response from ... took ...' (usage) "
-                  "are both stored: 2 calls instead of 1")
-
-XFAIL: dict[tuple[str, str, str], str] = {
-    **{("openllmetry", scenario, aspect): DOUBLE_ANTHROPIC_STREAM
-       for scenario in ("anthropic_stream", "anthropic_stream_raw") for aspect in ("calls", "tokens", "cost")},
-    ("openllmetry", "anthropic_stream", "streaming"): (
-        "OpenLLMetry's span for messages.stream() has no gen_ai.is_streaming (the SDK span has gen_ai.request.stream); "
-        "with both stored, the OpenLLMetry row says streaming false"),
-    **{("openinference-langchain", scenario, aspect): DOUBLE_LANGCHAIN
-       for scenario in ("langchain_chat", "langchain_stream") for aspect in ("calls", "tokens", "cost")},
-    ("openinference-langchain", "langchain_stream", "model"): (
-        "the LangChain 'ChatOpenAI' stream span carries llm.model_name=gpt-4o-mini (request model); stored as a "
-        "second call whose response_model is not the snapshot"),
-    ("openinference-langchain", "langchain_stream", "streaming"): (
-        "the LangChain 'ChatOpenAI' stream span says llm.invocation_parameters stream=false; stored as a second "
-        "call with streaming false"),
-    **{("litellm", scenario, aspect): LITELLM_CACHE
-       for scenario in ("litellm_openai_cached", "litellm_openai_reasoning", "litellm_openai_stream")
-       for aspect in ("tokens", "cost")},
-    ("litellm", "litellm_anthropic", "tokens"): LITELLM_ANTHROPIC_CACHE,
-    ("litellm", "litellm_anthropic", "cost"): LITELLM_ANTHROPIC_CACHE + ": $0.006681 instead of $0.002856",
-    ("mlflow", "anthropic_messages", "model"): MLFLOW_MODELS,
-    ("mlflow", "anthropic_messages", "tokens"): (
-        "mlflow.chat.tokenUsage input_tokens=1842 already includes cache_read_input_tokens=1500 and "
-        "cache_creation_input_tokens=300, but cache is added again: input 3642"),
-    ("mlflow", "anthropic_messages", "cost"): "input stored as 3642 (cache added twice): $0.008256 instead of $0.002856",
-    ("mlflow", "openai_chat_reasoning", "model"): MLFLOW_MODELS,
-    ("mlflow", "openai_chat_reasoning", "tokens"): (
-        "mlflow.chat.tokenUsage has no reasoning count; it is only in mlflow.spanOutputs "
-        "(usage.completion_tokens_details.reasoning_tokens=64): stored 0"),
-    ("mlflow", "openai_stream_usage", "model"): MLFLOW_MODELS,
-    ("mlflow", "openai_stream_usage", "streaming"): "MLflow's stream flag is the request kwarg attribute stream='true' (and mlflow.chunk.item.N events), not read",
-    **{("mlflow-semconv", scenario, aspect): MLFLOW_SEMCONV
-       for scenario in ("openai_chat_reasoning", "openai_stream_usage", "anthropic_messages")
-       for aspect in ("calls", "tokens", "cost")},
-    **{("logfire", scenario, aspect): LOGFIRE_STREAM
-       for scenario in ("openai_stream_usage", "openai_stream_no_usage")
-       for aspect in ("calls", "model", "tokens", "streaming", "cost")},
-}
+XFAIL: dict[tuple[str, str, str], str] = {}  # (library, scenario, aspect) → what ingest gets wrong, while it does
 
 
 def _cases():

@@ -54,7 +54,12 @@ def first_tokens(attrs: dict[str, AttrValue], keys: tuple[str, ...]) -> int | No
 
 @dataclass(slots=True)
 class Usage:
-    """Token usage as reported; `input_excludes_cache` when input is known to be the uncached part."""
+    """Token usage as reported.
+
+    `input_excludes_cache`: the mapper knows this source reports input without the cache (openlit on Anthropic,
+    Vercel before 6.x). `input_may_exclude_cache`: the counts come in Anthropic's own shape (input_tokens beside
+    cache_*_input_tokens), which leaves the cache out unless a reported total says input already holds it.
+    """
 
     input: int | None = None
     output: int | None = None
@@ -63,6 +68,7 @@ class Usage:
     reasoning: int | None = None
     total: int | None = None
     input_excludes_cache: bool = False
+    input_may_exclude_cache: bool = False
 
     def reported(self) -> bool:
         return (
@@ -79,6 +85,7 @@ class Usage:
         if self.input is None and other.input is not None:
             self.input = other.input
             self.input_excludes_cache = other.input_excludes_cache
+            self.input_may_exclude_cache = other.input_may_exclude_cache
         if self.output is None:
             self.output = other.output
         if self.cache_read is None:
@@ -132,13 +139,31 @@ def _usage_value(obj: dict[str, Any], paths: tuple[str, ...], name: str) -> int 
     return None
 
 
+_CACHE_READ_PATHS = (
+    "prompt_tokens_details.cached_tokens",
+    "input_tokens_details.cached_tokens",
+    "input_cached_tokens",
+    "input_cache_read",
+    "cached_content_token_count",
+)
+_CACHE_WRITE_PATHS = (
+    "prompt_tokens_details.cache_write_tokens",  # LiteLLM, LangChain
+    "prompt_tokens_details.cache_creation_tokens",
+    "input_tokens_details.cache_write_tokens",
+    "input_cache_write",
+    "input_cache_creation",
+)
+
+
 def usage_from_object(obj: dict[str, Any], name: str) -> Usage:
-    """Usage from a provider's own usage object (Langfuse usage_details, logfire gen_ai.usage.raw).
+    """Usage from a provider's own usage object (Langfuse usage_details, logfire gen_ai.usage.raw, LiteLLM's
+    usage_object, MLflow's outputs).
 
     OpenAI chat (prompt_tokens / completion_tokens + *_details), OpenAI Responses (input_tokens /
-    output_tokens + *_details), Anthropic (input_tokens excluding cache + cache_*_input_tokens),
-    Gemini (*_token_count, output excluding thoughts), Bedrock Converse (inputTokens ...) and
-    Langfuse's generic keys (input / output / total).
+    output_tokens + *_details), Anthropic (input_tokens excluding cache + cache_*_input_tokens; wrappers such
+    as LiteLLM keep those keys beside a prompt_tokens that includes the cache, which their total shows),
+    Gemini (*_token_count, output excluding thoughts), Bedrock Converse (inputTokens ...) and Langfuse's
+    generic keys (input / output / total).
     """
     usage = Usage(
         input=_usage_value(obj, ("prompt_tokens", "input_tokens", "input", "prompt_token_count", "inputTokens"), name),
@@ -162,34 +187,45 @@ def usage_from_object(obj: dict[str, Any], name: str) -> Usage:
     anthropic_read = _usage_value(obj, ("cache_read_input_tokens", "cacheReadInputTokens"), name)
     anthropic_write = _usage_value(obj, ("cache_creation_input_tokens", "cacheWriteInputTokens"), name)
     if anthropic_read is not None or anthropic_write is not None:
-        usage.cache_read = anthropic_read
-        usage.cache_write = anthropic_write
-        usage.input_excludes_cache = True
-    else:
-        usage.cache_read = _usage_value(
-            obj,
-            (
-                "prompt_tokens_details.cached_tokens",
-                "input_tokens_details.cached_tokens",
-                "input_cached_tokens",
-                "input_cache_read",
-                "cached_content_token_count",
-            ),
-            name,
-        )
+        usage.input_may_exclude_cache = True
+    usage.cache_read = anthropic_read if anthropic_read is not None else _usage_value(obj, _CACHE_READ_PATHS, name)
+    usage.cache_write = anthropic_write if anthropic_write is not None else _usage_value(obj, _CACHE_WRITE_PATHS, name)
     if "thoughts_token_count" in obj and usage.output is not None and usage.reasoning:
         usage.output += usage.reasoning
     return usage
 
 
+def _adds_cache(usage: Usage, tokens_in: int, read: int, write: int, reasoning: int, explicit: bool) -> bool:
+    """Whether the reported input leaves the cache out, from the strongest evidence down:
+
+    1. input < cache read + cache write: it cannot hold them;
+    2. a total equal to input + cache + output: the total counted the cache on top of input (Bedrock Converse);
+    3. the mapper knows its source leaves the cache out (openlit on Anthropic, Vercel AI before 6.x);
+    4. counts in Anthropic's own shape leave it out, unless a total equal to input + output (+ reasoning) shows
+       that input already holds it (LiteLLM's prompt_tokens 1842 = 42 + 1500 + 300, total 1919 = 1842 + 77).
+    """
+    cache = read + write
+    if not cache:
+        return False
+    if tokens_in < cache:
+        return True
+    total, output = usage.total, usage.output
+    has_total = total is not None and output is not None
+    if has_total and total == tokens_in + cache + output:
+        return True
+    if explicit or usage.input_excludes_cache:
+        return True
+    if usage.input_may_exclude_cache:
+        return not (has_total and total in (tokens_in + output, tokens_in + output + reasoning))
+    return False
+
+
 def apply_usage(call: CallFields, usage: Usage, *, input_excludes_cache: bool = False) -> None:
     """Store usage with the call record's fixed semantics.
 
-    input_tokens includes cache reads and writes: added when the source is known to exclude them
-    (openlit on Anthropic, raw Anthropic usage), when input < cache read + cache write shows it, or when
-    a reported total equals input + cache read + cache write + output.
-    output_tokens includes reasoning: added when output < reasoning or when a reported total equals input +
-    output + reasoning.
+    input_tokens includes cache reads and writes: they are added when the evidence says the source left them
+    out (see `_adds_cache`). output_tokens includes reasoning: added when output < reasoning or when a
+    reported total equals input + output + reasoning.
     """
     read = usage.cache_read or 0
     write = usage.cache_write or 0
@@ -201,14 +237,7 @@ def apply_usage(call: CallFields, usage: Usage, *, input_excludes_cache: bool = 
         tokens_in = total - output
     tokens_in = tokens_in or 0
     reported_in = tokens_in
-    if (
-        input_excludes_cache
-        or usage.input_excludes_cache
-        or tokens_in < read + write
-        # A total that counts the cache on top of input and output (Bedrock Converse totalTokens) shows
-        # that input left it out.
-        or (read + write and total is not None and output is not None and total == tokens_in + read + write + output)
-    ):
+    if (read or write) and _adds_cache(usage, tokens_in, read, write, reasoning, input_excludes_cache):
         tokens_in += read + write
     output = output or 0
     if output < reasoning or (
@@ -222,3 +251,14 @@ def apply_usage(call: CallFields, usage: Usage, *, input_excludes_cache: bool = 
     call.output_tokens = output
     call.reasoning_tokens = reasoning
     call.usage_reported = usage.reported()
+
+
+def settle_usage(call: CallFields) -> None:
+    """A stream whose counts are all zero reported no usage: instrumentations start their counters at 0 and a
+    stream without a usage chunk never moves them (no model call reads zero input tokens)."""
+    if (
+        call.streaming
+        and call.usage_reported
+        and not (call.input_tokens or call.output_tokens or call.cached_input_tokens or call.cache_write_tokens)
+    ):
+        call.usage_reported = False

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from ingest.mappers.normalize.reprs import repr_object
 from ingest.records import AttrValue
 
 MAX_LABEL = 512  # longest model / provider / user / team string kept
@@ -51,6 +52,18 @@ def parse_json(value: AttrValue) -> Any:
 def json_object(value: AttrValue) -> dict[str, Any]:
     parsed = parse_json(value)
     return parsed if type(parsed) is dict else {}
+
+
+def text_object(value: AttrValue) -> dict[str, Any]:
+    """A dict held in an attribute as JSON text, as a Python repr (`{'prompt_tokens': 1200, 'x': None}`,
+    `Usage(prompt_tokens=1200)`), or structured; {} for anything else. For provider objects such as usage,
+    which some instrumentations write with `str()` instead of JSON."""
+    parsed = parse_json(value)
+    if type(parsed) is dict:
+        return parsed
+    if parsed is None and type(value) is str and value:
+        return repr_object(value)
+    return {}
 
 
 def unquote(value: AttrValue) -> AttrValue:
