@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--teams", type=int, default=50)
     args = parser.parse_args()
     rollup_bench.setup_django()
-    from billing.pricing_at_ingest import catalog_cache
+    from billing.pricing.at_ingest import catalog_cache
     from billing.recommendations import DETECTORS, generate
     from billing.recommendations.base import Window, calls_in
     from billing.services import load_default_catalog

@@ -94,7 +94,7 @@ def generate(org_id: int, team_ids: list[int], calls: int, start: datetime, days
 
 
 def pricing_rate(sample: int = 200_000) -> float:
-    from billing.pricing_at_ingest import catalog_cache, cost_of
+    from billing.pricing.at_ingest import catalog_cache, cost_of
     from billing.services import load_default_catalog
     from ingest.records import CallFields
 

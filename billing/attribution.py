@@ -12,7 +12,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from billing.models import AttributionRule
-from billing.repricing import call_pages, day_windows
+from billing.pricing.repricing import call_pages, day_windows
 from ingest.attribution import attribution_for
 from ingest.models import LLMCall
 from ingest.records import Rule

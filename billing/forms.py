@@ -14,9 +14,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 
-from billing.budgets import setup_problems
+from billing.alerts.budgets import setup_problems
+from billing.alerts.webhook_guard import validate_webhook_url
 from billing.models import AnomalyRule, Budget, GpuPool, LatencySlo
-from billing.webhook_guard import validate_webhook_url
 from observatory.models import Organization, Product, Team
 
 TIME_ZONES = sorted(available_timezones())

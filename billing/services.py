@@ -16,10 +16,10 @@ from django.db.models import Model
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from billing.alerting import channel_targets
-from billing.catalog import DEFAULT_CATALOG_PATH, CatalogParse, PriceSpec, read_catalog
+from billing.alerts.delivery import channel_targets
 from billing.models import CATALOG_START, AnomalyRule, Budget, GpuPool, LatencySlo, Price, PriceSource, Recommendation
-from billing.price_rows import LIMIT_FIELDS, SCALAR_FIELDS, normalized, price_fields
+from billing.pricing.catalog import DEFAULT_CATALOG_PATH, CatalogParse, PriceSpec, read_catalog
+from billing.pricing.rows import LIMIT_FIELDS, SCALAR_FIELDS, normalized, price_fields
 from observatory.access import Viewer, require_change
 
 
@@ -172,8 +172,8 @@ def delete_alert_source(viewer: Viewer, source: AlertSource) -> None:
 
 def send_test_alert(viewer: Viewer, source: AlertSource) -> dict[str, str]:
     """A clearly marked test message to each channel of a budget, rule or SLO; nothing is recorded."""
-    from billing.anomalies import send_rule_test_alert
-    from billing.budgets import send_budget_test_alert
+    from billing.alerts.anomalies import send_rule_test_alert
+    from billing.alerts.budgets import send_budget_test_alert
 
     _require_change_of(viewer, source)
     if not channel_targets(source):

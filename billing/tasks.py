@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
-from billing.alerting import deliver_due
-from billing.anomalies import evaluate_rules
-from billing.budgets import evaluate_budgets
+from billing.alerts.anomalies import evaluate_rules
+from billing.alerts.budgets import evaluate_budgets
+from billing.alerts.delivery import deliver_due
 from billing.gpu import compute_gpu_cost_range
 from billing.models import GpuPool
-from billing.repricing import reprice
+from billing.pricing.repricing import reprice
 from billing.rollups import rollup_pending
 
 

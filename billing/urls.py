@@ -3,18 +3,18 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from billing import api
+from billing.api import alert_sources, costs, recommendations
 
 router = SimpleRouter(trailing_slash=False, use_regex_path=False)
-router.register("api/v1/budgets", api.BudgetViewSet, basename="budget")
-router.register("api/v1/anomaly-rules", api.AnomalyRuleViewSet, basename="anomaly-rule")
-router.register("api/v1/latency-slos", api.LatencySloViewSet, basename="latency-slo")
-router.register("api/v1/alerts", api.AlertViewSet, basename="alert")
-router.register("api/v1/recommendations", api.RecommendationViewSet, basename="recommendation")
+router.register("api/v1/budgets", alert_sources.BudgetViewSet, basename="budget")
+router.register("api/v1/anomaly-rules", alert_sources.AnomalyRuleViewSet, basename="anomaly-rule")
+router.register("api/v1/latency-slos", alert_sources.LatencySloViewSet, basename="latency-slo")
+router.register("api/v1/alerts", alert_sources.AlertViewSet, basename="alert")
+router.register("api/v1/recommendations", recommendations.RecommendationViewSet, basename="recommendation")
 
 urlpatterns = [
     *router.urls,
-    path("api/v1/spend", api.SpendView.as_view(), name="spend"),
-    path("api/v1/exports/chargeback", api.ChargebackExportView.as_view(), name="export-chargeback"),
-    path("api/v1/exports/focus", api.FocusExportView.as_view(), name="export-focus"),
+    path("api/v1/spend", costs.SpendView.as_view(), name="spend"),
+    path("api/v1/exports/chargeback", costs.ChargebackExportView.as_view(), name="export-chargeback"),
+    path("api/v1/exports/focus", costs.FocusExportView.as_view(), name="export-focus"),
 ]

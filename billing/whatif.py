@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from billing.catalog import PriceSpec
-from billing.pricing import CallUsage, price_call
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
+from billing.pricing.calls import CallUsage, price_call
+from billing.pricing.catalog import PriceSpec
 from billing.queries import spend
 from observatory.access import Scope
 

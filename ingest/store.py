@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import orjson
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from psycopg.postgres import types as builtin_types
 from psycopg.types.json import set_json_dumps
 
@@ -156,13 +156,37 @@ class WriteResult:
 def write_batch(
     calls: Sequence[Sequence], spans: Iterable[Sequence] = (), contents: Iterable[Sequence] = ()
 ) -> WriteResult:
+    """Write one request's rows (see `_write_batch`). PostgreSQL text cannot hold a NUL character: when one does
+    (a span attribute, a model name), the rows are written again with each NUL replaced by U+FFFD, so one odd
+    character costs nothing but itself, never the whole export. Clean rows pay nothing for this check."""
+    spans, contents = list(spans), list(contents)
+    try:
+        return _write_batch(calls, spans, contents)
+    except DataError as error:
+        if "0x00" not in str(error) and "NUL" not in str(error):
+            raise
+    return _write_batch(*([_without_nul(row) for row in rows] for rows in (calls, spans, contents)))
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_without_nul(item) for item in value)
+    return value
+
+
+def _write_batch(
+    calls: Sequence[Sequence], spans: Sequence[Sequence] = (), contents: Sequence[Sequence] = ()
+) -> WriteResult:
     """Write one request's rows atomically: all of them or (on error) none, so a retry cannot double count.
 
     First try: plain COPYs in one transaction (no savepoints: three round trips per request). A unique-key
     violation (some rows are already stored: an exporter retried) rolls all of it back, and the request is written
     again through the staging tables, which skip the stored rows.
     """
-    spans, contents = list(spans), list(contents)
     try:
         with transaction.atomic(), connection.cursor() as cursor:
             for table, rows in ((LLMCALL, calls), (TRACESPAN, spans), (CALLCONTENT, contents)):

@@ -109,7 +109,7 @@ EMAIL_HOST_PASSWORD = CONFIG.email_password
 EMAIL_USE_TLS = CONFIG.email_use_tls
 DEFAULT_FROM_EMAIL = CONFIG.default_from_email
 SLACK_WEBHOOK_URL = CONFIG.slack_webhook_url
-WEBHOOK_ALLOW_PRIVATE = CONFIG.webhook_allow_private  # alert webhooks to internal addresses (billing.webhook_guard)
+WEBHOOK_ALLOW_PRIVATE = CONFIG.webhook_allow_private  # alert webhooks to internal addresses (billing.alerts.webhook_guard)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -87,7 +87,7 @@ def test_it_reads_imports_inside_functions_and_relative_ones():
         "from . import normalize\n"
         "from ..models import LLMCall\n"
         "def price():\n"
-        "    from billing.pricing_at_ingest import price_for_ingest\n"
+        "    from billing.pricing.at_ingest import price_for_ingest\n"
         "    import observatory.views\n"
         "    from observatory import dashboard\n"
     )
@@ -95,6 +95,6 @@ def test_it_reads_imports_inside_functions_and_relative_ones():
     found = list(imported_modules(source, "ingest.mappers"))
 
     assert found == [
-        (1, "ingest.mappers"), (1, "ingest.mappers.normalize"), (2, "ingest.models"), (4, "billing.pricing_at_ingest"),
+        (1, "ingest.mappers"), (1, "ingest.mappers.normalize"), (2, "ingest.models"), (4, "billing.pricing.at_ingest"),
         (5, "observatory.views"), (6, "observatory"), (6, "observatory.dashboard"),
     ]

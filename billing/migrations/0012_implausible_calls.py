@@ -6,7 +6,7 @@ from django.db import migrations, models
 def token_limits_from_the_catalog(apps, schema_editor):
     """Prices loaded before the catalog's token limits were kept get them from the bundled catalog, by provider and
     key; prices are not changed (limits are not prices), and a user's own models stay without limits."""
-    from billing.catalog import read_catalog
+    from billing.pricing.catalog import read_catalog
 
     Price = apps.get_model("billing", "Price")
     limits = {(spec.provider, spec.key): (spec.max_input_tokens, spec.max_output_tokens) for spec in read_catalog().specs}

@@ -2,7 +2,7 @@
 evidence, the formula behind the estimate, and a monthly saving.
 
 Every detector reads the window [now - window_days, now). Savings found in the window are scaled to a month:
-monthly = window figure × 30 / window_days. Prices come from the catalog (billing.pricing_at_ingest.catalog_cache);
+monthly = window figure × 30 / window_days. Prices come from the catalog (billing.pricing.at_ingest.catalog_cache);
 an organization's negotiated overrides are not applied. Only findings worth at least MIN_MONTHLY_SAVINGS_USD a
 month are kept. The detectors and their formulas are described in their modules:
 - traffic: model routing, prompt caching, response cache, failed-call waste.
@@ -25,7 +25,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import Recommendation
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.recommendations.base import MIN_MONTHLY_SAVINGS_USD, REOPEN_FACTOR, Finding, Status, Window, calls_in, monthly, usd
 from billing.recommendations.batch_api import batch_api
 from billing.recommendations.context_trimming import context_trimming

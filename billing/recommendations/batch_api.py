@@ -22,7 +22,7 @@ from decimal import Decimal
 from django.db.models import Count, Q
 from django.db.models.functions import ExtractHour, TruncDate
 
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.recommendations.base import (
     Confidence,
     Finding,

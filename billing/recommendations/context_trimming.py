@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from billing.catalog import PriceSpec
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
+from billing.pricing.catalog import PriceSpec
 from billing.recommendations.base import Confidence, Finding, Kind, Window, dollars, fetch, per_million, usd
 from billing.recommendations.tiered_usage import (
     ZERO,

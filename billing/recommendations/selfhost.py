@@ -54,7 +54,7 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
 from billing.models import GpuPool
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.recommendations.base import Confidence, Finding, Kind, Window, per_million, scope_aggregates, single, usd
 
 HOURS_PER_MONTH = Decimal(730)

@@ -1,11 +1,11 @@
 """Calls grouped per scope and long-context tier, and their summed tokens priced exactly as one call is priced.
 
-The capacity detectors (batch_api, context_trimming) price what they find with billing.pricing.price_call, so
+The capacity detectors (batch_api, context_trimming) price what they find with billing.pricing.calls.price_call, so
 cached reads, cache writes, reasoning tokens, service variants and long-context tiers cost what they cost when a
 call is priced: `input_tokens` includes cached reads and cache writes, a class without a price of its own falls
 back to the next layer (tier of the variant, tier, variant, standard), and above a long-context threshold the
 whole call is billed at the tier's prices. Calls are summed per price tier (tier_bucket) so that this stays exact.
-Prices come from the catalog (billing.pricing_at_ingest.catalog_cache); an organization's negotiated overrides
+Prices come from the catalog (billing.pricing.at_ingest.catalog_cache); an organization's negotiated overrides
 are not applied.
 """
 
@@ -19,9 +19,9 @@ from django.db import connection
 from django.db.models import BigIntegerField, Case, F, Sum, Value, When
 from django.db.models.functions import Least
 
-from billing.catalog import PriceSpec
 from billing.models import Price
-from billing.pricing import STANDARD, CallUsage, PriceBreakdown, price_call
+from billing.pricing.calls import STANDARD, CallUsage, PriceBreakdown, price_call
+from billing.pricing.catalog import PriceSpec
 from billing.recommendations.base import single
 
 ZERO = Decimal(0)
@@ -52,7 +52,7 @@ def tier_bucket(thresholds: list[int]) -> Case:
 
 
 def clamped_tokens() -> dict:
-    """Per-call token classes clamped the way billing.pricing_at_ingest.usage_of does."""
+    """Per-call token classes clamped the way billing.pricing.at_ingest.usage_of does."""
     cached = Least(F("cached_input_tokens"), F("input_tokens"))
     return {"cached_read": cached, "cache_write": Least(F("cache_write_tokens"), F("input_tokens") - cached),
             "reasoning": Least(F("reasoning_tokens"), F("output_tokens"))}

@@ -3,7 +3,7 @@ the formula behind the estimate, and a monthly saving.
 
 Every kind is one aggregate query over LLMCall in the window [now - window_days, now). Savings found in the
 window are scaled to a month: monthly = window figure × 30 / window_days. Prices come from the catalog
-(billing.pricing_at_ingest.catalog_cache); an organization's negotiated overrides are not applied.
+(billing.pricing.at_ingest.catalog_cache); an organization's negotiated overrides are not applied.
 
 Kinds:
 - model_routing: per (feature, provider, model) with ≥ MIN_ROUTING_CALLS calls, median input ≤ 1,000 and median
@@ -30,7 +30,7 @@ from django.db import connection
 from django.db.models import Max, Min, Sum
 from django.db.models.functions import Coalesce
 
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.recommendations.base import (
     Confidence,
     Finding,

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from billing.budgets import BudgetStatus, SpendScope, budget_status, hourly_spend, period_label
+from billing.alerts.budgets import BudgetStatus, SpendScope, budget_status, hourly_spend, period_label
 from billing.forms import BudgetForm
 from billing.models import Alert, Budget
 from observatory.access import Viewer, readable

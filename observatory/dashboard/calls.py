@@ -12,9 +12,9 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from billing.models import Price
-from billing.price_rows import spec_from_price
-from billing.pricing import PriceBreakdown, implausibility, price_call
-from billing.pricing_at_ingest import usage_of
+from billing.pricing.at_ingest import usage_of
+from billing.pricing.calls import PriceBreakdown, implausibility, price_call
+from billing.pricing.rows import spec_from_price
 from ingest.models import CallContent, CostStatus, LLMCall, TraceSpan
 from observatory.access import Scope
 from observatory.dashboard.filters import CallFilters, Period, decode_cursor, encode_cursor
@@ -171,7 +171,7 @@ def price_view(call: LLMCall) -> PriceView | None:
 
 
 def implausible_values(call: LLMCall, price: PriceView | None) -> str | None:
-    """What makes a call's values implausible, in words (as billing.pricing.implausibility decided at ingest)."""
+    """What makes a call's values implausible, in words (as billing.pricing.calls.implausibility decided at ingest)."""
     if call.cost_status != CostStatus.IMPLAUSIBLE:
         return None
     spec = spec_from_price(price.price) if price is not None else None

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from billing import services as billing_services
-from billing.alerting import channel_targets
+from billing.alerts.delivery import channel_targets
 from billing.models import Budget
 from observatory.access import (
     Viewer,

@@ -1,5 +1,8 @@
 """Wrapping of client methods and streams: each model call leaves a `Call` on the pipeline queue,
-while the app gets the client's own return value, exceptions and stream behaviour back."""
+while the app gets the client's own return value, exceptions and stream behaviour back.
+
+Why one module of ~400 lines: sync and async calls and streams are four faces of one wrapper; kept side by side,
+a change to one is seen next to the other three."""
 
 from __future__ import annotations
 

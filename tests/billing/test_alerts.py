@@ -23,9 +23,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from aiosmtpd.controller import Controller
 
-from billing.alerting import MAX_ATTEMPTS, deliver_due
-from billing.anomalies import evaluate_anomaly_rule, evaluate_latency_slo, robust_z
-from billing.budgets import evaluate_budget, send_budget_test_alert
+from billing.alerts.anomalies import evaluate_anomaly_rule, evaluate_latency_slo, robust_z
+from billing.alerts.budgets import evaluate_budget, send_budget_test_alert
+from billing.alerts.delivery import MAX_ATTEMPTS, deliver_due
 from billing.models import Alert, AnomalyRule, Budget, Delivery, LatencySlo
 from billing.rollups import rollup_pending
 from ingest.models import LLMCall

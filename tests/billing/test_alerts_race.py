@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.budgets import evaluate_budget, period_bounds
+from billing.alerts.budgets import evaluate_budget, period_bounds
 from billing.models import Alert, Delivery
 from observatory.celery import app
 from tests.billing.test_alerts import SECRET, add_spend, make_budget, receiver, signature_is_valid, smtp  # noqa: F401 (fixtures)

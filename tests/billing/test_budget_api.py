@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from billing.budgets import period_bounds
+from billing.alerts.budgets import period_bounds
 from billing.models import Alert, AnomalyRule, Budget
 from observatory.models import Membership, Organization, Product, Role, Team
 from observatory.services import create_api_key
@@ -219,7 +219,7 @@ def test_the_status_action_shows_spend_and_forecast(client, org, team):
 
 @pytest.mark.django_db
 def test_the_alerts_action_shows_each_delivery_and_its_attempts(client, org, team, receiver, smtp):
-    from billing.budgets import evaluate_budget
+    from billing.alerts.budgets import evaluate_budget
 
     budget = make_budget(org, receiver, team=team, forecast_alert=False, created_at=timezone.now())
     receiver.answers["/hook"] = [500]

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from billing.budgets import (
+from billing.alerts.budgets import (
     SpendScope,
     budget_status,
     evaluate_budget,

@@ -17,9 +17,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from billing.catalog import DEFAULT_CATALOG_PATH
 from billing.models import Price, PriceOverride, PriceSource
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
+from billing.pricing.catalog import DEFAULT_CATALOG_PATH
 from billing.services import bundled_catalog, catalog_status, seed_catalog
 from ingest.models import LLMCall
 from observatory.services import create_api_key

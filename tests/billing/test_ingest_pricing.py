@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from billing.catalog import parse_entry
 from billing.models import Price, PriceOverride
-from billing.pricing_at_ingest import catalog_cache, price_for_ingest
+from billing.pricing.at_ingest import catalog_cache, price_for_ingest
+from billing.pricing.catalog import parse_entry
 from billing.services import import_catalog, load_default_catalog
 from ingest.records import CallFields
 

@@ -4,8 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from billing.catalog import DEFAULT_CATALOG_PATH, PriceSpec, diff_catalogs, load_catalog, parse_catalog
-from billing.pricing import (
+from billing.pricing.calls import (
     CallUsage,
     PriceIndex,
     PriceOverride,
@@ -14,6 +13,7 @@ from billing.pricing import (
     price_call,
     resolve_price,
 )
+from billing.pricing.catalog import DEFAULT_CATALOG_PATH, PriceSpec, diff_catalogs, load_catalog, parse_catalog
 from ingest.model_names import normalize_model_name
 
 

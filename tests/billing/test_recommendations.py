@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from billing.models import Recommendation
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.recommendations import generate, route_for
 from billing.services import load_default_catalog
 from billing.tasks import generate_recommendations

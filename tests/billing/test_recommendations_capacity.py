@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.recommendations import generate
 from billing.recommendations.batch_api import batch_word
 from billing.services import load_default_catalog

@@ -7,10 +7,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.catalog import parse_entry
 from billing.models import PriceOverride
-from billing.pricing_at_ingest import catalog_cache
-from billing.repricing import RepriceResult, reprice
+from billing.pricing.at_ingest import catalog_cache
+from billing.pricing.catalog import parse_entry
+from billing.pricing.repricing import RepriceResult, reprice
 from billing.services import import_catalog, load_default_catalog
 from ingest.models import LLMCall
 from ingest.records import CallFields

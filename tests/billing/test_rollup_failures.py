@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
-from billing.budgets import SpendScope, budget_status, evaluate_budgets, hourly_spend, spend_between
+from billing.alerts.budgets import SpendScope, budget_status, evaluate_budgets, hourly_spend, spend_between
 from billing.models import Alert, Budget, HourlyRollup, RollupState
 from billing.rollups import rollup_pending
 from ingest.models import LLMCall

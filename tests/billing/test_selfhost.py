@@ -10,7 +10,7 @@ import pytest
 
 import billing.recommendations
 from billing.models import GpuPool
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.recommendations import DETECTORS, generate
 from billing.recommendations.selfhost import (
     DEFAULT_ASSUMPTIONS,

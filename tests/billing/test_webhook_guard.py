@@ -1,4 +1,4 @@
-"""The SSRF guard of alert webhooks (billing.webhook_guard): internal addresses are refused when a budget or
+"""The SSRF guard of alert webhooks (billing.alerts.webhook_guard): internal addresses are refused when a budget or
 rule is saved (form and REST API, with a message on the field) and again at delivery, after DNS resolution —
 the delivery then fails at once with the reason — unless OBSERVATORY_WEBHOOK_ALLOW_PRIVATE allows them.
 
@@ -14,11 +14,11 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 
-from billing.alerting import deliver_due
-from billing.budgets import evaluate_budget, send_budget_test_alert
+from billing.alerts.budgets import evaluate_budget, send_budget_test_alert
+from billing.alerts.delivery import deliver_due
+from billing.alerts.webhook_guard import UnsafeWebhookUrl, check_url, plan
 from billing.forms import AnomalyRuleForm, BudgetForm
 from billing.models import AnomalyRule, Budget, Delivery
-from billing.webhook_guard import UnsafeWebhookUrl, check_url, plan
 from observatory.models import Membership, Role
 from tests.billing.test_alerts import NOW, SECRET, add_spend, make_budget, receiver, signature_is_valid, smtp  # noqa: F401
 
@@ -238,7 +238,7 @@ def test_the_request_goes_to_the_address_that_was_checked(org, team, receiver, s
     """DNS rebinding: the name is resolved once, checked, and the connection is made to that very address,
     with the host name kept in the Host header. (127.0.0.1 passes as public here so that the local receiver
     can stand in for a public host.)"""
-    from billing import webhook_guard
+    from billing.alerts import webhook_guard
 
     settings.WEBHOOK_ALLOW_PRIVATE = False
     monkeypatch.setattr(webhook_guard, "non_public_kind", lambda ip: None)

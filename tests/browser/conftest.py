@@ -91,8 +91,8 @@ class Month:
 
 
 def _month_of_calls(organization, teams, products, prices) -> list:
-    from billing.price_rows import spec_from_price
-    from billing.pricing import CallUsage, price_call
+    from billing.pricing.calls import CallUsage, price_call
+    from billing.pricing.rows import spec_from_price
     from ingest.models import LLMCall
 
     rng = random.Random(5)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from billing.pricing_at_ingest import catalog_cache, cost_of
+from billing.pricing.at_ingest import catalog_cache, cost_of
 from billing.services import load_default_catalog
 from ingest.models import LLMCall
 from ingest.records import CallFields

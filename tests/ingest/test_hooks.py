@@ -7,8 +7,8 @@ import pytest
 
 from billing.attribution import attribution_rules
 from billing.models import AttributionRule
-from billing.pricing_at_ingest import catalog_cache, price_for_ingest
-from billing.repricing import reprice
+from billing.pricing.at_ingest import catalog_cache, price_for_ingest
+from billing.pricing.repricing import reprice
 from billing.services import load_default_catalog
 from ingest import hooks
 from ingest.attribution import rule_cache

@@ -15,8 +15,8 @@ import time
 import orjson
 import pytest
 
-from billing.catalog import load_catalog
-from billing.pricing import PriceIndex
+from billing.pricing.calls import PriceIndex
+from billing.pricing.catalog import load_catalog
 from ingest.mappers import select_calls
 from ingest.mappers.normalize.providers import provider_from_model, provider_name
 from ingest.otlp_decode import decode_traces

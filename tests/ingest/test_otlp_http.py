@@ -211,3 +211,20 @@ def test_a_span_over_a_day_long_is_stored_flagged_implausible_not_billed(post_ot
     assert post_otlp(body=request.SerializeToString()).status_code == 200
     call = LLMCall.objects.get()
     assert (call.duration_ms, call.cost_status, call.cost_usd) == (90_000_000.0, "implausible", None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("content_type", ["application/x-protobuf", "application/json"])
+def test_a_nul_character_in_one_span_costs_that_span_at_most(post_otlp, content_type):
+    spans = [CHAT] * 20 + [{**CHAT, "gen_ai.request.model": "gpt-4o-mini\x00", "llm.prompt.note": "a\x00b"}]
+    request = make_request(spans)
+    if content_type == "application/json":
+        from google.protobuf import json_format
+
+        body = json.dumps(json_format.MessageToDict(request)).encode()
+    else:
+        body = request.SerializeToString()
+    response = post_otlp(body=body, content_type=content_type)
+    assert response.status_code == 200
+    assert LLMCall.objects.count() == 21
+    assert sorted(set(LLMCall.objects.values_list("request_model", flat=True))) == ["gpt-4o-mini", "gpt-4o-mini\ufffd"]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from billing.pricing_at_ingest import IngestCost
+from billing.pricing.at_ingest import IngestCost
 from ingest.mappers import map_span
 from ingest.mappers.normalize.response_ids import provider_from_response_id, response_id_in
 from ingest.services import Attribution, call_row

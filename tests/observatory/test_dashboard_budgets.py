@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from django.utils import timezone
 
-from billing.budgets import period_bounds
+from billing.alerts.budgets import period_bounds
 from billing.models import Alert, Budget, Delivery
 from billing.rollups import rollup_pending
 from ingest.models import LLMCall

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Sum
 from django.utils import timezone
 
-from billing.budgets import budget_status, period_bounds
+from billing.alerts.budgets import budget_status, period_bounds
 from billing.models import Budget
 from billing.rollups import rollup_pending
 from ingest.models import LLMCall
@@ -51,7 +51,7 @@ def test_it_shows_the_whole_organizations_spend_to_an_admin(client, data):
 
 
 def test_a_fuzzed_call_is_counted_under_needs_attention_not_billed_and_explained(client, data):
-    from billing.pricing_at_ingest import catalog_cache
+    from billing.pricing.at_ingest import catalog_cache
     from observatory.services import create_api_key
 
     catalog_cache.refresh(force=True)

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import Recommendation
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.rollups import rollup_pending
 from billing.services import load_default_catalog
 from ingest.models import LLMCall

@@ -21,8 +21,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from billing.models import AttributionRule, GpuCostHour, GpuPool, Price
-from billing.price_rows import spec_from_price
-from billing.pricing import CallUsage, price_call
+from billing.pricing.calls import CallUsage, price_call
+from billing.pricing.rows import spec_from_price
 from billing.queries import total
 from billing.rollups import rollup_pending
 from ingest.models import CallContent, LLMCall, TraceSpan

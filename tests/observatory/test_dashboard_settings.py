@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.budgets import evaluate_budgets
+from billing.alerts.budgets import evaluate_budgets
 from billing.models import Budget
 from billing.rollups import rollup_pending
 from observatory.dashboard.tenancy import NEW_KEY_SESSION_KEY

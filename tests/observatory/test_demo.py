@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_the_demo_fills_the_app_through_the_otlp_endpoint(live_server):
     from billing.models import Budget
-    from billing.pricing_at_ingest import catalog_cache
+    from billing.pricing.at_ingest import catalog_cache
     from billing.recommendations import generate
     from billing.services import load_default_catalog
     from ingest.models import LLMCall

@@ -23,7 +23,7 @@ def test_readyz_is_ok_with_database_and_broker(client):
 def test_readyz_stays_ready_and_counts_the_background_jobs_that_fail(client, org):
     from datetime import UTC, datetime
 
-    from billing.budgets import evaluate_budgets
+    from billing.alerts.budgets import evaluate_budgets
     from billing.rollups import rollup_pending
     from tests.billing.test_alerts import add_spend, make_budget
 

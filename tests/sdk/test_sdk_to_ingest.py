@@ -8,7 +8,7 @@ import observatory_sdk
 import openai
 import pytest
 
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.services import load_default_catalog
 from ingest.models import LLMCall
 from observatory.services import create_api_key, forget_cached_keys

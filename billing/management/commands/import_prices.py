@@ -7,7 +7,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
-from billing.catalog import parse_catalog
+from billing.pricing.catalog import parse_catalog
 from billing.services import import_catalog
 
 

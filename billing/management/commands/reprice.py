@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from billing.repricing import day_windows, reprice
+from billing.pricing.repricing import day_windows, reprice
 from observatory.models import Organization
 
 

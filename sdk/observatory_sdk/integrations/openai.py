@@ -1,5 +1,8 @@
 """OpenAI integration: chat.completions.create, responses.create and embeddings.create on
-`OpenAI` / `AsyncOpenAI` clients (and the stream helpers that call them), streaming included."""
+`OpenAI` / `AsyncOpenAI` clients (and the stream helpers that call them), streaming included.
+
+Why one module of ~420 lines: it is the whole of what the SDK knows about one provider's client (its request
+options, response and chunk shapes, usage on streams), as sentry-python keeps one module per integration."""
 
 from __future__ import annotations
 

@@ -16,11 +16,11 @@ from fnmatch import fnmatchcase
 
 from django.db.models import Max
 
-from billing.catalog import PriceSpec
 from billing.models import Price, PriceOverride
-from billing.price_rows import spec_from_price
-from billing.pricing import TOTAL_QUANTUM, CallUsage, PriceIndex, apply_override, implausibility, price_call
-from billing.pricing import PriceOverride as OverrideTerms
+from billing.pricing.calls import TOTAL_QUANTUM, CallUsage, PriceIndex, apply_override, implausibility, price_call
+from billing.pricing.calls import PriceOverride as OverrideTerms
+from billing.pricing.catalog import PriceSpec
+from billing.pricing.rows import spec_from_price
 from ingest.models import CostStatus
 from ingest.records import CallFields, IngestCost
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from billing.catalog import PriceSpec, PriceTier, PriceVariant, TokenPrices
 from billing.models import Price
+from billing.pricing.catalog import PriceSpec, PriceTier, PriceVariant, TokenPrices
 
 SCALAR_FIELDS = ("input", "output", "cached_input_read", "cache_write", "cache_write_1h", "reasoning")
 LIMIT_FIELDS = ("max_input_tokens", "max_output_tokens")

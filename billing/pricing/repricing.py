@@ -14,7 +14,7 @@ from fnmatch import fnmatchcase
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from billing.pricing_at_ingest import catalog_cache, cost_of
+from billing.pricing.at_ingest import catalog_cache, cost_of
 from ingest.models import LLMCall
 
 COST_FIELDS = ("cost_usd", "cost_status", "price_id", "cost_avoided_usd")

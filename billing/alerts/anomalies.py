@@ -13,7 +13,7 @@ Latency SLO (LatencySlo): the chosen quantile (p99) of call latency of a product
 last `window_hours` complete hours plus the current one, from the rollups' histograms
 (billing.queries.percentiles); a breach is a value above `limit_ms` over at least `min_calls` calls.
 
-Both raise one alert per (rule, hour, subject) through billing.alerting; a condition that continues from
+Both raise one alert per (rule, hour, subject) through billing.alerts.delivery; a condition that continues from
 the previous hour is recorded but not sent again, so a bad afternoon pages once, not every hour.
 """
 
@@ -33,8 +33,8 @@ from django.db.models import Min, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from billing.alerting import deliver_alerts, record_alerts, send_test_alert
-from billing.budgets import HOUR, WEEK, SpendScope, floor_hour, in_hours, money, record_evaluation
+from billing.alerts.budgets import HOUR, WEEK, SpendScope, floor_hour, in_hours, money, record_evaluation
+from billing.alerts.delivery import deliver_alerts, record_alerts, send_test_alert
 from billing.models import Alert, AnomalyRule, HourlyRollup, LatencySlo
 from billing.queries import percentiles
 from billing.rollups import RollupProgress, rollup_progress, unrolled_hours

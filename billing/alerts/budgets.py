@@ -25,8 +25,11 @@ Forecast of the period's spend (`forecast_period_spend`):
   hourly rate is the average over the last 24 hours (from the first spend in them, at least an hour):
   forecast = spend so far + hours left × that rate.
 
-Each alert is raised once per (budget, period start, kind, threshold) — see billing.alerting — and a new
+Each alert is raised once per (budget, period start, kind, threshold) — see billing.alerts.delivery — and a new
 period is a new key, so budgets reset by construction: nothing has to be cleared when a month ends.
+
+Why one module of ~480 lines: the period bounds, the spend-to-date read and the forecast share the same
+time-zone-aware hour arithmetic, and the evaluation is what ties them together; apart, each would be half a formula.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from billing.alerting import deliver_alerts, record_alerts, send_test_alert
+from billing.alerts.delivery import deliver_alerts, record_alerts, send_test_alert
 from billing.models import Alert, AnomalyRule, Budget, HourlyRollup, LatencySlo
 from billing.queries import rollup_pieces
 from billing.rollups import RollupProgress, hour_ranges, rollup_progress, unrolled_hours

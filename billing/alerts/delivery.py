@@ -7,7 +7,7 @@ claims its Delivery row with `SELECT … FOR UPDATE SKIP LOCKED` and keeps the l
 written, so concurrent workers, re-queued tasks and the retry job never send one delivery twice.
 A failed send is retried with exponential backoff (attempts and the last error are kept on the row);
 a delivery still pending when its alert's `deliver_until` has passed is skipped, never sent late.
-Slack and webhook URLs go through billing.webhook_guard: a URL that points at an internal address (checked again
+Slack and webhook URLs go through billing.alerts.webhook_guard: a URL that points at an internal address (checked again
 after DNS resolution, at each send) fails at once with the reason, without retries.
 A crash in the middle of a send (after the receiver got it, before the commit) can repeat that one send:
 delivery is exactly once under concurrency and retries, at-least-once across a killed process.
@@ -30,9 +30,9 @@ from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing import webhook_guard
+from billing.alerts import webhook_guard
+from billing.alerts.webhook_guard import UnsafeWebhookUrl
 from billing.models import Alert, AlertChannels, Delivery
-from billing.webhook_guard import UnsafeWebhookUrl
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from billing.catalog import TOKEN_CLASSES, VARIANTS, PriceSpec, PriceTier, TokenPrices, normalize_provider
+from billing.pricing.catalog import TOKEN_CLASSES, VARIANTS, PriceSpec, PriceTier, TokenPrices, normalize_provider
 from ingest.model_names import BEDROCK_VENDOR, normalize_model_name, unique_names
 
 TOTAL_QUANTUM = Decimal("1E-10")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-DEFAULT_CATALOG_PATH = Path(__file__).resolve().parent / "data" / "model_prices.json"
+DEFAULT_CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "model_prices.json"
 
 TOKEN_CLASSES = ("input", "cached_input_read", "cache_write", "cache_write_1h", "output")
 VARIANTS = ("batch", "flex", "priority")
@@ -102,7 +102,7 @@ class PriceSpec:
     catalog key itself, also an alias. Missing cache prices fall back to the input price when a
     call is priced; `reasoning` is None when reasoning tokens cost the same as output tokens.
     `max_input_tokens` (the context window) and `max_output_tokens` are the catalog's limits, None when
-    it states none; a call reporting more is implausible (see billing.pricing.implausibility).
+    it states none; a call reporting more is implausible (see billing.pricing.calls.implausibility).
     """
 
     key: str

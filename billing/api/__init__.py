@@ -1,0 +1,1 @@
+"""The billing REST API, one module per resource family (routes in billing/urls.py)."""

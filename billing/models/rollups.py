@@ -1,0 +1,214 @@
+"""Hourly and daily rollups of the calls (with latency histograms per model and product) that the pages read."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class RollupDims(models.Model):
+    """The grouping every rollup row shares: organization, team, product, provider, model, environment, feature."""
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey("observatory.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    product = models.ForeignKey("observatory.Product", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    provider = models.TextField(blank=True, default="")
+    model = models.TextField(blank=True, default="")
+    environment = models.TextField(blank=True, default="")
+    feature = models.TextField(blank=True, default="")
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    streaming_calls = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0, help_text="Calls of a model with no price (unknown_model).")
+    implausible_calls = models.BigIntegerField(default=0, help_text="Calls with values that cannot be real, not billed.")
+    usage_missing_calls = models.BigIntegerField(default=0, help_text="Successful calls that reported no tokens.")
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    error_cost_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    cache_read_savings_usd = models.DecimalField(
+        max_digits=24, decimal_places=10, default=0,
+        help_text="What cached input would have cost at the input price, minus what it cost.",
+    )
+    app_cache_hits = models.BigIntegerField(default=0)
+    cost_avoided_usd = models.DecimalField(max_digits=24, decimal_places=10, default=0)
+    latency_sum_ms = models.FloatField(default=0)
+    latency_buckets = models.JSONField(default=dict, help_text="Log bucket index (ratio 1.05) → calls.")
+    ttft_calls = models.BigIntegerField(default=0)
+    ttft_sum_ms = models.FloatField(default=0)
+    ttft_buckets = models.JSONField(default=dict)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyRollup(RollupDims):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "hour", "team", "product", "provider", "model", "environment", "feature"],
+                name="hourlyrollup_unique_group", nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "hour"], name="hourlyrollup_org_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.model} ({self.calls} calls)"
+
+
+class DailyRollup(RollupDims):
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "team", "product", "provider", "model", "environment", "feature"],
+                name="dailyrollup_unique_group", nulls_distinct=False,
+            )
+        ]
+        indexes = [models.Index(fields=["organization", "day"], name="dailyrollup_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model} ({self.calls} calls)"
+
+
+class RollupState(models.Model):
+    """How far the rollup job has read one organization's calls (by ingestion time), so reruns are incremental, and
+    what failed: an organization whose run failed keeps its watermark (`last_error`, `failing_since`); an hour whose
+    rollup failed is kept in `failed_hours` and retried every run. Both show on the settings page and in /readyz;
+    budgets read such hours from the raw calls meanwhile (billing.rollups.unrolled_hours)."""
+
+    name = models.CharField(max_length=32)
+    organization = models.ForeignKey("observatory.Organization", null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="+")
+    watermark = models.DateTimeField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    failed_hours = models.JSONField(default=dict, blank=True, help_text="UTC hour (ISO) → why its rollup failed.")
+    last_error = models.TextField(blank=True, default="", help_text="Why the organization's last run failed.")
+    failing_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["name", "organization"], name="rollupstate_unique", nulls_distinct=False),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} #{self.organization_id} @ {self.watermark:%Y-%m-%d %H:%M:%S}"
+
+
+class LatencyHistograms(models.Model):
+    """Latency and TTFT histograms of one organization's calls per period and some grouping, merged by the
+    rollup job from the rollups' own so that org-wide percentile queries read a few rows per period."""
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    calls = models.BigIntegerField(default=0)
+    latency_buckets = models.JSONField(default=dict)
+    ttft_buckets = models.JSONField(default=dict)
+
+    class Meta:
+        abstract = True
+
+
+class ModelLatency(LatencyHistograms):
+    """Per model: org-wide percentile queries read these instead of every team/product/feature group."""
+
+    provider = models.TextField(blank=True, default="")
+    model = models.TextField(blank=True, default="")
+
+    class Meta:
+        abstract = True
+
+
+class DailyModelLatency(ModelLatency):
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day", "provider", "model"], name="dailymodellatency_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model}"
+
+
+class HourlyModelLatency(ModelLatency):
+    """Per hour: the partial days at the ends of a range."""
+
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "hour", "provider", "model"], name="hourlymodellatency_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.model}"
+
+
+class ProductLatency(LatencyHistograms):
+    """Per product (empty: calls with no product): the latency page's per-product percentiles read these."""
+
+    product = models.ForeignKey("observatory.Product", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        abstract = True
+
+
+class DailyProductLatency(ProductLatency):
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day", "product"], name="dailyproductlatency_unique",
+                                    nulls_distinct=False)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} product {self.product_id or '-'}"
+
+
+class HourlyProductLatency(ProductLatency):
+    hour = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "hour", "product"], name="hourlyproductlatency_unique",
+                                    nulls_distinct=False)
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 product {self.product_id or '-'}"
+
+
+class HourlySlowCall(models.Model):
+    """The SLOWEST_PER_GROUP slowest calls of each hour × team × product, kept by the rollup job so the slowest calls
+    of any range and scope are read from a small table: the top N of a range is within the union of its groups'
+    top N. Rows point at the call by its unique key; a call since dropped by retention is skipped when read."""
+
+    SLOWEST_PER_GROUP = 10
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    team = models.ForeignKey("observatory.Team", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    product = models.ForeignKey("observatory.Product", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    trace_id = models.CharField(max_length=32)
+    span_id = models.CharField(max_length=16)
+    start_time = models.DateTimeField()
+    duration_ms = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organization", "hour"], name="hourlyslowcall_org_hour"),
+            models.Index(fields=["organization", "-duration_ms"], name="hourlyslowcall_org_duration"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 {self.duration_ms:.0f} ms"
+
+
+# Budgets and alerts ------------------------------------------------------------------------------------------------
