@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from billing.pricing_at_ingest import catalog_cache
+from billing.pricing.at_ingest import catalog_cache
 from billing.rollups import rollup_pending
 from ingest.models import CallContent, LLMCall, TraceSpan
 from tests.ingest.test_captures import CAPTURES, TOKENS, _expected_cost
