@@ -23,9 +23,11 @@ class BillingConfig(AppConfig):
 def seed_price_catalog(sender, using: str = "default", apps=None, **_kwargs) -> None:
     from billing.services import seed_catalog
 
-    try:
+    try:  # migrate passes its migration state; flush (tests, `manage.py flush`) passes none: the models as they are
         price_model = apps.get_model("billing", "Price") if apps is not None else None
     except LookupError:  # billing migrated back to zero
         return
-    if price_model is not None:
+    if price_model is None:
+        seed_catalog(using=using)
+    else:
         seed_catalog(price_model, using=using)

@@ -136,3 +136,9 @@ def test_the_start_up_line_and_the_readme_state_the_same_catalog_figure():
     readme = README.read_text()
     assert re.search(r"catalog of 3,728 models", readme)
     assert "4,500" not in readme
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_catalog_is_in_force_again_after_a_flush():
+    call_command("flush", interactive=False, verbosity=0)
+    assert Price.objects.filter(provider="openai", key="gpt-4o-mini", effective_to=None).exists()

@@ -151,7 +151,7 @@ def month(transactional_db) -> Month:
         model: (Decimal(i) / million, Decimal(c) / million, Decimal(o) / million) for model, (i, c, o) in PRICES.items()}
     calls = _month_of_calls(organization, teams, products, prices)
     LLMCall.objects.bulk_create(calls)
-    traced = max((c for c in calls if c.model.startswith("claude") and c.status == "ok"), key=lambda c: c.start_time)
+    traced = max((c for c in calls if c.request_model.startswith("claude") and c.status == "ok"), key=lambda c: c.start_time)
     root = "f" * 16
     LLMCall.objects.filter(span_id=traced.span_id).update(parent_span_id=root)
     TraceSpan.objects.bulk_create([
