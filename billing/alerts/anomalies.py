@@ -28,12 +28,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.db.models import Min, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from billing.alerts.budgets import HOUR, WEEK, SpendScope, floor_hour, in_hours, money, record_evaluation
+from billing.alerts.budgets import HOUR, WEEK, SpendScope, evaluated, floor_hour, in_hours, money, tally
 from billing.alerts.delivery import deliver_alerts, record_alerts, send_test_alert
 from billing.models import Alert, AnomalyRule, HourlyRollup, LatencySlo
 from billing.queries import percentiles
@@ -222,26 +221,9 @@ def evaluate_rules(now: datetime | None = None) -> dict:
         counts["rules"] += 1
         if rule.organization_id not in first_hours:
             first_hours[rule.organization_id] = first_rolled_hour(rule.organization_id)
-        try:
-            counts["alerts"] += len(evaluate_anomaly_rule(rule, now, first_hours[rule.organization_id]))
-        except Exception as error:  # logged with its traceback, shown on the rule; the next run tries again
-            if isinstance(error, OperationalError | InterfaceError):
-                raise  # the database is gone: no rule is to blame
-            log.exception("evaluating anomaly rule %s failed", rule.pk)
-            record_evaluation(rule, now, error)
-            counts["errors"] += 1
-        else:
-            record_evaluation(rule, now)
+        first = first_hours[rule.organization_id]
+        tally(counts, evaluated(rule, now, lambda rule=rule, first=first: evaluate_anomaly_rule(rule, now, first)))
     for slo in LatencySlo.objects.filter(is_active=True).select_related("product"):
         counts["rules"] += 1
-        try:
-            counts["alerts"] += len(evaluate_latency_slo(slo, now))
-        except Exception as error:  # as above
-            if isinstance(error, OperationalError | InterfaceError):
-                raise
-            log.exception("evaluating latency SLO %s failed", slo.pk)
-            record_evaluation(slo, now, error)
-            counts["errors"] += 1
-        else:
-            record_evaluation(slo, now)
+        tally(counts, evaluated(slo, now, lambda slo=slo: evaluate_latency_slo(slo, now)))
     return counts

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -440,17 +440,31 @@ def evaluate_budgets(now: datetime | None = None) -> dict:
     counts = {"budgets": 0, "alerts": 0, "errors": 0}
     for budget in budgets:
         counts["budgets"] += 1
-        try:
-            counts["alerts"] += len(evaluate_budget(budget, now))
-        except Exception as error:  # logged with its traceback, shown on the budget; the next minute tries again
-            if isinstance(error, OperationalError | InterfaceError):
-                raise  # the database is gone: no budget is to blame
-            log.exception("evaluating budget %s failed", budget.pk)
-            record_evaluation(budget, now, error)
-            counts["errors"] += 1
-        else:
-            record_evaluation(budget, now)
+        tally(counts, evaluated(budget, now, lambda budget=budget: evaluate_budget(budget, now)))
     return counts
+
+
+def evaluated(source: Budget | AnomalyRule | LatencySlo, now: datetime, evaluate: Callable[[], list]) -> int | None:
+    """Run one budget's or rule's evaluation: the number of alerts it raised, or None when it failed — logged with
+    its traceback and recorded on it (shown until it works again); the next run tries again. A database outage is
+    no source's fault: it propagates."""
+    try:
+        alerts = evaluate()
+    except Exception as error:
+        if isinstance(error, OperationalError | InterfaceError):
+            raise
+        log.exception("evaluating %s %s failed", source._meta.verbose_name, source.pk)
+        record_evaluation(source, now, error)
+        return None
+    record_evaluation(source, now)
+    return len(alerts)
+
+
+def tally(counts: dict, alerts: int | None) -> None:
+    if alerts is None:
+        counts["errors"] += 1
+    else:
+        counts["alerts"] += alerts
 
 
 def record_evaluation(source: Budget | AnomalyRule | LatencySlo, now: datetime, error: Exception | None = None) -> None:
