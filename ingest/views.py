@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from ingest import otlp_decode
+from ingest import otlp_decode, rate_limit
 from ingest.http import RequestRejected, export_response, read_otlp_body, response_content_type, status_response
 from ingest.services import ingest_log_records, ingest_metric_points, ingest_spans
 from observatory.api_auth import key_from_headers
@@ -37,6 +37,7 @@ def _handle(request: HttpRequest, work) -> HttpResponse:
         api_key = authenticate_key_cached(plaintext)
         if api_key is None:
             raise RequestRejected(401, "invalid or revoked API key")
+        _within_rate(api_key, 0)
         otlp = read_otlp_body(request)
         return work(api_key, otlp, content_type)
     except RequestRejected as exc:
@@ -54,20 +55,31 @@ def _handle(request: HttpRequest, work) -> HttpResponse:
         return status_response(content_type, 503, "the data could not be stored right now; retry later", retry_after=30)
 
 
+def _within_rate(api_key, records: int) -> None:
+    """Charge the key's rate limit for `records` records (0: only check it is not exhausted); 429 when over."""
+    wait = rate_limit.admit(api_key, records)
+    if wait is not None:
+        log.info("ingest rate limit: key %s refused for %s s", api_key.prefix, wait)
+        raise RequestRejected(429, f"this API key is over its ingest rate limit; retry in {wait} s", retry_after=wait)
+
+
 def _traces(api_key, otlp, content_type) -> HttpResponse:
     decoded = otlp_decode.decode_traces(otlp.body, otlp.content_type)
+    _within_rate(api_key, len(decoded.spans))
     outcome = ingest_spans(api_key, decoded.spans, decoded.rejected, decoded.errors)
     return export_response(content_type, ExportTraceServiceResponse(), "rejected_spans", outcome.rejected, outcome.message)
 
 
 def _metrics(api_key, otlp, content_type) -> HttpResponse:
     decoded = otlp_decode.decode_metrics(otlp.body, otlp.content_type)
+    _within_rate(api_key, len(decoded.points))
     rejected, message = ingest_metric_points(api_key, decoded)
     return export_response(content_type, ExportMetricsServiceResponse(), "rejected_data_points", rejected, message)
 
 
 def _logs(api_key, otlp, content_type) -> HttpResponse:
     decoded = otlp_decode.decode_logs(otlp.body, otlp.content_type)
+    _within_rate(api_key, len(decoded.records))
     rejected, message = ingest_log_records(api_key, decoded)
     return export_response(content_type, ExportLogsServiceResponse(), "rejected_log_records", rejected, message)
 

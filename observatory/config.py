@@ -44,6 +44,14 @@ class Config:
     ingest_max_body_bytes: int
     ingest_max_decompressed_bytes: int
     webhook_allow_private: bool = False
+    ssl_redirect: bool = False
+    hsts_seconds: int = 0
+    trusted_proxy_hops: int = 0
+    login_failure_limit: int = 10
+    login_lockout_minutes: int = 15
+    ingest_rate_per_key: int = 50_000
+    ingest_burst_per_key: int = 250_000
+    spool_max_bytes: int = 1024**3
     extra: dict = field(default_factory=dict)
 
 
@@ -133,7 +141,7 @@ def embedded_socket_dir(pgdata: Path) -> str:
 def load_config(env: dict[str, str] | None = None) -> Config:
     env = dict(os.environ if env is None else env)
     production = env.get("DJANGO_ENV", env.get("OBSERVATORY_ENV", "")).strip().lower() in {"production", "prod"}
-    debug = _bool(env, "DEBUG", not production)
+    debug = _bool(env, "DEBUG", False)  # `observatory up` and every deploy path run without it; runserver users opt in
     secret_key = env.get("SECRET_KEY", "") or DEFAULT_SECRET_KEY
     if production and secret_key == DEFAULT_SECRET_KEY:
         raise ConfigError("SECRET_KEY must be set in production (DJANGO_ENV=production): use a long random value.")
@@ -201,4 +209,12 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         ingest_max_body_bytes=_int(env, "OBSERVATORY_INGEST_MAX_BODY_BYTES", 16 * 1024 * 1024, minimum=1024),
         ingest_max_decompressed_bytes=_int(env, "OBSERVATORY_INGEST_MAX_DECOMPRESSED_BYTES", 64 * 1024 * 1024, minimum=1024),
         webhook_allow_private=_bool(env, "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE", False),
+        ssl_redirect=_bool(env, "OBSERVATORY_SSL_REDIRECT", production),
+        hsts_seconds=_int(env, "OBSERVATORY_HSTS_SECONDS", 31_536_000 if production else 0),
+        trusted_proxy_hops=_int(env, "OBSERVATORY_TRUSTED_PROXY_HOPS", 0),
+        login_failure_limit=_int(env, "OBSERVATORY_LOGIN_FAILURE_LIMIT", 10, minimum=1),
+        login_lockout_minutes=_int(env, "OBSERVATORY_LOGIN_LOCKOUT_MINUTES", 15, minimum=1),
+        ingest_rate_per_key=_int(env, "OBSERVATORY_INGEST_RATE_PER_KEY", 50_000),
+        ingest_burst_per_key=_int(env, "OBSERVATORY_INGEST_BURST_PER_KEY", 250_000),
+        spool_max_bytes=_int(env, "OBSERVATORY_SPOOL_MAX_BYTES", 1024**3, minimum=1024 * 1024),
     )

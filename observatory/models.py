@@ -93,6 +93,10 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    ingest_rate_limit = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Records (spans, log records, metric points) per second this key may send; empty: the server default.",
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,5 +1,6 @@
 """Django settings, all read from the environment through observatory.config (see README, Configuration)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from celery.schedules import crontab
@@ -27,6 +28,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_htmx",
     "django_celery_beat",
+    "axes",
     "observatory",
     "ingest",
     "billing",
@@ -42,6 +44,11 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into our lockout page
+]
+AUTHENTICATION_BACKENDS = [
+    "observatory.login_throttle.LoginThrottleBackend",  # first: refuses locked-out accounts and addresses
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "observatory.urls"
@@ -94,11 +101,32 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 if CONFIG.production:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # the TLS proxy says the request was https
+SECURE_SSL_REDIRECT = CONFIG.ssl_redirect
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancer probes speak plain HTTP
+SECURE_HSTS_SECONDS = CONFIG.hsts_seconds
+SECURE_HSTS_INCLUDE_SUBDOMAINS = False
+SECURE_REFERRER_POLICY = "same-origin"
+
+# Login throttling (django-axes): an account, and separately an address, is locked for
+# OBSERVATORY_LOGIN_LOCKOUT_MINUTES after OBSERVATORY_LOGIN_FAILURE_LIMIT wrong passwords.
+AXES_FAILURE_LIMIT = CONFIG.login_failure_limit
+AXES_COOLOFF_TIME = timedelta(minutes=CONFIG.login_lockout_minutes)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "observatory.login_throttle.locked_out"
+AXES_CLIENT_IP_CALLABLE = "observatory.login_throttle.client_address"
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HTTP_RESPONSE_CODE = 429
+TRUSTED_PROXY_HOPS = CONFIG.trusted_proxy_hops
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG.ingest_max_body_bytes
 INGEST_MAX_BODY_BYTES = CONFIG.ingest_max_body_bytes
 INGEST_MAX_DECOMPRESSED_BYTES = CONFIG.ingest_max_decompressed_bytes
+INGEST_RATE_PER_KEY = CONFIG.ingest_rate_per_key  # records per second per API key (0: no limit)
+INGEST_BURST_PER_KEY = CONFIG.ingest_burst_per_key
+SPOOL_MAX_BYTES = CONFIG.spool_max_bytes  # exports kept on local disk while the database is away (ingest.spool)
+SPOOL_DRAIN_IN_BACKGROUND = True
 RETENTION_DAYS = CONFIG.retention_days
 PARTITION_DAYS_AHEAD = 7
 
@@ -161,5 +189,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

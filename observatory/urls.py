@@ -46,3 +46,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("billing.urls")),
 ]
+
+handler500 = "observatory.errors.server_error"

@@ -10,7 +10,9 @@ a delivery still pending when its alert's `deliver_until` has passed is skipped,
 Slack and webhook URLs go through billing.alerts.webhook_guard: a URL that points at an internal address (checked again
 after DNS resolution, at each send) fails at once with the reason, without retries.
 A crash in the middle of a send (after the receiver got it, before the commit) can repeat that one send:
-delivery is exactly once under concurrency and retries, at-least-once across a killed process.
+delivery is exactly once under concurrency and retries, at-least-once across a killed process. So that receivers
+can drop such a repeat, every webhook carries a delivery id that stays the same across retries and repeats
+(the `X-Observatory-Delivery` header and `delivery_id` in the body; an email's Message-ID is made from it).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import hmac
 import json
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +45,7 @@ LONGEST_RETRY = timedelta(hours=1)
 SEND_TIMEOUT_SECONDS = 10
 SIGNATURE_HEADER = "X-Observatory-Signature"
 TIMESTAMP_HEADER = "X-Observatory-Timestamp"
+DELIVERY_HEADER = "X-Observatory-Delivery"
 TEST_MARK = "[TEST] "
 
 
@@ -162,7 +166,7 @@ def attempt_delivery(delivery_id: int, now: datetime | None = None) -> str | Non
             return delivery.status
         delivery.attempts += 1
         try:
-            send(delivery.channel, delivery.target, alert, alert.source, now)
+            send(delivery.channel, delivery.target, alert, alert.source, now, delivery_id=delivery_key(delivery.pk))
         except UnsafeWebhookUrl as exc:  # retrying cannot help: the URL must change (or the operator allow it)
             log.warning("alert %s: %s delivery refused: %s", alert.pk, delivery.channel, exc)
             delivery.last_error = failure_text(exc)[:2000]
@@ -182,16 +186,26 @@ def attempt_delivery(delivery_id: int, now: datetime | None = None) -> str | Non
         return delivery.status
 
 
-def send(channel: str, target: str, alert: Alert, source: AlertChannels, now: datetime, test: bool = False) -> None:
-    """Send one alert on one channel; raises when the channel did not accept it."""
+def delivery_key(delivery_pk: int) -> str:
+    """The stable id of one delivery (one alert on one channel): the same on every attempt and repeat, distinct
+    across Observatory installations (it is derived from SITE_URL)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{settings.SITE_URL}/alert-deliveries/{delivery_pk}"))
+
+
+def send(channel: str, target: str, alert: Alert, source: AlertChannels, now: datetime, test: bool = False,
+         delivery_id: str | None = None) -> None:
+    """Send one alert on one channel; raises when the channel did not accept it. `delivery_id` is the stable id
+    receivers de-duplicate on (a fresh one for a test alert, which is never recorded)."""
+    delivery_id = delivery_id or f"test-{uuid.uuid4()}"
     if channel == Delivery.Channel.EMAIL:
-        send_email([address.strip() for address in target.split(",") if address.strip()], alert, test)
+        send_email([address.strip() for address in target.split(",") if address.strip()], alert, test, delivery_id)
     elif channel == Delivery.Channel.SLACK:
         _post(target, json.dumps(slack_payload(alert, test)).encode(), {"Content-Type": "application/json"})
     elif channel == Delivery.Channel.WEBHOOK:
-        body = json.dumps(webhook_payload(alert, test), sort_keys=True, separators=(",", ":")).encode()
+        payload = {**webhook_payload(alert, test), "delivery_id": delivery_id}
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         timestamp = str(int(now.timestamp()))
-        _post(target, body, {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp,
+        _post(target, body, {"Content-Type": "application/json", TIMESTAMP_HEADER: timestamp, DELIVERY_HEADER: delivery_id,
                              SIGNATURE_HEADER: signature(source.webhook_secret, timestamp, body)})
     else:
         raise ValueError(f"unknown channel {channel!r}")
@@ -241,7 +255,7 @@ def _fields(alert: Alert) -> list[tuple[str, str]]:
     return [(label, value) for label, value in alert.details.get("fields", [])]
 
 
-def send_email(recipients: list[str], alert: Alert, test: bool = False) -> None:
+def send_email(recipients: list[str], alert: Alert, test: bool = False, delivery_id: str | None = None) -> None:
     lines = []
     if test:
         lines += ["This is a test alert from Observatory: nothing was crossed, the figures are the current ones.", ""]
@@ -253,6 +267,7 @@ def send_email(recipients: list[str], alert: Alert, test: bool = False) -> None:
         subject=f"[Observatory] {_title(alert, test)}", body="\n".join(lines) + "\n",
         from_email=settings.DEFAULT_FROM_EMAIL, to=recipients,
         connection=get_connection(timeout=SEND_TIMEOUT_SECONDS),
+        headers={"Message-ID": f"<{delivery_id}@observatory>"} if delivery_id else None,
     )
     message.send(fail_silently=False)
 

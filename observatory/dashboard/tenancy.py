@@ -1,20 +1,19 @@
 """Settings reads and the key form: teams, members and roles, API keys and attribution rules the viewer may see,
-the background jobs that are failing, and a new key's plaintext kept in the session from the POST that created it
-to the page that shows it once."""
+the background jobs that are failing, and the one-time token that keeps a re-sent key form from creating a second
+key."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django import forms
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from billing.models import AnomalyRule, AttributionRule, Budget, LatencySlo, RollupState
-from observatory.access import Viewer, visible_keys, visible_products
+from observatory.access import Viewer, visible_products
 from observatory.models import Membership, Product, Team
-from observatory.services import NewApiKey
 
 
 def teams_with_counts(viewer: Viewer) -> QuerySet[Team]:
@@ -72,10 +71,13 @@ class NewKeyForm(forms.Form):
 
     name = forms.CharField(max_length=200)
     team = forms.ChoiceField(required=False)
+    once = forms.CharField(required=False, widget=forms.HiddenInput)  # the form's one-time token
     product = forms.ChoiceField(required=False)
 
     def __init__(self, viewer: Viewer, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["once"] = new_form_token()
         self.viewer = viewer
         teams = [(team.slug, team.name) for team in viewer.manageable_teams]
         self.fields["team"].choices = ([("", "No team — whole organization")] if viewer.is_admin else []) + teams
@@ -92,32 +94,28 @@ class NewKeyForm(forms.Form):
         return self.products.get(slug) if slug else None
 
 
-# A new key's plaintext between the POST that created it and the settings page that shows it (post/redirect/get)
+# Creating a key answers the POST with the page that shows its plaintext, once; nothing of it is kept server side.
+# The form carries a one-time token so that re-sending the POST (reload, back button) creates no second key: only
+# used tokens are remembered in the session (never the key).
 
-NEW_KEY_SESSION_KEY = "observatory:new-api-key"
-NEW_KEY_KEPT_FOR = timedelta(minutes=10)
-
-
-def remember_new_key(session, new_key: NewApiKey, organization_id: int) -> None:
-    """Keep the plaintext in the session until the next settings page of that organization shows it."""
-    session[NEW_KEY_SESSION_KEY] = {"key_id": new_key.api_key.pk, "organization_id": organization_id,
-                                    "plaintext": new_key.plaintext, "created": timezone.now().timestamp()}
+USED_FORM_TOKENS = "observatory:used-key-form-tokens"
+KEPT_FORM_TOKENS = 50
 
 
-def pop_new_key(session, viewer: Viewer) -> NewApiKey | None:
-    """The key remembered for this organization, taken out of the session: shown once. A key remembered for
-    another organization stays for that organization's page; one older than NEW_KEY_KEPT_FOR is dropped unseen."""
-    stored = session.get(NEW_KEY_SESSION_KEY)
-    if not isinstance(stored, dict):
-        return None
-    stale = timezone.now().timestamp() - stored.get("created", 0) > NEW_KEY_KEPT_FOR.total_seconds()
-    if stored.get("organization_id") != viewer.organization.id and not stale:
-        return None
-    del session[NEW_KEY_SESSION_KEY]
-    if stale:
-        return None
-    api_key = visible_keys(viewer).filter(pk=stored.get("key_id")).first()
-    return NewApiKey(api_key=api_key, plaintext=stored["plaintext"]) if api_key is not None else None
+def new_form_token() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def claim_form_token(session, token: str) -> bool:
+    """True the first time `token` is presented in this session, False when it was already used. A form sent
+    without one (a script) cannot be recognised when sent again, and is always taken."""
+    if not token:
+        return True
+    used = list(session.get(USED_FORM_TOKENS, []))
+    if token in used:
+        return False
+    session[USED_FORM_TOKENS] = [*used, token][-KEPT_FORM_TOKENS:]
+    return True
 
 
 def spend_per_key(scope, period, keys: dict) -> list[dict]:

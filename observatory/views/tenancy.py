@@ -48,9 +48,7 @@ def settings_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
              "created_by": k.created_by.get_username() if k.created_by else "", "created_at": k.created_at,
              "last_used_at": k.last_used_at, "revoked_at": k.revoked_at} for k in visible_keys(viewer)
         )), csv_name("api-keys", viewer, None))
-    # a key created just before (POST /settings/keys/ redirected here): shown on this response only
-    new_key = tenancy.pop_new_key(request.session, viewer)
-    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer), new_key=new_key)
+    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer))
 
 
 @require_POST
@@ -61,13 +59,15 @@ def create_key(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     form = tenancy.NewKeyForm(viewer, request.POST)
     if not form.is_valid():
         return _settings_page(request, viewer, form, status=400)
+    if not tenancy.claim_form_token(request.session, form.cleaned_data["once"]):
+        # the same form sent again (a reload of the page that showed the key): no second key
+        messages.warning(request, "That key was already created and its value shown once. If it was not copied, "
+                                  "revoke it and create another.")
+        return redirect(f"{reverse('settings')}?org={viewer.organization.slug}")
     new_key = create_api_key(viewer.organization, form.cleaned_data["name"], team=form.cleaned_data["team"],
                              product=form.cleaned_data["product"], created_by=request.user)
-    # post/redirect/get: the settings page shows the plaintext once, and reloading it creates no second key
-    tenancy.remember_new_key(request.session, new_key, viewer.organization.id)
-    response = redirect(f"{reverse('settings')}?org={viewer.organization.slug}")
-    response.status_code = 303  # See Other: the browser follows with a GET
-    return response
+    # the plaintext is in this response only (no-store), never in the session or the database
+    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer), new_key=new_key, status=201)
 
 
 @require_GET

@@ -15,6 +15,7 @@ import itertools
 import json
 import socket
 import threading
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -196,6 +197,38 @@ def test_the_webhook_body_is_json_signed_with_the_budgets_secret(org, team, rece
     assert body["alert"]["budget_id"] == budget.pk
     assert body["alert"]["threshold_percent"] == 100
     assert body["alert"]["spend_usd"] == "101.000000" and body["alert"]["budget_usd"] == "100.00"
+
+
+@pytest.mark.django_db
+def test_a_delivery_repeated_after_a_crash_carries_the_same_delivery_id(org, team, receiver, smtp, monkeypatch):
+    """At-least-once: a worker that dies after the receiver got the webhook, before recording it, sends it again
+    on the next attempt. Both carry one delivery id (header and body) so the receiver can drop the repeat."""
+    budget = make_budget(org, receiver, team=team, forecast_alert=False, email_recipients=[],
+                         slack_webhook_url="")
+    add_spend(org, 101, NOW - timedelta(hours=1), team=team)
+    real_save = Delivery.save
+
+    def killed_before_commit(self, *args, **kwargs):
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(Delivery, "save", killed_before_commit)
+    with pytest.raises(RuntimeError):
+        evaluate_budget(budget, NOW)
+    monkeypatch.setattr(Delivery, "save", real_save)
+    (pending,) = Delivery.objects.filter(status=Delivery.Status.PENDING)  # the 100% webhook: not recorded as sent
+    deliver_due(NOW + timedelta(minutes=1))
+
+    first, repeat = receiver.to("/hook")
+    assert first.headers["X-Observatory-Delivery"] == repeat.headers["X-Observatory-Delivery"] == str(uuid.UUID(
+        first.json()["delivery_id"]))
+    assert first.body == repeat.body and signature_is_valid(repeat, SECRET)
+    pending.refresh_from_db()
+    assert (pending.status, pending.attempts) == (Delivery.Status.SENT, 1)
+
+    other = make_budget(org, receiver, team=team, name="Other", forecast_alert=False, email_recipients=[],
+                        slack_webhook_url="")
+    evaluate_budget(other, NOW)
+    assert receiver.to("/hook")[-1].headers["X-Observatory-Delivery"] != first.headers["X-Observatory-Delivery"]
 
 
 @pytest.mark.django_db

@@ -83,7 +83,7 @@ def test_an_admin_creates_a_key_and_sees_it_once(signed_in, screenshot):
     page.select_option("select[name=team]", "support")
     page.click(".new-key-form button[type=submit]")
     key = page.locator("#new-key-value").inner_text()
-    assert re.search(r"/settings/\?org=acme$", page.url)  # redirected: the page shown is a GET of the settings page
+    assert re.search(r"/settings/\?org=acme$", page.url)  # the answer to the POST put the settings page in history
     assert key.startswith("obs_")
     screenshot("settings-new-key")
     page.reload()  # no "resubmit the form?": the reload is a GET, and the key is not shown again

@@ -68,6 +68,13 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => drawCharts(document));
+
+  // The page that shows a new key answers the POST that created it: put the settings page's address in the
+  // history so a reload (or going back) is a plain GET, which shows the key no more.
+  document.addEventListener("DOMContentLoaded", () => {
+    const shown = document.querySelector("[data-settings-url]");
+    if (shown) window.history.replaceState(null, "", shown.dataset.settingsUrl);
+  });
   document.addEventListener("htmx:afterSettle", (event) => drawCharts(event.detail.target || document));
 
   document.addEventListener("click", (event) => {
