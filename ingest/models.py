@@ -117,7 +117,11 @@ CALL_MODEL = Coalesce(NullIf("model", Value("")), NullIf("response_model", Value
 
 
 class TraceSpan(models.Model):
-    """A span that is not a model call (HTTP, DB, agent step), kept so a call's trace can be shown."""
+    """A span that is not a model call (HTTP, DB, agent step), kept so a call's trace can be shown.
+
+    Its team and product decide who may read it (observatory.access), as a call's do; ingest resolves them as it
+    does a call's, else from the export's calls (ingest.span_owners). A span without a team is for org-wide eyes.
+    """
 
     id = models.BigAutoField(primary_key=True)
     organization = models.ForeignKey(
@@ -133,6 +137,14 @@ class TraceSpan(models.Model):
     status = models.CharField(max_length=8, default="ok")
     service_name = models.TextField(blank=True, default="")
     scope_name = models.TextField(blank=True, default="")
+    team = models.ForeignKey(
+        "observatory.Team", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
+    )
+    product = models.ForeignKey(
+        "observatory.Product", null=True, blank=True, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
+        related_name="+",
+    )
     attributes = models.JSONField(default=dict, blank=True)
 
     class Meta:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -20,10 +21,12 @@ from django.utils.text import slugify
 from ingest import hooks, store
 from ingest.attribution import attribution_for, rule_cache
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
+from ingest.mappers.normalize.attribution import apply_attribution
 from ingest.mappers.normalize.content import CONTENT_KEYS, CONTENT_PREFIXES
 from ingest.model_names import canonical_model
 from ingest.models import CostStatus, MetricSample
 from ingest.records import CallFields, IngestCost, SpanView
+from ingest.span_owners import Owner, SpanRef, inherited_owners
 from ingest.time_bounds import time_ns_problem
 from observatory.models import ApiKey, Product, Team
 
@@ -134,14 +137,18 @@ def store_calls(
     capture = organization.capture_content
     content_cap = organization.content_max_bytes
     pricer = hooks.call_pricer()
-    call_rows, content_rows = [], []
+    call_rows, content_rows, owned_calls = [], [], []
     for call in calls:
         attribution = attribute_call(api_key, call)
         cost = pricer(org_id, call) if pricer else UNPRICED
         call_rows.append(call_row(org_id, api_key.pk, call, attribution, cost))
+        owned_calls.append((span_ref(call), (attribution.team_id, attribution.product_id)))
         if capture and (call.input_content or call.output_content):
             content_rows.append(content_row(org_id, call, content_cap))
-    span_rows = [context_row(org_id, span, capture) for span in context]
+    span_rows = [
+        context_row(org_id, span, capture, owner)
+        for span, owner in zip(context, span_owners(api_key, context, owned_calls), strict=True)
+    ]
     result = store.write_batch(call_rows, span_rows, content_rows)
     outcome.calls_inserted = result.calls_inserted
     outcome.calls_duplicate = result.calls_duplicate
@@ -159,6 +166,32 @@ def attribute_call(api_key: ApiKey, call: CallFields) -> Attribution:
         rule_cache.rules_for(org_id), call, api_key, team_id, product_id
     )
     return Attribution(team_id, product_id, source)
+
+
+def span_owners(api_key: ApiKey, spans: Sequence[SpanView], calls: list[tuple[SpanRef, Owner]]) -> list[Owner]:
+    """Team and product of each context span: as a call's (its own or its resource's observatory.* attributes, the
+    attribution rules, the key's defaults); with no team from those, the team the export's calls around it agree on
+    (ingest.span_owners). A span left without a team is shown to organization-wide viewers only."""
+    owners, refs, unowned = [], [], []
+    for index, span in enumerate(spans):
+        fields = CallFields(trace_id=span.trace_id, span_id=span.span_id, parent_span_id=span.parent_span_id,
+                            start_time=datetime.fromtimestamp(span.start_ns / 1e9, UTC), duration_ms=0.0,
+                            attributes=span.attributes)
+        apply_attribution(fields, span)
+        attribution = attribute_call(api_key, fields)
+        owners.append((attribution.team_id, attribution.product_id))
+        refs.append(span_ref(fields))
+        if attribution.team_id is None:
+            unowned.append(index)
+    inherited = inherited_owners([refs[index] for index in unowned], calls)
+    for index, owner in zip(unowned, inherited, strict=True):
+        if owner is not None:
+            owners[index] = owner
+    return owners
+
+
+def span_ref(call: CallFields) -> SpanRef:
+    return SpanRef(call.trace_id, call.span_id, call.parent_span_id or "", call.service_name)
 
 
 _copied_fields = attrgetter(*(name for name, _ in store.CALL_COPIED_FIELDS))
@@ -187,7 +220,7 @@ def _cap_text(text: str, cap: int) -> tuple[str, bool]:
     return raw[:cap].decode(errors="ignore"), True
 
 
-def context_row(org_id: int, span: SpanView, capture_content: bool = False) -> tuple:
+def context_row(org_id: int, span: SpanView, capture_content: bool = False, owner: Owner = (None, None)) -> tuple:
     attributes = {
         key: value for key, value in list(span.attributes.items())[:_CONTEXT_ATTRIBUTE_LIMIT]
         if capture_content or not is_content_attribute(key)
@@ -196,7 +229,7 @@ def context_row(org_id: int, span: SpanView, capture_content: bool = False) -> t
         org_id, span.trace_id, span.span_id, span.parent_span_id or "", _cut(span.name), span.kind,
         datetime.fromtimestamp(span.start_ns / 1e9, UTC), max(0.0, (span.end_ns - span.start_ns) / 1e6),
         "error" if span.status_code == 2 else "ok", _cut(str(span.resource.get("service.name", ""))),
-        _cut(span.scope_name), attributes,
+        _cut(span.scope_name), *owner, attributes,
     )
 
 

@@ -69,7 +69,8 @@ TRACESPAN = Table(
     (
         ("organization_id", "int8"), ("trace_id", "varchar"), ("span_id", "varchar"), ("parent_span_id", "varchar"),
         ("name", "text"), ("kind", "int2"), ("start_time", "timestamptz"), ("duration_ms", "float8"),
-        ("status", "varchar"), ("service_name", "text"), ("scope_name", "text"), ("attributes", "jsonb"),
+        ("status", "varchar"), ("service_name", "text"), ("scope_name", "text"), ("team_id", "int8"),
+        ("product_id", "int8"), ("attributes", "jsonb"),
     ),
 )
 

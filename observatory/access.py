@@ -9,6 +9,11 @@ some of its teams:
 - an API key with a team sees that team only, everywhere (calls, spend, exports, budgets, rules, alerts,
   recommendations); a key without a team sees its whole organization. Keys never change anything.
 
+A trace's context spans (ingest.models.TraceSpan: HTTP, DB, agent steps) are read like calls, by their team: a
+team viewer sees only their teams' spans of a shared trace, never another team's span names or attributes, and a
+span without a team (stored before spans had one, or whose export's calls did not agree on one) only with the
+whole organization. Pages may say how many rows were left out (`Viewer.unreadable_count`), nothing more.
+
 Changing: organization admins change everything in their organization; managers the budgets, rules and
 recommendations of their teams (a product's owning team counts) and their teams' keys; viewers and keys nothing.
 Anything a requester may not read is a 404, as if it did not exist.
@@ -22,7 +27,7 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -107,7 +112,7 @@ def _condition(model, grants: dict[int, tuple[int, ...] | None]) -> Q:
 
 
 def readable(queryset: QuerySet, user, api_key: ApiKey | None = None) -> QuerySet:
-    """The rows of `queryset` (calls, rollups, budgets, rules, SLOs, recommendations, keys, alerts) the requester
+    """The rows of `queryset` (calls, trace spans, rollups, budgets, rules, SLOs, recommendations, keys, alerts) the requester
     may read, in every organization they belong to."""
     grants = grants_of(user, api_key)
     if grants is EVERYTHING:
@@ -179,6 +184,16 @@ class Viewer:
         if queryset.model._meta.model_name == "alert":
             return readable(queryset, self.user, self.api_key).filter(organization_id=self.organization.id)
         return queryset.filter(_condition(queryset.model, grants))
+
+    def unreadable_count(self, queryset: QuerySet) -> int:
+        """How many of this organization's rows in `queryset` the viewer may not read: a count for a placeholder
+        ("3 spans outside your access"), never the rows themselves."""
+        if self.whole_organization:
+            return 0
+        grants = {self.organization.id: self.scope.team_ids}
+        counts = queryset.filter(organization_id=self.organization.id).aggregate(
+            rows=Count("pk"), readable=Count("pk", filter=_condition(queryset.model, grants)))
+        return counts["rows"] - counts["readable"]
 
     def role_for(self, team_id: int | None) -> str | None:
         """The strongest role for a team (org-wide roles count for every team); for no team, the org-wide role."""

@@ -16,7 +16,7 @@ from billing.pricing.at_ingest import usage_of
 from billing.pricing.calls import PriceBreakdown, implausibility, price_call
 from billing.pricing.rows import spec_from_price
 from ingest.models import CallContent, CostStatus, LLMCall, TraceSpan
-from observatory.access import Scope
+from observatory.access import Scope, Viewer
 from observatory.dashboard.filters import CallFilters, Period, decode_cursor, encode_cursor
 from observatory.dashboard.prices import per_million
 
@@ -133,11 +133,19 @@ def trace_tree(items: Sequence[LLMCall | TraceSpan]) -> list[TraceNode]:
     return nodes
 
 
-def trace_of(scope: Scope, call: LLMCall) -> list[TraceNode]:
-    """The call's trace: the scope's calls and the organization's context spans with the same trace id."""
-    calls = LLMCall.objects.filter(scope.q(), trace_id=call.trace_id).order_by("start_time")[:TRACE_LIMIT]
-    spans = TraceSpan.objects.filter(organization_id=scope.organization_id, trace_id=call.trace_id).order_by("start_time")
-    return trace_tree([*calls, *spans[:TRACE_LIMIT]])
+def trace_of(viewer: Viewer, call: LLMCall) -> list[TraceNode]:
+    """The call's trace as the viewer may read it: the calls and context spans with the same trace id, each kept to
+    the viewer's teams (observatory.access) — another team's span names and attributes never reach the page."""
+    calls = viewer.readable(LLMCall.objects.filter(trace_id=call.trace_id)).order_by("start_time")
+    spans = viewer.readable(TraceSpan.objects.filter(trace_id=call.trace_id)).order_by("start_time")
+    return trace_tree([*calls[:TRACE_LIMIT], *spans[:TRACE_LIMIT]])
+
+
+def spans_outside(viewer: Viewer, call: LLMCall) -> int:
+    """How many calls and spans of the call's trace the viewer may not read (other teams', or no team's): a number
+    for a placeholder, so the tree stays understandable without saying anything else about them."""
+    return (viewer.unreadable_count(LLMCall.objects.filter(trace_id=call.trace_id))
+            + viewer.unreadable_count(TraceSpan.objects.filter(trace_id=call.trace_id)))
 
 
 @dataclass(frozen=True)

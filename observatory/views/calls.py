@@ -52,7 +52,8 @@ def call_detail(request: HttpRequest, viewer: Viewer, trace_id: str, span_id: st
     call = call_reads.call_or_404(scope, trace_id, span_id)
     price = call_reads.price_view(call)
     return render_page(request, "call", viewer, None, {
-        "call": call, "trace": call_reads.trace_of(scope, call), "price": price,
+        "call": call, "trace": call_reads.trace_of(viewer, call), "spans_outside": call_reads.spans_outside(viewer, call),
+        "price": price,
         "implausible": call_reads.implausible_values(call, price),
         "price_matches": price is not None and price.matches(call.cost_usd), "content": call_reads.content_of(call),
     })

@@ -156,9 +156,11 @@ def month(transactional_db) -> Month:
     LLMCall.objects.filter(span_id=traced.span_id).update(parent_span_id=root)
     TraceSpan.objects.bulk_create([
         TraceSpan(organization=organization, trace_id=traced.trace_id, span_id=root, name="POST /api/answer",
-                  start_time=traced.start_time - timedelta(milliseconds=180), duration_ms=traced.duration_ms + 260),
+                  team_id=traced.team_id, start_time=traced.start_time - timedelta(milliseconds=180),
+                  duration_ms=traced.duration_ms + 260),
         TraceSpan(organization=organization, trace_id=traced.trace_id, span_id="e" * 16, parent_span_id=root,
-                  name="vector search", start_time=traced.start_time - timedelta(milliseconds=160), duration_ms=120.0),
+                  team_id=traced.team_id, name="vector search", start_time=traced.start_time - timedelta(milliseconds=160),
+                  duration_ms=120.0),
     ])
     CallContent.objects.create(organization=organization, trace_id=traced.trace_id, span_id=traced.span_id,
                                start_time=traced.start_time, input_content="How do I reset my password?",

@@ -120,9 +120,9 @@ def seed(org, team, other_team) -> Seed:
     LLMCall.objects.filter(span_id=traced.span_id).update(parent_span_id=root_span)
     traced.parent_span_id = root_span
     TraceSpan.objects.bulk_create([
-        TraceSpan(organization=org, trace_id=traced.trace_id, span_id=root_span, name="POST /answer",
+        TraceSpan(organization=org, trace_id=traced.trace_id, span_id=root_span, name="POST /answer", team=team,
                   start_time=traced.start_time - timedelta(milliseconds=40), duration_ms=traced.duration_ms + 120),
-        TraceSpan(organization=org, trace_id=traced.trace_id, span_id="b" * 16, parent_span_id=root_span,
+        TraceSpan(organization=org, trace_id=traced.trace_id, span_id="b" * 16, parent_span_id=root_span, team=team,
                   name="SELECT documents", start_time=traced.start_time - timedelta(milliseconds=30), duration_ms=20.0),
     ])
     CallContent.objects.create(organization=org, trace_id=traced.trace_id, span_id=traced.span_id,
