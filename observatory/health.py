@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+
+from ingest import spool
 
 
 @require_GET
@@ -61,7 +63,31 @@ def readyz(request):
     """Ready: the database answers and the task broker accepts connections. Failing background jobs do not make
     the web process unready; they are listed as warnings (see each organization's settings page)."""
     problems = [p for p in (check_database(), check_broker()) if p]
+    waiting = spool.state()
+    spooled = {"spool": waiting.as_dict()} if waiting.pending_bytes else {}
     if problems:
-        return JsonResponse({"status": "unavailable", "problems": problems}, status=503, headers={"Retry-After": "5"})
+        return JsonResponse({"status": "unavailable", "problems": problems, **spooled}, status=503,
+                            headers={"Retry-After": "5"})
     warnings = job_warnings()
-    return JsonResponse({"status": "ok", **({"warnings": warnings} if warnings else {})})
+    if waiting.pending_bytes:
+        warnings.append(f"{waiting.pending_bytes} bytes of exports waiting in the ingest spool")
+    return JsonResponse({"status": "ok", **({"warnings": warnings} if warnings else {}), **spooled})
+
+
+@require_GET
+def metrics(request):
+    """Prometheus text format: what the ingest spool holds on this host (counts only, no data)."""
+    waiting = spool.state()
+    age = waiting.as_dict()["oldest_seconds"] or 0
+    lines = [
+        "# HELP observatory_ingest_spool_pending_bytes Bytes of exports received while the database was away, not applied yet.",
+        "# TYPE observatory_ingest_spool_pending_bytes gauge",
+        f"observatory_ingest_spool_pending_bytes {waiting.pending_bytes}",
+        "# HELP observatory_ingest_spool_segments Spool segment files with exports not applied yet.",
+        "# TYPE observatory_ingest_spool_segments gauge",
+        f"observatory_ingest_spool_segments {waiting.segments}",
+        "# HELP observatory_ingest_spool_oldest_seconds Age of the oldest export waiting in the spool.",
+        "# TYPE observatory_ingest_spool_oldest_seconds gauge",
+        f"observatory_ingest_spool_oldest_seconds {age}",
+    ]
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")

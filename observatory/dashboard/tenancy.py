@@ -12,6 +12,8 @@ from django import forms
 from django.db.models import Count, QuerySet
 
 from billing.models import AnomalyRule, AttributionRule, Budget, LatencySlo, RollupState
+from ingest.spool import SpoolState
+from ingest.spool import state as spool_state
 from observatory.access import Viewer, visible_products
 from observatory.models import Membership, Product, Team
 
@@ -46,16 +48,19 @@ class BackgroundJobs:
     rollup_failing_since: datetime | None = None
     failed_hours: list[tuple[datetime, str]] = field(default_factory=list)
     failing_evaluations: list[tuple[str, object]] = field(default_factory=list)  # ("Budget", the budget), …
+    spool: SpoolState | None = None  # exports this host accepted while the database was away, not applied yet
 
     @property
     def healthy(self) -> bool:
-        return not (self.rollup_error or self.failed_hours or self.failing_evaluations)
+        return not (self.rollup_error or self.failed_hours or self.failing_evaluations or self.spool)
 
 
 def background_jobs(viewer: Viewer) -> BackgroundJobs:
     """The organization's rollup progress and failures (no team's data in them: hours and errors), and the
     budgets, anomaly rules and latency SLOs the viewer may read whose evaluation is failing."""
     jobs = BackgroundJobs()
+    waiting = spool_state()
+    jobs.spool = waiting if waiting.pending_bytes else None
     state = RollupState.objects.filter(name="hourly", organization=viewer.organization).first()
     if state is not None:
         jobs.rolled_up_to, jobs.rollup_error, jobs.rollup_failing_since = state.watermark, state.last_error, state.failing_since

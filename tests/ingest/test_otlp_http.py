@@ -188,9 +188,9 @@ def test_non_model_spans_are_kept_as_trace_context(post_otlp):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_database_down_gives_503_with_retry_after(post_otlp, api_key, monkeypatch):
-    key = api_key.api_key
-    monkeypatch.setattr("ingest.views.authenticate_key_cached", lambda _plaintext: key)
+def test_the_database_down_and_no_spool_gives_503_with_retry_after(post_otlp, settings):
+    """With nowhere to keep the export (the spool directory cannot be written) the exporter is told to retry."""
+    settings.DATA_DIR = "/proc/observatory-cannot-write-here"
     saved = dict(connection.settings_dict)
     connection.close()
     connection.settings_dict["HOST"] = "/nonexistent-socket-dir"

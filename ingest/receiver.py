@@ -1,0 +1,151 @@
+"""Receiving one OTLP export, whatever carried it (OTLP/HTTP, OTLP/gRPC): authenticate, rate-limit, decode, store —
+or, when the database cannot store it, keep it in the spool and answer success all the same.
+
+Transports call `sender_for` (before reading the body: a bad key or an exhausted rate limit costs nothing) and
+then `receive`; both raise RequestRejected with the status and message to answer. The spool (ingest.spool) is
+applied through `apply_spooled`, the same decoding and storing as a live export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from dataclasses import dataclass
+
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+
+from ingest import otlp_decode, rate_limit, spool
+from ingest.http import RequestRejected
+from ingest.services import ingest_log_records, ingest_metric_points, ingest_spans
+from observatory.models import ApiKey
+from observatory.services import authenticate_key_cached, parse_key_prefix
+
+log = logging.getLogger(__name__)
+
+OUTAGE = (OperationalError, InterfaceError)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends: the key when the database could confirm it, else (during an outage) what identifies it — its
+    prefix and hash, confirmed when the spooled export is applied."""
+
+    api_key: ApiKey | None
+    key_prefix: str
+    key_sha256: bytes
+
+
+@dataclass(frozen=True)
+class Received:
+    rejected: int  # records refused one by one (OTLP partial success)
+    message: str
+    spooled: bool = False
+
+
+def sender_for(plaintext: str | None) -> Sender:
+    """Authenticate and check the key's rate limit; raises RequestRejected (401, 429)."""
+    if not plaintext:
+        raise RequestRejected(401, "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'")
+    prefix = parse_key_prefix(plaintext)
+    if prefix is None:
+        raise RequestRejected(401, "invalid or revoked API key")
+    digest = hashlib.sha256(plaintext.encode()).digest()
+    try:
+        api_key = authenticate_key_cached(plaintext)
+    except OUTAGE as exc:  # the key is checked when the spooled export is applied
+        log.warning("database unavailable while authenticating an export: %s", str(exc).splitlines()[0][:200])
+        return Sender(None, prefix, digest)
+    if api_key is None:
+        raise RequestRejected(401, "invalid or revoked API key")
+    _within_rate(api_key, 0)
+    return Sender(api_key, prefix, digest)
+
+
+def _within_rate(api_key: ApiKey, records: int) -> None:
+    """Charge the key's rate limit for `records` records (0: only check it is not exhausted); 429 when over."""
+    wait = rate_limit.admit(api_key, records)
+    if wait is not None:
+        log.info("ingest rate limit: key %s refused for %s s", api_key.prefix, wait)
+        raise RequestRejected(429, f"this API key is over its ingest rate limit; retry in {wait} s", retry_after=wait)
+
+
+def _decode(signal: str, body: bytes, content_type: str):
+    try:
+        if signal == "traces":
+            return otlp_decode.decode_traces(body, content_type)
+        if signal == "metrics":
+            return otlp_decode.decode_metrics(body, content_type)
+        return otlp_decode.decode_logs(body, content_type)
+    except otlp_decode.OtlpDecodeError as exc:
+        raise RequestRejected(400, f"malformed OTLP body: {exc}") from None
+
+
+def _records(signal: str, decoded) -> int:
+    return len(decoded.spans if signal == "traces" else decoded.points if signal == "metrics" else decoded.records)
+
+
+def _store(signal: str, api_key: ApiKey, decoded) -> Received:
+    if signal == "traces":
+        outcome = ingest_spans(api_key, decoded.spans, decoded.rejected, decoded.errors)
+        return Received(outcome.rejected, outcome.message)
+    if signal == "metrics":
+        return Received(*ingest_metric_points(api_key, decoded))
+    return Received(*ingest_log_records(api_key, decoded))
+
+
+def receive(sender: Sender, signal: str, body: bytes, content_type: str) -> Received:
+    """Decode and store one export (already decompressed). When the database cannot take it, the export is
+    spooled (durably, before this returns) and reported as received; past the spool's bound, 503."""
+    decoded = _decode(signal, body, content_type)
+    if sender.api_key is not None:
+        _within_rate(sender.api_key, _records(signal, decoded))
+        try:
+            return _store(signal, sender.api_key, decoded)
+        except DataError as exc:
+            log.warning("ingest write refused by the database: %s", exc)
+            raise RequestRejected(400, f"the data could not be stored: {str(exc).splitlines()[0][:200]}") from None
+        except OUTAGE as exc:
+            log.warning("database unavailable during ingest, spooling the export: %s", str(exc).splitlines()[0][:200])
+        except DatabaseError:
+            log.exception("unexpected database error during ingest; spooling the export")
+    return _spool(sender, signal, body, content_type, decoded.rejected)
+
+
+def _spool(sender: Sender, signal: str, body: bytes, content_type: str, rejected: int) -> Received:
+    try:
+        spool.append(signal, content_type, sender.key_prefix, sender.key_sha256, body)
+    except spool.SpoolFull as exc:
+        log.warning("ingest spool full: %s", exc)
+        raise RequestRejected(503, "the database is unavailable and the ingest spool is full; retry later",
+                              retry_after=30) from None
+    except OSError as exc:
+        log.error("ingest spool cannot be written (%s); refusing the export", exc)
+        raise RequestRejected(503, "the database is unavailable; retry later", retry_after=5) from None
+    message = f"{rejected} record(s) rejected" if rejected else ""
+    return Received(rejected, message, spooled=True)
+
+
+def _key_for(record: spool.SpooledExport) -> ApiKey | None:
+    api_key = (ApiKey.objects.select_related("organization", "default_team", "default_product")
+               .filter(prefix=record.key_prefix, revoked_at=None).first())
+    if api_key is None or not hmac.compare_digest(bytes.fromhex(api_key.key_hash), record.key_sha256):
+        return None
+    return api_key
+
+
+def apply_spooled(record: spool.SpooledExport) -> None:
+    """Store one spooled export as if it arrived now (idempotent: applying it twice counts once). Raises while the
+    database is away, so the drain stops and tries again; any other failure loses this export only, and says so."""
+    try:
+        api_key = _key_for(record)
+        if api_key is None:
+            log.warning("ingest spool: an export of %s bytes for key %s… is dropped: the key is revoked or unknown",
+                        len(record.body), record.key_prefix)
+            return
+        _store(record.signal, api_key, _decode(record.signal, record.body, record.content_type))
+    except OUTAGE:
+        raise
+    except Exception:  # one bad export must not hold up the ones behind it
+        log.exception("ingest spool: an export of %s bytes for key %s… could not be applied and is dropped",
+                      len(record.body), record.key_prefix)
