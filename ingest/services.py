@@ -2,8 +2,9 @@
 
 The HTTP views and the REST API both end here, so every path applies the same rules:
 team/product from the call, else the attribution rules, else the API key's defaults; content dropped unless the
-organization captures it; cost from the pricer billing registers (ingest.hooks): the catalog in effect at the call's
-start time.
+organization captures it (and then calls and trace spans keep only the attributes known not to be content,
+ingest.mappers.normalize.safe_attributes); cost from the pricer billing registers (ingest.hooks): the catalog in
+effect at the call's start time.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ingest import hooks, store
 from ingest.attribution import attribution_for, rule_cache
 from ingest.mappers import InvalidSpan, map_log_record, select_calls
 from ingest.mappers.normalize.attribution import apply_attribution
-from ingest.mappers.normalize.content import CONTENT_KEYS, CONTENT_PREFIXES
+from ingest.mappers.normalize.safe_attributes import without_content
 from ingest.model_names import canonical_model
 from ingest.models import CostStatus, MetricSample
 from ingest.records import CallFields, IngestCost, SpanView
@@ -113,11 +114,6 @@ def split_calls(spans: list[SpanView]) -> tuple[list[CallFields], list[SpanView]
     return calls, context, [f"span {exc.span.span_id}: {exc}" for exc in invalid]
 
 
-def is_content_attribute(key: str) -> bool:
-    """Prompt or completion text (or a known container of it), which is dropped unless capture is on."""
-    return key in CONTENT_KEYS or key.startswith(CONTENT_PREFIXES)
-
-
 def ingest_spans(api_key: ApiKey, spans: list[SpanView], rejected: int = 0, errors: list[str] | None = None) -> IngestOutcome:
     """Normalize, attribute, price and store one export's spans. Idempotent on (trace, span, start)."""
     outcome = IngestOutcome(rejected=rejected, errors=list(errors or []))
@@ -137,16 +133,20 @@ def store_calls(
     capture = organization.capture_content
     content_cap = organization.content_max_bytes
     pricer = hooks.call_pricer()
+    declared = None if capture else declared_keys(org_id)
     call_rows, content_rows, owned_calls = [], [], []
     for call in calls:
-        attribution = attribute_call(api_key, call)
+        attribution = attribute_call(api_key, call)  # rules see every attribute, before any is withheld
         cost = pricer(org_id, call) if pricer else UNPRICED
+        if capture:
+            if call.input_content or call.output_content:
+                content_rows.append(content_row(org_id, call, content_cap))
+        else:
+            call.attributes = without_content(call.attributes, declared)
         call_rows.append(call_row(org_id, api_key.pk, call, attribution, cost))
         owned_calls.append((span_ref(call), (attribution.team_id, attribution.product_id)))
-        if capture and (call.input_content or call.output_content):
-            content_rows.append(content_row(org_id, call, content_cap))
     span_rows = [
-        context_row(org_id, span, capture, owner)
+        context_row(org_id, span, capture, owner, declared)
         for span, owner in zip(context, span_owners(api_key, context, owned_calls), strict=True)
     ]
     result = store.write_batch(call_rows, span_rows, content_rows)
@@ -154,6 +154,12 @@ def store_calls(
     outcome.calls_duplicate = result.calls_duplicate
     outcome.context_spans = len(span_rows)
     return outcome
+
+
+def declared_keys(org_id: int) -> frozenset[str]:
+    """The span attributes the organization's attribution rules look at: its own tags, kept with capture off
+    so that re-attribution (billing.attribution.reattribute) still sees them on stored calls."""
+    return frozenset(rule.attribute_key for rule in rule_cache.rules_for(org_id) if rule.attribute_key)
 
 
 def attribute_call(api_key: ApiKey, call: CallFields) -> Attribution:
@@ -220,11 +226,17 @@ def _cap_text(text: str, cap: int) -> tuple[str, bool]:
     return raw[:cap].decode(errors="ignore"), True
 
 
-def context_row(org_id: int, span: SpanView, capture_content: bool = False, owner: Owner = (None, None)) -> tuple:
-    attributes = {
-        key: value for key, value in list(span.attributes.items())[:_CONTEXT_ATTRIBUTE_LIMIT]
-        if capture_content or not is_content_attribute(key)
-    }
+def context_row(
+    org_id: int, span: SpanView, capture_content: bool = False, owner: Owner = (None, None),
+    declared: frozenset[str] | None = None,
+) -> tuple:
+    """A trace span's row: its team and product, its first 64 attributes, and with capture off only those known
+    not to be content."""
+    attributes = span.attributes
+    if len(attributes) > _CONTEXT_ATTRIBUTE_LIMIT:
+        attributes = dict(list(attributes.items())[:_CONTEXT_ATTRIBUTE_LIMIT])
+    if not capture_content:
+        attributes = without_content(attributes, declared or frozenset())
     return (
         org_id, span.trace_id, span.span_id, span.parent_span_id or "", _cut(span.name), span.kind,
         datetime.fromtimestamp(span.start_ns / 1e9, UTC), max(0.0, (span.end_ns - span.start_ns) / 1e6),
