@@ -114,19 +114,19 @@ def _write(value: Any, out: list[str], depth: int, seen: dict[int, str] | None) 
 
 
 def _write_mapping(mapping: Mapping[Any, Any], out: list[str], depth: int, seen: dict[int, str] | None) -> None:
-    out.append(f"d{len(mapping)}:")
+    append = out.append
+    append(f"d{len(mapping)}:")
     for key in sorted(mapping):
         item = mapping[key]
-        text = _scalar(key)
-        if text is None:
+        # Inlined for the common case, short string keys and values: this loop is most of the cost.
+        if type(key) is str and len(key) <= WHOLE_CHARS:
+            append(f"s{len(key)}:{key}")
+        else:
             _write(key, out, depth + 1, seen)
+        if type(item) is str and len(item) <= WHOLE_CHARS:
+            append(f"s{len(item)}:{item}")
         else:
-            out.append(text)
-        text = _scalar(item)
-        if text is None:
             _write(item, out, depth + 1, seen)
-        else:
-            out.append(text)
 
 
 def _write_items(items: Any, out: list[str], depth: int, seen: dict[int, str] | None) -> None:
