@@ -1,13 +1,19 @@
 """Per-call overhead of the Observatory SDK wrapper against the raw openai client, measured in one
-run beside the Langfuse and OpenLLMetry wrappers; prints tables, writes bench/results/sdk_overhead.json.
+run beside the Langfuse and OpenLLMetry wrappers, on a short prompt and on a 100k-token one;
+prints tables and writes bench/results/sdk_overhead-<UTC time>.json.
 
-Each wrapper runs in its own subprocess with its own OTLP sink process, in interleaved rounds.
-Inside that subprocess the raw client is timed first, then the instrumented one: the overhead
-is the difference within one process, which keeps process-to-process variance out of it. Both
-run first against a loopback fake OpenAI server in its own process (TCP_NODELAY), then with the
+The headline is CPU of all threads per call: `time.process_time()` over the timed calls and the
+exporter's flush at the end of each block (so the background export is counted), minus the same
+for the raw client. Each wrapper runs in its own subprocess with its own OTLP sink process, in
+interleaved rounds; inside it, blocks of raw and instrumented calls alternate (raw/instrumented,
+then instrumented/raw, ...) so that the machine's drift falls on both alike. The peers patch
+openai's classes, so their blocks switch the patched method in and out; ours wraps one client.
+Both run against a loopback fake OpenAI server in its own process (TCP_NODELAY), then with the
 same canned answer served in-process by an httpx mock transport (no network, no server noise).
+Import cost (RSS and modules added by importing each wrapper after openai) is measured in fresh
+processes.
 
-    .venv/bin/python bench/sdk_overhead.py [--calls 2000] [--rounds 5] [--mock-rounds 3]
+    .venv/bin/python bench/sdk_overhead.py [--calls 2000] [--long-calls 200] [--rounds 5] [--mock-rounds 3]
 """
 
 from __future__ import annotations
@@ -24,13 +30,27 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "sdk_overhead.json"
+RESULTS = ROOT / "bench" / "results"
 CLIENTS = ("observatory", "langfuse", "openllmetry")
-WARMUP_CALLS = 200
-MESSAGES = [
-    {"role": "system", "content": "You are a terse assistant."},
-    {"role": "user", "content": "Say hello."},
-]
+PROMPTS = ("short", "100k")
+BLOCKS = 4
+SYSTEM = {"role": "system", "content": "You are a terse assistant."}
+# ~425 KiB of English text: about 100k tokens.
+DOCUMENT = "".join(f"Clause {n}: the supplier delivers the goods listed in schedule {n % 97} on time. " for n in range(5600))
+PROMPT_MESSAGES = {
+    "short": [SYSTEM, {"role": "user", "content": "Say hello."}],
+    "100k": [SYSTEM, {"role": "user", "content": "Summarize this contract in one line:\n\n" + DOCUMENT}],
+}
+IMPORTS = {
+    "observatory": ["observatory_sdk"],
+    "langfuse": ["langfuse", "langfuse.openai"],
+    "openllmetry": [
+        "opentelemetry.instrumentation.openai",
+        "opentelemetry.sdk.trace",
+        "opentelemetry.sdk.trace.export",
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    ],
+}
 
 
 def _fakes() -> Any:
@@ -72,42 +92,43 @@ def _mock_http_client() -> Any:
     return httpx2.Client(transport=httpx2.MockTransport(lambda request: httpx2.Response(200, content=body, headers=headers)))
 
 
-def _make_client(kind: str, provider_url: str, sink_url: str) -> tuple[Any, Any]:
-    """The OpenAI client for `kind`, and a function that flushes its telemetry."""
+def _set_langfuse_env(sink_url: str) -> None:
+    os.environ.update(
+        {
+            "LANGFUSE_PUBLIC_KEY": "pk-lf-bench",
+            "LANGFUSE_SECRET_KEY": "sk-lf-bench",
+            "LANGFUSE_HOST": sink_url,
+            "LANGFUSE_BASE_URL": sink_url,
+        }
+    )
+
+
+def _make_clients(kind: str, provider_url: str, sink_url: str) -> tuple[Any, Any, Any, Any]:
+    """(raw client, instrumented client, flush of the telemetry, switch(on) of the instrumentation)."""
+    import openai
+    from openai.resources.chat.completions import Completions
+
     base_url = provider_url + "/v1"
     options: dict[str, Any] = {"base_url": base_url, "api_key": "sk-bench", "max_retries": 0}
     if provider_url == "mock":
         options.update(base_url="http://mock.invalid/v1", http_client=_mock_http_client())
-    if kind == "raw":
-        import openai
-
-        return openai.OpenAI(**options), lambda: None
+    raw = openai.OpenAI(**options)
     if kind == "observatory":
-        import openai
-
         sys.path.insert(0, str(ROOT / "sdk"))
         import observatory_sdk
 
         observatory_sdk.init(endpoint=sink_url, api_key="obs-bench", team="bench", product="overhead")
         client = observatory_sdk.wrap(openai.OpenAI(**options))
-        return client, lambda: observatory_sdk.flush(30)
+        return raw, client, lambda: observatory_sdk.flush(60), lambda on: None
+    original = Completions.__dict__["create"]
     if kind == "langfuse":
-        os.environ.update(
-            {
-                "LANGFUSE_PUBLIC_KEY": "pk-lf-bench",
-                "LANGFUSE_SECRET_KEY": "sk-lf-bench",
-                "LANGFUSE_HOST": sink_url,
-                "LANGFUSE_BASE_URL": sink_url,
-            }
-        )
+        _set_langfuse_env(sink_url)
         from langfuse import get_client
         from langfuse.openai import openai as langfuse_openai
 
         langfuse = get_client()
-        client = langfuse_openai.OpenAI(**options)
-        return client, langfuse.flush
-    if kind == "openllmetry":
-        import openai
+        client, flush = langfuse_openai.OpenAI(**options), langfuse.flush
+    elif kind == "openllmetry":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
         from opentelemetry.sdk.trace import TracerProvider
@@ -116,51 +137,96 @@ def _make_client(kind: str, provider_url: str, sink_url: str) -> tuple[Any, Any]
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=sink_url + "/v1/traces")))
         OpenAIInstrumentor().instrument(tracer_provider=provider)
-        client = openai.OpenAI(**options)
-        return client, lambda: provider.force_flush(30_000)
-    raise ValueError(kind)
+        client, flush = openai.OpenAI(**options), lambda: provider.force_flush(60_000)
+    else:
+        raise ValueError(kind)
+    patched = Completions.__dict__["create"]
+    if patched is original:
+        raise RuntimeError(f"{kind} did not patch Completions.create")
+
+    def switch(on: bool) -> None:
+        Completions.create = patched if on else original
+
+    return client, client, flush, switch
 
 
-def _time_calls(client: Any, flush: Any, calls: int) -> dict[str, float]:
-    """Warm up, then time `calls` chat calls one by one (the final flush timed separately)."""
-    import gc
-
-    for _ in range(WARMUP_CALLS):
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=100)
-    flush()
-    gc.collect()
-    rss_before = _rss_kib()
-    timings = []
+def _block(client: Any, messages: list[dict[str, str]], calls: int, flush: Any, timings: list[int]) -> float:
+    """CPU seconds of all threads for `calls` chat calls and the flush after them."""
     cpu_start = time.process_time()
-    wall_start = time.perf_counter()
     for _ in range(calls):
         began = time.perf_counter_ns()
-        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, max_tokens=100)
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=100)
         timings.append(time.perf_counter_ns() - began)
     flush()
-    total_seconds = time.perf_counter() - wall_start
-    cpu_seconds = time.process_time() - cpu_start
-    timings.sort()
-    return {
-        "median_us": timings[len(timings) // 2] / 1000,
-        "p99_us": timings[int(len(timings) * 0.99)] / 1000,
-        "mean_us": statistics.fmean(timings) / 1000,
-        "with_flush_us_per_call": total_seconds / calls * 1e6,
-        "cpu_us_per_call": cpu_seconds / calls * 1e6,
-        "rss_growth_kib": _rss_kib() - rss_before,
-    }
+    return time.process_time() - cpu_start
 
 
-def run_client(kind: str, provider_url: str, sink_url: str, calls: int) -> None:
-    """Child process: the raw client, then `kind`'s instrumented one; prints both as JSON."""
-    raw_client, no_flush = _make_client("raw", provider_url, sink_url)
-    raw = _time_calls(raw_client, no_flush, calls)
+def run_client(kind: str, provider_url: str, sink_url: str, calls: int, prompt: str) -> None:
+    """Child process: alternating blocks of raw and instrumented calls; prints both as JSON."""
+    import gc
+
+    messages = PROMPT_MESSAGES[prompt]
     try:
-        client, flush = _make_client(kind, provider_url, sink_url)
+        raw, client, flush, switch = _make_clients(kind, provider_url, sink_url)
     except Exception as error:  # a missing peer is reported, not faked
         print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
         return
-    print(json.dumps({"raw": raw, "instrumented": _time_calls(client, flush, calls)}), flush=True)
+    sides = {"raw": (raw, lambda: None, False), "instrumented": (client, flush, True)}
+    warmup = max(10, calls // 10)
+    for side_client, side_flush, on in sides.values():
+        switch(on)
+        _block(side_client, messages, warmup, side_flush, [])
+    gc.collect()
+    per_block = max(1, calls // BLOCKS)
+    cpu = {"raw": 0.0, "instrumented": 0.0}
+    timings: dict[str, list[int]] = {"raw": [], "instrumented": []}
+    rss_before = _rss_kib()
+    wall_start = {"raw": 0.0, "instrumented": 0.0}
+    for block in range(BLOCKS):
+        order = ("raw", "instrumented") if block % 2 == 0 else ("instrumented", "raw")
+        for side in order:
+            side_client, side_flush, on = sides[side]
+            switch(on)
+            began = time.perf_counter()
+            cpu[side] += _block(side_client, messages, per_block, side_flush, timings[side])
+            wall_start[side] += time.perf_counter() - began
+    total = per_block * BLOCKS
+    result: dict[str, Any] = {"calls": total, "rss_growth_kib": _rss_kib() - rss_before}
+    for side in sides:
+        values = sorted(timings[side])
+        result[side] = {
+            "median_us": values[len(values) // 2] / 1000,
+            "p99_us": values[int(len(values) * 0.99)] / 1000,
+            "mean_us": statistics.fmean(values) / 1000,
+            "with_flush_us_per_call": wall_start[side] / total * 1e6,
+            "cpu_us_per_call": cpu[side] / total * 1e6,
+        }
+    print(json.dumps(result), flush=True)
+
+
+def import_cost(kind: str) -> None:
+    """Child process: RSS and modules added by importing `kind`'s wrapper after openai."""
+    import openai  # noqa: F401
+
+    if kind == "observatory":
+        sys.path.insert(0, str(ROOT / "sdk"))
+    if kind == "langfuse":
+        _set_langfuse_env("http://127.0.0.1:9")
+    rss, modules = _rss_kib(), len(sys.modules)
+    for name in IMPORTS[kind]:
+        __import__(name)
+    loaded = sorted(sys.modules)
+    print(
+        json.dumps(
+            {
+                "rss_kib": _rss_kib() - rss,
+                "modules": len(sys.modules) - modules,
+                "opentelemetry_sdk_loaded": "opentelemetry.sdk" in loaded,
+                "protobuf_loaded": "google.protobuf" in loaded,
+            }
+        ),
+        flush=True,
+    )
 
 
 def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
@@ -174,32 +240,37 @@ def _start(args: list[str]) -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().strip()
 
 
-def _measure(kind: str, provider_url: str, calls: int) -> dict[str, Any]:
+def _measure(kind: str, provider_url: str, calls: int, prompt: str) -> dict[str, Any]:
     sink, sink_url = _start(["--serve", "sink"])
     try:
-        output = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--client",
-                kind,
-                "--provider-url",
-                provider_url,
-                "--sink-url",
-                sink_url,
-                "--calls",
-                str(calls),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        command = [sys.executable, __file__, "--client", kind, "--provider-url", provider_url, "--sink-url", sink_url]
+        command += ["--calls", str(calls), "--prompt", prompt]
+        output = subprocess.run(command, capture_output=True, text=True, timeout=900)
         lines = [line for line in output.stdout.splitlines() if line.startswith("{")]
         result = json.loads(lines[-1]) if lines else {"error": output.stderr.strip()[-500:] or "no output"}
     finally:
-        received, _ = sink.communicate(timeout=30)
+        received, _ = sink.communicate(timeout=120)
     result["sink"] = json.loads(received.strip().splitlines()[-1]) if received.strip() else {}
     return result
+
+
+def _import_costs() -> dict[str, Any]:
+    """Per wrapper: the median of three fresh processes."""
+    costs: dict[str, Any] = {}
+    for kind in CLIENTS:
+        runs = []
+        for _ in range(3):
+            output = subprocess.run(
+                [sys.executable, __file__, "--import-cost", kind], capture_output=True, text=True, timeout=120
+            )
+            lines = [line for line in output.stdout.splitlines() if line.startswith("{")]
+            if not lines:
+                costs[kind] = {"error": output.stderr.strip()[-300:] or "no output"}
+                break
+            runs.append(json.loads(lines[-1]))
+        else:
+            costs[kind] = {**runs[0], "rss_kib": statistics.median(run["rss_kib"] for run in runs)}
+    return costs
 
 
 def _version(package: str) -> str | None:
@@ -211,70 +282,113 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu_model": model,
+        "cores": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+VERSIONED = (
+    "openai",
+    "httpx",
+    "observatory-sdk",
+    "langfuse",
+    "opentelemetry-instrumentation-openai",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-http",
+    "protobuf",
+)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=2000, help="calls per run and side, short prompt")
+    parser.add_argument("--long-calls", type=int, default=200, help="calls per run and side, 100k-token prompt")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mock-rounds", type=int, default=3)
     parser.add_argument("--serve", choices=("provider", "sink"))
     parser.add_argument("--client", choices=CLIENTS)
+    parser.add_argument("--import-cost", choices=CLIENTS)
+    parser.add_argument("--prompt", choices=PROMPTS, default="short")
     parser.add_argument("--provider-url")
     parser.add_argument("--sink-url")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
         return
+    if args.import_cost:
+        import_cost(args.import_cost)
+        return
     if args.client:
-        run_client(args.client, args.provider_url, args.sink_url, args.calls)
+        run_client(args.client, args.provider_url, args.sink_url, args.calls, args.prompt)
         return
 
+    started = time.strftime("%Y%m%dT%H%MZ", time.gmtime())
+    machine = _machine()
+    calls = {"short": args.calls, "100k": args.long_calls}
+    imports = _import_costs()
     provider, provider_url = _start(["--serve", "provider"])
     try:
-        loopback = _run_rounds(provider_url, args.rounds, args.calls, "loopback")
+        loopback = {prompt: _run_rounds(provider_url, args.rounds, calls[prompt], prompt, "loopback") for prompt in PROMPTS}
     finally:
         provider.communicate(timeout=10)
-    in_process = _run_rounds("mock", args.mock_rounds, args.calls, "in-process")
+    in_process = {prompt: _run_rounds("mock", args.mock_rounds, calls[prompt], prompt, "in-process") for prompt in PROMPTS}
+    machine["load_average_at_end"] = os.getloadavg()
 
     summary = {
-        "calls_per_run": args.calls,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": {
-            name: _version(name)
-            for name in (
-                "openai",
-                "observatory-sdk",
-                "langfuse",
-                "opentelemetry-instrumentation-openai",
-                "opentelemetry-sdk",
-            )
-        },
-        "loopback_server": _summarize(loopback),
-        "in_process_mock_transport": _summarize(in_process),
+        "command": "python bench/sdk_overhead.py " + " ".join(sys.argv[1:]),
+        "started_utc": started,
+        "calls_per_run": calls,
+        "blocks_per_run": BLOCKS,
+        "prompts": {prompt: sum(len(m["content"]) for m in PROMPT_MESSAGES[prompt]) for prompt in PROMPTS},
+        "machine": machine,
+        "versions": {name: _version(name) for name in VERSIONED},
+        "import_cost_after_openai": imports,
+        "loopback_server": {prompt: _summarize(runs) for prompt, runs in loopback.items()},
+        "in_process_mock_transport": {prompt: _summarize(runs) for prompt, runs in in_process.items()},
     }
-    _print_table("loopback fake server (own process, TCP_NODELAY)", summary["loopback_server"], args.calls)
-    _print_table("in-process mock transport", summary["in_process_mock_transport"], args.calls)
-    print("raw: the uninstrumented client timed in the same subprocess just before; +median/+p99/+cpu/+flush:")
-    print("instrumented minus raw, median over rounds; +cpu counts process CPU incl. background threads;")
-    print("+flush is wall time per call including the final flush; RSS: growth over the timed calls.")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    _print_headline(summary)
+    for label, key in (
+        ("loopback fake server (own process, TCP_NODELAY)", "loopback_server"),
+        ("in-process mock transport", "in_process_mock_transport"),
+    ):
+        for prompt in PROMPTS:
+            _print_table(f"{label}, {prompt} prompt", summary[key][prompt], calls[prompt])
+    print("raw: the uninstrumented client, in blocks alternating with the instrumented one in the same subprocess;")
+    print("+median/+p99/+cpu/+flush: instrumented minus raw, median over rounds; +cpu: CPU of all threads of the")
+    print("process per call, the exporter's flush after each block included; +flush: wall time per call with it.")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"sdk_overhead-{started}.json"
+    path.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"\nwritten to {path.relative_to(ROOT)}")
 
 
-def _run_rounds(provider_url: str, rounds: int, calls: int, label: str) -> dict[str, list[dict[str, Any]]]:
+def _run_rounds(provider_url: str, rounds: int, calls: int, prompt: str, label: str) -> dict[str, list[dict[str, Any]]]:
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CLIENTS}
     for round_number in range(rounds):
         for kind in CLIENTS:
-            result = _measure(kind, provider_url, calls)
+            result = _measure(kind, provider_url, calls, prompt)
             runs[kind].append(result)
             status = result.get("error") or (
-                f"median {result['instrumented']['median_us']:.0f} µs, raw {result['raw']['median_us']:.0f} µs"
+                f"+cpu {result['instrumented']['cpu_us_per_call'] - result['raw']['cpu_us_per_call']:.0f} µs, "
+                f"raw cpu {result['raw']['cpu_us_per_call']:.0f} µs, spans {result['sink'].get('spans')}"
             )
-            print(f"{label} round {round_number + 1} {kind:12s} {status}", file=sys.stderr, flush=True)
+            print(f"{label} {prompt} round {round_number + 1} {kind:12s} {status}", file=sys.stderr, flush=True)
     return runs
 
 
-_ADDED = ("median_us", "p99_us", "cpu_us_per_call", "with_flush_us_per_call")
+_ADDED = ("cpu_us_per_call", "median_us", "p99_us", "with_flush_us_per_call")
 
 
 def _summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
@@ -291,24 +405,56 @@ def _summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             return round(statistics.median(run[side][key] for run in good), 1)
 
         entry: dict[str, Any] = {
+            "raw_cpu_us_per_call": middle("raw", "cpu_us_per_call"),
             "raw_median_us": middle("raw", "median_us"),
             "median_us": middle("instrumented", "median_us"),
             "p99_us": middle("instrumented", "p99_us"),
-            "rss_growth_kib": round(middle("instrumented", "rss_growth_kib")),
+            "rss_growth_kib": round(statistics.median(run["rss_growth_kib"] for run in good)),
             "spans_received_per_run": [run["sink"].get("spans") for run in good],
         }
         for key in _ADDED:
-            entry[f"added_{key}"] = round(statistics.median(run["instrumented"][key] - run["raw"][key] for run in good), 1)
+            added = [run["instrumented"][key] - run["raw"][key] for run in good]
+            entry[f"added_{key}"] = round(statistics.median(added), 1)
+            if key == "cpu_us_per_call":
+                entry["added_cpu_us_per_call_by_round"] = [round(value, 1) for value in added]
         entry["rounds"] = good
         clients[kind] = entry
     return {"rounds": len(next(iter(runs.values()))), "clients": clients}
 
 
+def _cpu(summary: dict[str, Any], mode: str, prompt: str, kind: str) -> float | None:
+    entry = summary[mode][prompt]["clients"][kind]
+    return None if "error" in entry else entry["added_cpu_us_per_call"]
+
+
+def _print_headline(summary: dict[str, Any]) -> None:
+    print("\nCPU of all threads added per chat call (µs, median over rounds; background export included)")
+    header = f"{'mode / prompt':28s} " + " ".join(f"{kind:>12s}" for kind in CLIENTS) + "   peers / ours"
+    print(header)
+    print("-" * len(header))
+    for mode, label in (("loopback_server", "loopback"), ("in_process_mock_transport", "in-process")):
+        for prompt in PROMPTS:
+            values = [_cpu(summary, mode, prompt, kind) for kind in CLIENTS]
+            cells = " ".join(f"{'-' if value is None else f'{value:+.1f}':>12s}" for value in values)
+            ours = values[0]
+            ratios = ", ".join(f"{peer / ours:.0f}x" if ours and ours > 0 and peer is not None else "-" for peer in values[1:])
+            print(f"{label + ' / ' + prompt:28s} {cells}   {ratios}")
+    print("\nimport after openai: RSS KiB / modules / loads opentelemetry-sdk / loads protobuf")
+    for kind, cost in summary["import_cost_after_openai"].items():
+        if "error" in cost:
+            print(f"{kind:12s} not measured: {cost['error']}")
+            continue
+        print(
+            f"{kind:12s} {cost['rss_kib']:8.0f} {cost['modules']:6d} "
+            f"{cost['opentelemetry_sdk_loaded']!s:>6s} {cost['protobuf_loaded']!s:>6s}"
+        )
+
+
 def _print_table(title: str, summary: dict[str, Any], calls: int) -> None:
     print(f"\n{title}: chat.completions.create, {calls} calls x {summary['rounds']} rounds, µs per call")
     header = (
-        f"{'client':12s} {'raw':>8s} {'median':>8s} {'p99':>8s} "
-        f"{'+median':>8s} {'+p99':>8s} {'+cpu':>8s} {'+flush':>8s} {'RSS KiB':>8s}"
+        f"{'client':12s} {'raw cpu':>8s} {'raw':>8s} {'median':>8s} {'p99':>8s} "
+        f"{'+cpu':>8s} {'+median':>8s} {'+p99':>8s} {'+flush':>8s} {'RSS KiB':>8s}"
     )
     print(header)
     print("-" * len(header))
@@ -318,8 +464,8 @@ def _print_table(title: str, summary: dict[str, Any], calls: int) -> None:
             continue
         cells = " ".join(f"{entry[f'added_{key}']:8.1f}" for key in _ADDED)
         print(
-            f"{kind:12s} {entry['raw_median_us']:8.1f} {entry['median_us']:8.1f} {entry['p99_us']:8.1f} "
-            f"{cells} {entry['rss_growth_kib']:8d}"
+            f"{kind:12s} {entry['raw_cpu_us_per_call']:8.1f} {entry['raw_median_us']:8.1f} {entry['median_us']:8.1f} "
+            f"{entry['p99_us']:8.1f} {cells} {entry['rss_growth_kib']:8d}"
         )
 
 

@@ -7,20 +7,18 @@ import atexit
 import sys
 import threading
 from time import time_ns
-from typing import Any, TypeVar
-
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import pipeline
 from .attribution import current_attribution
-from .calls import Call, Operation
+from .calls import Call, Operation, app_context
 from .exporter import OtlpHttpSender
 from .failures import log_once
 from .patching import ClassPatches
-from .settings import Settings, load_settings
+from .settings import Settings, load_settings, resource_attributes
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
 
 C = TypeVar("C")
 
@@ -52,7 +50,8 @@ def init(
     (our exporter is added to it as a span processor; the app's exporters keep working), else
     the SDK builds them itself and leaves the global provider alone, unless
     `set_global_tracer_provider=True` asks for a new provider to be made global.
-    Calling init() again replaces the previous configuration."""
+    Calling init() again replaces the previous configuration. OpenTelemetry is only imported
+    when the app has loaded it, or for `tracer_provider` / `set_global_tracer_provider`."""
     try:
         _init(
             load_settings(
@@ -80,23 +79,24 @@ def _init(settings: Settings, tracer_provider: TracerProvider | None, set_global
         shutdown()
         if settings.disabled:
             return
-        provider = tracer_provider
-        if provider is None:
-            global_provider = trace.get_tracer_provider()
-            if isinstance(global_provider, TracerProvider):
-                provider = global_provider
-        resource = Resource.create({"service.name": settings.service_name} if settings.service_name else {})
-        if provider is None and set_global:
-            provider = TracerProvider(resource=resource)
-            trace.set_tracer_provider(provider)
+        provider = None
+        if tracer_provider is not None or set_global or "opentelemetry.sdk.trace" in sys.modules:
+            from . import app_tracer_provider
+
+            own = {"service.name": settings.service_name} if settings.service_name else {}
+            provider = app_tracer_provider.app_provider(tracer_provider, set_global, own)
         url = settings.traces_url
         if provider is None and url is None:
             log_once("no-endpoint", "observatory_sdk: no endpoint (OBSERVATORY_ENDPOINT); not recording")
             return
         sender = OtlpHttpSender(url, settings.api_key) if url else None
-        active = pipeline.Pipeline(settings, sender, provider, resource)
-        if provider is not None and sender is not None:
-            provider.add_span_processor(active)
+        if provider is None:
+            active = pipeline.Pipeline(settings, sender, resource_attributes(settings.service_name))
+        else:
+            active = pipeline.Pipeline(settings, sender, dict(provider.resource.attributes))
+            active.provider_spans = app_tracer_provider.ProviderSpans(provider, active)
+            if sender is not None:
+                provider.add_span_processor(active.provider_spans)
         pipeline.current = active
         if not _atexit_registered:
             atexit.register(_flush_at_exit)
@@ -219,7 +219,7 @@ def record_cache_hit(
             "gen_ai.usage.cache_read.input_tokens": cached_input_tokens,
             "gen_ai.usage.output_tokens": output_tokens,
         }
-        call = Call(_AppCacheHit(provider), time_ns(), attributes, current_attribution(), otel_context.get_current())
+        call = Call(_AppCacheHit(provider), time_ns(), attributes, current_attribution(), app_context())
         active.submit(call)
     except Exception:
         log_once("cache-hit", "observatory_sdk: could not record a cache hit", exc_info=True)

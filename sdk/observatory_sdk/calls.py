@@ -3,14 +3,14 @@ thread applies to turn it into a span name and GenAI semantic-convention attribu
 
 from __future__ import annotations
 
-import hashlib
-import json
+import sys
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .content import messages_json
+from .fingerprints import fingerprint
 from .settings import Settings
 
 # Request fields that do not change what the model answers: left out of `observatory.request_hash`.
@@ -132,31 +132,11 @@ class Call:
         self.status_code = status if isinstance(status, int) else None
 
 
-class _NotHashable(Exception):
-    pass
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json", exclude_unset=True)
-    if isinstance(value, bytes | bytearray):
-        return {"bytes_sha256": hashlib.sha256(value).hexdigest()}
-    if isinstance(value, Mapping):
-        return dict(value)
-    # Iterators (already consumed by the client) and unknown objects have no stable form.
-    raise _NotHashable
-
-
-_canonical_json = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
-
-
-def fingerprint(payload: Any) -> str | None:
-    """sha256 over canonical JSON, first 16 bytes as hex; None when part of it cannot be read."""
-    try:
-        text = _canonical_json.encode(payload)
-    except (_NotHashable, TypeError, ValueError):
-        return None
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+def app_context() -> Any:
+    """The app's current OpenTelemetry context (the parent of the call's span) when the app has
+    loaded OpenTelemetry, else None; looked up in `sys.modules` so that the SDK never loads it."""
+    context = sys.modules.get("opentelemetry.context")
+    return None if context is None else context.get_current()
 
 
 _servers: weakref.WeakKeyDictionary[Any, tuple[str | None, int | None]] = weakref.WeakKeyDictionary()
@@ -198,12 +178,13 @@ def request_attributes(operation: Operation, kwargs: Mapping[str, Any], client: 
         if port:
             attributes["server.port"] = port
     prefix = operation.prompt_prefix(request)
+    seen: dict[int, str] = {}
     if prefix is not None:
-        prefix_hash = fingerprint(prefix)
+        prefix_hash = fingerprint(prefix, seen)
         if prefix_hash:
             attributes["observatory.prompt_prefix_hash"] = prefix_hash
     semantic = {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
-    request_hash = fingerprint({"provider": operation.provider, "operation": operation.name, "request": semantic})
+    request_hash = fingerprint({"provider": operation.provider, "operation": operation.name, "request": semantic}, seen)
     if request_hash:
         attributes["observatory.request_hash"] = request_hash
     user = operation.user(request)

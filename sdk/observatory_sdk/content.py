@@ -60,8 +60,9 @@ def _shorten(messages: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]
 
 def messages_json(messages: list[dict[str, Any]], max_chars: int) -> str:
     """JSON of `messages`, at most about `max_chars` long: long texts are cut first (marked with
-    TRUNCATED), then the oldest messages are left out."""
-    text = _dump(messages)
+    TRUNCATED), then the oldest messages are left out. Texts longer than `max_chars` are cut before
+    the first dump, so a 100k-token prompt is never written out whole."""
+    text = _dump(_shorten(messages, max_chars))
     limit = max_chars
     while len(text) > max_chars and limit > _MIN_PART_CHARS:
         limit //= 2

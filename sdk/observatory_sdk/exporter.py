@@ -1,24 +1,26 @@
 """OTLP/HTTP transport: posts one encoded ExportTraceServiceRequest and says whether it landed,
-should be retried (and when), or was refused for good."""
+should be retried (and when), or was refused for good. http.client (with ssl and the email
+package it loads) is imported when the first sender is made, to keep `import observatory_sdk` small."""
 
 from __future__ import annotations
 
-import email.utils
-import gzip
-import http.client
-import ssl
 import time
+import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-
 from .failures import log_once
+from .otlp import read_partial_success
 from .version import __version__
+
+if TYPE_CHECKING:
+    import http.client
 
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 REQUEST_TIMEOUT = 10.0
 _GZIP_MIN_BYTES = 1024
+_GZIP_WBITS = 31  # zlib writes the gzip format
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -62,15 +66,20 @@ class OtlpHttpSender:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._connection: http.client.HTTPConnection | None = None
+        import http.client
+
+        self._http = http.client
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
             if self._https:
-                self._connection = http.client.HTTPSConnection(
+                import ssl
+
+                self._connection = self._http.HTTPSConnection(
                     self._host, self._port, timeout=self._timeout, context=ssl.create_default_context()
                 )
             else:
-                self._connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
+                self._connection = self._http.HTTPConnection(self._host, self._port, timeout=self._timeout)
         return self._connection
 
     def close(self) -> None:
@@ -85,7 +94,8 @@ class OtlpHttpSender:
     def send(self, body: bytes) -> SendResult:
         headers = dict(self._headers)
         if len(body) >= _GZIP_MIN_BYTES:
-            body = gzip.compress(body, compresslevel=1)
+            compressor = zlib.compressobj(1, zlib.DEFLATED, _GZIP_WBITS)
+            body = compressor.compress(body) + compressor.flush()
             headers["Content-Encoding"] = "gzip"
         while True:
             reused = self._connection is not None
@@ -99,7 +109,7 @@ class OtlpHttpSender:
                 if response.will_close:
                     self.close()
                 break
-            except (OSError, http.client.HTTPException) as error:
+            except (OSError, self._http.HTTPException) as error:
                 self.close()
                 if reused and not isinstance(error, TimeoutError):
                     continue  # the server closed an idle keep-alive connection: once more, on a new one
@@ -122,17 +132,10 @@ class OtlpHttpSender:
 def _rejected(payload: bytes) -> int:
     if not payload:
         return 0
-    response = ExportTraceServiceResponse()
     try:
-        response.ParseFromString(payload)
-    except Exception:  # a JSON or empty-ish body from a proxy is still a success
+        rejected, message = read_partial_success(payload)
+    except ValueError:  # a JSON or empty-ish body from a proxy is still a success
         return 0
-    rejected = response.partial_success.rejected_spans
     if rejected:
-        log_once(
-            "partial-success",
-            "observatory_sdk: server rejected %d spans: %s",
-            rejected,
-            response.partial_success.error_message,
-        )
+        log_once("partial-success", "observatory_sdk: server rejected %d spans: %s", rejected, message)
     return rejected

@@ -1,14 +1,16 @@
 """OTLP/protobuf wire encoding written by hand: one `Span` message at a time as bytes, and the
-ExportTraceServiceRequest around a batch. Building generated protobuf objects costs several
-times more per span, and most attributes repeat from call to call, so their bytes are cached."""
+ExportTraceServiceRequest around a batch; and the one field of the server's answer the SDK reads.
+Building generated protobuf objects costs several times more per span (and loading protobuf
+alone adds megabytes), and most attributes repeat from call to call, so their bytes are cached."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.sdk.trace import ReadableSpan
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
 
 _SMALL = [bytes((n,)) for n in range(128)]
 _PACK_FIXED64 = struct.Struct("<Q").pack
@@ -135,3 +137,53 @@ def encode_request(resource_attributes: Mapping[str, Any], scope: bytes, spans: 
     resource = _field(b"\x0a", encode_attributes(resource_attributes, b"\x0a"))
     scope_spans = _field(b"\x12", _field(b"\x0a", scope) + b"".join(spans))
     return _field(b"\x0a", resource + scope_spans)
+
+
+def _read_varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if at >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 128:
+            return value, at
+
+
+def _fields(data: bytes) -> Iterable[tuple[int, int | bytes]]:
+    """(field number, value) of each field of a message: ints for varints, bytes otherwise."""
+    at = 0
+    while at < len(data):
+        key, at = _read_varint(data, at)
+        number, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            value, at = _read_varint(data, at)
+            yield number, value
+        elif wire_type == 2:
+            size, at = _read_varint(data, at)
+            if at + size > len(data):
+                raise ValueError("truncated field")
+            yield number, data[at : at + size]
+            at += size
+        elif wire_type in (1, 5):
+            width = 8 if wire_type == 1 else 4
+            yield number, data[at : at + width]
+            at += width
+        else:
+            raise ValueError(f"wire type {wire_type}")
+
+
+def read_partial_success(payload: bytes) -> tuple[int, str]:
+    """`partial_success.rejected_spans` and `.error_message` of an ExportTraceServiceResponse;
+    ValueError when the payload is not one."""
+    rejected, message = 0, ""
+    for number, value in _fields(payload):
+        if number == 1 and isinstance(value, bytes):
+            for inner_number, inner in _fields(value):
+                if inner_number == 1 and isinstance(inner, int):
+                    rejected = inner
+                elif inner_number == 2 and isinstance(inner, bytes):
+                    message = inner.decode("utf-8", "replace")
+    return rejected, message

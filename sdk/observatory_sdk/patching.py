@@ -12,11 +12,9 @@ from collections.abc import Callable, Mapping
 from time import perf_counter_ns, time_ns
 from typing import Any, Protocol
 
-from opentelemetry import context as otel_context
-
 from . import pipeline
 from .attribution import current_attribution
-from .calls import Call, Operation, Summary, request_attributes, response_attributes
+from .calls import Call, Operation, Summary, app_context, request_attributes, response_attributes
 from .failures import log_once
 
 MARK = "__observatory_operation__"
@@ -71,7 +69,7 @@ def start_call(
             time_ns(),
             request_attributes(operation, kwargs, client, active.settings),
             current_attribution(),
-            otel_context.get_current(),
+            app_context(),
         )
     except Exception:  # telemetry must never break the app
         log_once("start-call", "observatory_sdk: could not record a call", exc_info=True)

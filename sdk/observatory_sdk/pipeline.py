@@ -2,8 +2,9 @@
 thread that turns them into encoded spans and exports those in batches, with retry and counters.
 
 Spans are built either through an OpenTelemetry SDK TracerProvider (the app's, so its processors
-and exporters see them too), or, when the app has none, directly as OTLP bytes: that skips the
-SDK's per-span machinery, which costs more than everything else the worker does per call."""
+and exporters see them too: see app_tracer_provider), or, when the app has none, directly as OTLP
+bytes: that skips the SDK's per-span machinery, which costs more than everything else the worker
+does per call, and leaves opentelemetry-sdk and protobuf unloaded."""
 
 from __future__ import annotations
 
@@ -12,20 +13,17 @@ import random
 import threading
 import time
 from collections import deque
-from typing import Any
-
-from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace import SpanProcessor as SdkSpanProcessor
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from typing import TYPE_CHECKING, Any
 
 from .calls import Call, span_attributes, span_name
 from .exporter import OtlpHttpSender
 from .failures import log_once
-from .otlp import SPAN_KIND_CLIENT, STATUS_ERROR, encode_readable_span, encode_request, encode_scope, encode_span
+from .otlp import SPAN_KIND_CLIENT, STATUS_ERROR, encode_request, encode_scope, encode_span
 from .settings import Settings
 from .version import __version__
+
+if TYPE_CHECKING:
+    from .app_tracer_provider import ProviderSpans
 
 SCOPE_NAME = "observatory_sdk"
 BATCH_SIZE = 512
@@ -38,21 +36,14 @@ current: Pipeline | None = None
 """The pipeline the wrappers feed; None before init() and after shutdown()."""
 
 
-class Pipeline(SdkSpanProcessor):
-    """Turns queued calls into spans on a worker thread and posts them to Observatory. Added to a
-    TracerProvider as a span processor, it keeps only its own spans (scope `observatory_sdk`):
-    the app's other spans are the app's to export."""
+class Pipeline:
+    """Turns queued calls into spans on a worker thread and posts them to Observatory."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        sender: OtlpHttpSender | None,
-        provider: TracerProvider | None,
-        resource: Resource,
-    ) -> None:
+    def __init__(self, settings: Settings, sender: OtlpHttpSender | None, resource: dict[str, Any]) -> None:
         self.settings = settings
-        self._tracer = provider.get_tracer(SCOPE_NAME, __version__) if provider is not None else None
-        self._resource = dict((provider.resource if provider is not None else resource).attributes)
+        self.provider_spans: ProviderSpans | None = None
+        """Set when spans go through an OpenTelemetry SDK TracerProvider."""
+        self._resource = resource
         self._scope = encode_scope(SCOPE_NAME, __version__)
         self._sender = sender
         self._limit = settings.max_queue_size
@@ -94,25 +85,16 @@ class Pipeline(SdkSpanProcessor):
         if size >= self._wake_at:
             self._wake.set()
 
-    # -- span processor ---------------------------------------------------------------------
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        """Nothing to do when a span starts."""
-
-    def on_end(self, span: ReadableSpan) -> None:
-        scope = span.instrumentation_scope
-        if self._stopped or scope is None or scope.name != SCOPE_NAME:
-            return
-        self._queue_span(encode_readable_span(span))
-
-    def _queue_span(self, encoded: bytes) -> None:
+    def queue_span(self, encoded: bytes) -> None:
+        """Queue one encoded span for export (the oldest is dropped and counted when full)."""
         if len(self._spans) >= self._limit:
             with self._lock:
                 self._dropped += 1
         self._spans.append(encoded)
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return self.flush(timeout_millis / 1000)
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
 
     def shutdown(self, timeout: float = 5.0) -> None:
         """Flush what is queued (within `timeout`), then stop the worker. Safe to call twice."""
@@ -210,21 +192,20 @@ class Pipeline(SdkSpanProcessor):
         name = span_name(call)
         end_ns = call.start_ns + call.duration_ns
         error = call.error_type
-        if self._tracer is not None:
-            span = self._tracer.start_span(
-                name, context=call.context, kind=SpanKind.CLIENT, attributes=attributes, start_time=call.start_ns
-            )
-            if error:
-                span.set_status(Status(StatusCode.ERROR, error))
-            span.end(end_time=end_ns)  # our on_end queues it, if the provider's sampler kept it
+        if self.provider_spans is not None:
+            self.provider_spans.emit(name, call.context, attributes, call.start_ns, end_ns, error)
             return
-        parent = trace.get_current_span(call.context).get_span_context()
-        self._queue_span(
+        parent = None
+        if call.context:  # the app's OpenTelemetry context, not empty: maybe a span to be a child of
+            from .app_opentelemetry import parent_of
+
+            parent = parent_of(call.context)
+        self.queue_span(
             encode_span(
-                parent.trace_id if parent.is_valid else random.getrandbits(128) or 1,
+                parent[0] if parent else random.getrandbits(128) or 1,
                 random.getrandbits(64) or 1,
-                parent.span_id if parent.is_valid else None,
-                parent.is_valid and parent.is_remote,
+                parent[1] if parent else None,
+                parent is not None and parent[2],
                 name,
                 SPAN_KIND_CLIENT,
                 call.start_ns,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from urllib.parse import unquote
 
 from .failures import log_once
+from .version import __version__
 
 _TRUE = {"1", "true", "yes", "on"}
 DEFAULT_MAX_QUEUE_SIZE = 4096
@@ -34,7 +38,7 @@ class Settings:
         base = self.endpoint.rstrip("/")
         return base if base.endswith("/v1/traces") else base + "/v1/traces"
 
-    @property
+    @cached_property
     def default_attribution(self) -> dict[str, str]:
         values = {
             "team": self.team,
@@ -64,6 +68,27 @@ def _count(explicit: int | None, name: str, default: int) -> int:
     except ValueError:
         log_once(f"bad-{name}", "observatory_sdk: %s is not a number; using %d", name, default)
         return default
+
+
+def resource_attributes(service_name: str | None) -> dict[str, Any]:
+    """The OTLP resource of our spans, as the OpenTelemetry SDK's `Resource.create` would make it
+    (OTEL_RESOURCE_ATTRIBUTES, then OTEL_SERVICE_NAME, then `service_name` win in turn), naming
+    this SDK as the telemetry SDK. Made once per init(), so `uuid` is imported here, not with the SDK."""
+    import uuid
+
+    attributes: dict[str, Any] = {
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "observatory_sdk",
+        "telemetry.sdk.version": __version__,
+        "service.instance.id": str(uuid.uuid4()),
+    }
+    for pair in (_env("OTEL_RESOURCE_ATTRIBUTES") or "").split(","):
+        key, sep, value = pair.partition("=")
+        if sep and key.strip():
+            attributes[key.strip()] = unquote(value.strip())
+    name = service_name or _env("OTEL_SERVICE_NAME") or attributes.get("service.name")
+    attributes["service.name"] = name or "unknown_service:python"
+    return attributes
 
 
 def load_settings(

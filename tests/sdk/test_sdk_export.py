@@ -320,3 +320,25 @@ def test_calls_before_init_pass_straight_through(provider, sink):
 
     assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).usage.prompt_tokens == 1200
     assert pipeline.current is None
+
+
+def test_an_app_without_opentelemetry_does_not_load_it_or_protobuf(provider, sink):
+    output = _run_script(
+        f"""
+        import sys
+        import openai
+        import observatory_sdk
+
+        observatory_sdk.init(endpoint="{sink.endpoint}", service_name="no-otel")
+        client = observatory_sdk.wrap(openai.OpenAI(base_url="{provider.url}/v1", api_key="k", max_retries=0))
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
+        observatory_sdk.flush(5)
+        print(sorted(name for name in sys.modules if name.startswith(("opentelemetry", "google.protobuf"))))
+        """
+    )
+
+    assert output.strip() == "[]"
+    [span] = sink.wait_for_spans(1)
+    assert span["resource"]["service.name"] == "no-otel"
+    assert span["resource"]["telemetry.sdk.name"] == "observatory_sdk"
+    assert span["parent_span_id"] == ""

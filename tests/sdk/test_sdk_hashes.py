@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import openai
-from observatory_sdk.calls import fingerprint, request_attributes
+from observatory_sdk.calls import request_attributes
+from observatory_sdk.fingerprints import fingerprint
 from observatory_sdk.integrations.anthropic import MESSAGES as ANTHROPIC_MESSAGES
 from observatory_sdk.integrations.openai import CHAT, RESPONSES
 from observatory_sdk.settings import load_settings
@@ -98,3 +99,43 @@ def test_appending_to_the_messages_list_after_the_call_does_not_change_its_hash(
 
     first, second = (span["attributes"] for span in exported(2))
     assert first["observatory.request_hash"] == second["observatory.request_hash"]
+
+
+DOCUMENT = "".join(f"Clause {n}: the supplier delivers on time. " for n in range(12_000))  # ~500k chars
+
+
+def _with_document(text):
+    return _hashes(CHAT, model="gpt-4o-mini", messages=[SYSTEM, {"role": "user", "content": text}])
+
+
+def test_a_long_prompt_hashes_the_same_every_time_and_differs_at_either_end():
+    prefix, request = _with_document(DOCUMENT)
+    copy_prefix, copy_request = _with_document("".join(list(DOCUMENT)))  # equal, another object
+    _, other_question = _with_document(DOCUMENT + " Summarize.")
+    _, other_opening = _with_document("X" + DOCUMENT[1:])
+
+    assert (prefix, request) == (copy_prefix, copy_request)
+    assert len({request, other_question, other_opening}) == 3
+
+
+def test_a_long_prompt_is_hashed_from_its_length_ends_and_evenly_spaced_samples():
+    middle = len(DOCUMENT) // 2 + 7  # inside no sampled slice
+    sampled = DOCUMENT[: middle - 3] + "!!!" + DOCUMENT[middle:]
+    assert len(sampled) == len(DOCUMENT)
+
+    assert _with_document(sampled) == _with_document(DOCUMENT)
+    assert _with_document(DOCUMENT[:-3] + "!!!") != _with_document(DOCUMENT)
+
+
+def test_a_long_messages_list_is_hashed_from_its_length_ends_and_samples():
+    turns = [{"role": "user", "content": f"question {n}"} for n in range(500)]
+    _, request = _hashes(CHAT, model="m", messages=turns)
+    _, one_more = _hashes(CHAT, model="m", messages=[*turns, {"role": "user", "content": "again"}])
+    _, last_changed = _hashes(CHAT, model="m", messages=[*turns[:-1], {"role": "user", "content": "other"}])
+
+    assert len({request, one_more, last_changed}) == 3
+
+
+def test_a_string_and_a_number_of_the_same_text_hash_differently():
+    assert fingerprint({"a": "1"}) != fingerprint({"a": 1}) != fingerprint({"a": 1.0})
+    assert fingerprint(["ab", "c"]) != fingerprint(["a", "bc"])

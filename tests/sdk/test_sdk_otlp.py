@@ -6,9 +6,12 @@ import time
 
 import pytest
 from observatory_sdk.exporter import parse_retry_after
-from observatory_sdk.otlp import encode_readable_span, encode_request, encode_scope
+from observatory_sdk.otlp import encode_readable_span, encode_request, encode_scope, read_partial_success
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -105,3 +108,14 @@ def test_it_keeps_attribute_types():
 )
 def test_retry_after_is_read_as_seconds_or_a_date(header, seconds):
     assert parse_retry_after(header) == seconds
+
+
+def test_it_reads_the_rejected_span_count_of_the_servers_answer():
+    answer = ExportTraceServiceResponse()
+    answer.partial_success.rejected_spans = 300
+    answer.partial_success.error_message = "3 spans had no model"
+
+    assert read_partial_success(answer.SerializeToString()) == (300, "3 spans had no model")
+    assert read_partial_success(b"") == (0, "")
+    with pytest.raises(ValueError):
+        read_partial_success(b'{"partialSuccess": {}}')
