@@ -76,6 +76,13 @@ def test_it_checks_postgres_health_and_keeps_its_data(compose):
     assert any(volume.endswith(":/var/lib/postgresql/data") for volume in postgres["volumes"])
 
 
+def test_it_keeps_the_web_ingest_spool_on_a_volume(compose):
+    """Exports accepted while PostgreSQL is away wait in $OBSERVATORY_HOME/spool: it must survive the container."""
+    web = compose["services"]["web"]
+    assert "web-data:/var/lib/observatory" in web["volumes"]
+    assert "web-data" in compose["volumes"]
+
+
 def test_it_lets_the_collector_reach_the_app_by_service_name(compose):
     assert "web" in compose["services"]["web"]["environment"]["ALLOWED_HOSTS"].split(",")
 
