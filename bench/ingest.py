@@ -3,8 +3,9 @@ against `observatory up` as users run it, and in the same run the PostgreSQL COP
 
     .venv/bin/python bench/ingest.py [--requests 600] [--clients 2] [--workers 3]
 
-Prints a table and writes bench/results/ingest.json. Uses a throwaway OBSERVATORY_HOME (embedded
-PostgreSQL) unless DATABASE_URL is set.
+Prints a table and writes bench/results/ingest-<spans>-<UTC time>.json. Uses a throwaway OBSERVATORY_HOME
+(embedded PostgreSQL) unless DATABASE_URL is set. Client and server share the machine: the result says how much
+CPU each side took per span (web workers, PostgreSQL, client processes) and the load average around the run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import multiprocessing
 import os
 import random
+import resource
 import secrets
 import signal
 import socket
@@ -80,6 +82,42 @@ def client_worker(port: int, key: str, bodies: list[bytes], results) -> None:
     results.put(failures)
 
 
+def cpu_seconds(pids: set[int]) -> float:
+    """User + system CPU seconds used so far by the given live processes."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def server_processes(server_pid: int, home: Path) -> tuple[set[int], set[int]]:
+    """(web server processes: `observatory up` and its descendants, embedded PostgreSQL: the postmaster's children)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    try:
+        postmaster = int((home / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError):
+        postmaster = -1
+    database = {pid for pid, parent in parents.items() if parent == postmaster}
+    web = {server_pid}
+    grew = True
+    while grew:
+        found = {pid for pid, parent in parents.items() if parent in web} - web - database - {postmaster}
+        web |= found
+        grew = bool(found)
+    return web, database
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -118,16 +156,27 @@ def main() -> None:
 
         shares = [bodies[i::args.clients] for i in range(args.clients)]
         procs = [multiprocessing.Process(target=client_worker, args=(port, key, share, queue)) for share in shares]
+        web_pids, database_pids = server_processes(server.pid, home)
+        load_before = os.getloadavg()
+        web_cpu, database_cpu = cpu_seconds(web_pids), cpu_seconds(database_pids)
+        client_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         for p in procs:
             p.start()
         for p in procs:
             p.join()
         elapsed = time.perf_counter() - began
+        web_cpu, database_cpu = cpu_seconds(web_pids) - web_cpu, cpu_seconds(database_pids) - database_cpu
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        client_cpu = after.ru_utime + after.ru_stime - client_cpu.ru_utime - client_cpu.ru_stime
+        load_after = os.getloadavg()
         failures = sum(queue.get() for _ in procs)
         spans = args.requests * args.spans
         http_rate = spans / elapsed
         print(f"HTTP: {spans:,} spans in {elapsed:.2f} s = {http_rate:,.0f} spans/s ({failures} failed requests)", flush=True)
+        cpu = {"web": web_cpu, "postgres": database_cpu, "client": client_cpu}
+        print("CPU per span: " + ", ".join(f"{name} {seconds / spans * 1e6:.1f} µs" for name, seconds in cpu.items())
+              + f"; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after", flush=True)
 
         copy = copy_ceiling(env, bodies)
     finally:
@@ -138,12 +187,16 @@ def main() -> None:
         "spans_per_request": args.spans, "requests": args.requests, "client_processes": args.clients,
         "web_workers": args.workers, "http_spans_per_s": round(http_rate), "failed_requests": failures,
         **copy, "http_share_of_copy_ceiling": round(http_rate / copy["copy_binary_rows_per_s"], 3),
+        "cpu_us_per_span": {name: round(seconds / spans * 1e6, 1) for name, seconds in cpu.items()},
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
         "cpu_count": os.cpu_count(),
+        "command": "python bench/ingest.py " + " ".join(sys.argv[1:]),
     }
     print(json.dumps(result, indent=2))
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ingest.json").write_text(json.dumps(result, indent=2))
+    stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime())
+    (out / f"ingest-{args.spans}-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 def copy_ceiling(env: dict, bodies: list[bytes]) -> dict:

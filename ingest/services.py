@@ -144,7 +144,8 @@ def store_calls(
         else:
             call.attributes = without_content(call.attributes, declared)
         call_rows.append(call_row(org_id, api_key.pk, call, attribution, cost))
-        owned_calls.append((span_ref(call), (attribution.team_id, attribution.product_id)))
+        if context:  # context spans without a team take the one the calls around them agree on
+            owned_calls.append((span_ref(call), (attribution.team_id, attribution.product_id)))
     span_rows = [
         context_row(org_id, span, capture, owner, declared)
         for span, owner in zip(context, span_owners(api_key, context, owned_calls), strict=True)

@@ -184,14 +184,20 @@ def _write_batch(
 ) -> WriteResult:
     """Write one request's rows atomically: all of them or (on error) none, so a retry cannot double count.
 
-    First try: plain COPYs in one transaction (no savepoints: three round trips per request). A unique-key
-    violation (some rows are already stored: an exporter retried) rolls all of it back, and the request is written
-    again through the staging tables, which skip the stored rows.
+    First try: plain COPYs in one transaction (no savepoints). When only one table gets rows (the usual export:
+    model calls, no other spans) and no transaction is open, that COPY is sent on its own: a single statement is
+    its own transaction, all or nothing, without the BEGIN and COMMIT round trips. A unique-key violation (some
+    rows are already stored: an exporter retried) rolls all of it back, and the request is written again through
+    the staging tables, which skip the stored rows.
     """
+    tables = [(table, rows) for table, rows in ((LLMCALL, calls), (TRACESPAN, spans), (CALLCONTENT, contents)) if rows]
     try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            for table, rows in ((LLMCALL, calls), (TRACESPAN, spans), (CALLCONTENT, contents)):
-                if rows:
+        if len(tables) == 1 and connection.get_autocommit() and not connection.in_atomic_block:
+            with connection.cursor() as cursor:
+                _copy(cursor, tables[0][0].name, *tables[0])
+        else:
+            with transaction.atomic(), connection.cursor() as cursor:
+                for table, rows in tables:
                     _copy(cursor, table.name, table, rows)
         return WriteResult(calls_inserted=len(calls), calls_duplicate=0, spans_inserted=len(spans))
     except IntegrityError:

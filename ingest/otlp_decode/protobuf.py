@@ -83,7 +83,15 @@ _LeanTraceRequest = _lean_trace_request()
 # Decoded span attributes by their serialized KeyValue: model, operation, team, provider ... repeat on
 # every span. Only short KeyValues are kept: scalars as they are, flat arrays (finish reasons) as tuples
 # that each span gets a fresh list of. Content and nested values are decoded every time.
-_KEY_VALUES: dict[bytes, tuple[str, AttrValue]] = {}
+class _KeyValueCache(dict):
+    """`cache[raw]` decodes what it does not hold yet (`_pb_key_value`), so that a span's attributes are one
+    `dict(map(cache.__getitem__, pairs))`: a loop in C that leaves Python only on a miss."""
+
+    def __missing__(self, raw: bytes) -> tuple[str, AttrValue]:
+        return _pb_key_value(raw)
+
+
+_KEY_VALUES: dict[bytes, tuple[str, AttrValue]] = _KeyValueCache()
 _SCALAR_ARRAYS: dict[bytes, tuple[str, tuple[AttrValue, ...]]] = {}
 _CACHE_SIZE = 16_384  # entries per cache; a full cache is emptied
 _CACHED_BYTES = 160
@@ -221,7 +229,7 @@ def decode_traces(body: bytes) -> DecodedTraces:
     append = spans.append
     errors: list[str] = []
     rejected = 0
-    cached = _KEY_VALUES.get
+    key_value = _KEY_VALUES.__getitem__
     zero16 = ZERO_TRACE_ID
     zero8 = ZERO_SPAN_ID
     min_time = limits.MIN_TIME_NS
@@ -254,13 +262,8 @@ def decode_traces(body: bytes) -> DecodedTraces:
                     problem = span_problem(tid, sid, psid, start, end, latest) or f"more than {max_attributes} attributes"
                     note_error(errors, f"{span_label(sid)}: {problem}")
                     continue
-                attributes = {}
                 try:
-                    for raw in pairs:
-                        pair = cached(raw)
-                        if pair is None:
-                            pair = _pb_key_value(raw)
-                        attributes[pair[0]] = pair[1]
+                    attributes = dict(map(key_value, pairs))
                     pb_events = s.events
                     if pb_events:
                         if len(pb_events) > limits.MAX_EVENTS:
