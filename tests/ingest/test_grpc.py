@@ -2,11 +2,18 @@
 RetryInfo where an exporter may retry), partial success, the spool during an outage — a real server on a free port."""
 
 import gzip
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 import pytest
 from django.db import connection
 from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -30,6 +37,7 @@ from tests.ingest.test_corpus import TRACE_FILES
 from tests.ingest.test_otlp_http import CHAT, make_request
 from tests.ingest.test_spool import database_down
 
+REPO = Path(__file__).resolve().parents[2]
 METHODS = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
     "metrics": "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
@@ -238,3 +246,29 @@ def test_a_message_over_the_body_limit_once_decompressed_is_refused(settings, ap
         server.stop(None).wait()
     assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert LLMCall.objects.count() == 0
+
+
+def _serve_command(port, tmp_path):
+    env = {**os.environ, "OBSERVATORY_HOME": str(tmp_path), "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    return subprocess.Popen([sys.executable, "manage.py", "grpc", "--port", str(port)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_the_grpc_command_serves_until_sigterm_and_refuses_a_busy_port(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = _serve_command(port, tmp_path)
+    try:
+        assert proc.stdout.readline().strip() == f"serving OTLP/gRPC on 127.0.0.1:{port}"
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        second = _serve_command(port, tmp_path)
+        rest, _ = second.communicate(timeout=60)
+        assert second.returncode != 0 and "already using this port" in rest and "Traceback" not in rest
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "stopping" in rest
