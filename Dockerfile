@@ -1,4 +1,4 @@
-# One image for web, worker and beat; docker-compose.yml picks the command.
+# One image for web, the OTLP/gRPC receiver, worker and beat; docker-compose.yml picks the command.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -26,4 +26,5 @@ RUN python manage.py collectstatic --noinput
 
 USER observatory
 EXPOSE 8000
+EXPOSE 4317
 CMD ["gunicorn", "observatory.wsgi:application", "-b", "0.0.0.0:8000", "-w", "4"]

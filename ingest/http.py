@@ -16,6 +16,9 @@ from google.rpc import status_pb2
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+# The gRPC status code (google.rpc.Code) answering each HTTP status, as the OTLP specification pairs them; the
+# OTLP/HTTP Status body carries it, and OTLP/gRPC answers with it.
+GRPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 415: 3, 429: 8, 503: 14}
 
 
 class RequestRejected(Exception):
@@ -80,7 +83,7 @@ def _decompress(body: bytes, encoding: str) -> bytes:
 
 
 def status_response(content_type: str, status: int, message: str, retry_after: int | None = None) -> HttpResponse:
-    code = {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 415: 3, 429: 8, 503: 14}.get(status, 2)
+    code = GRPC_CODES.get(status, 2)
     if content_type == JSON:
         payload = orjson.dumps({"code": code, "message": message})
     else:

@@ -1,5 +1,5 @@
 """`observatory up`: embedded PostgreSQL, migrations (with the price catalog and call partitions), Celery worker and beat,
-web server.
+web server, OTLP/gRPC receiver.
 
 Children run in their own sessions (so one Ctrl-C is handled once, here) and die with us
 (PR_SET_PDEATHSIG) if this process is killed. Their logs go to <data dir>/logs/.
@@ -33,7 +33,7 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, option: str = "--port") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -42,7 +42,7 @@ def check_port_free(host: str, port: int) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise LaunchError(
                     f"port {host}:{port} is already in use — is Observatory (or something else) already running? "
-                    f"Stop it, or pick another port with --port."
+                    f"Stop it, or pick another port with {option}."
                 ) from None
             raise LaunchError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
@@ -61,6 +61,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("OBSERVATORY_PORT", "8000")))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("OBSERVATORY_WEB_WORKERS", "0")) or None,
                         help="web server processes (default: CPU cores + 1)")
+    parser.add_argument("--grpc-host", default=os.environ.get("OBSERVATORY_GRPC_HOST"),
+                        help="address of the OTLP/gRPC receiver (default: --host)")
+    parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("OBSERVATORY_GRPC_PORT") or 4317))
+    parser.add_argument("--no-grpc", action="store_true", help="do not start the OTLP/gRPC receiver")
     parser.add_argument("--demo", action="store_true", help="fill the app with realistic demo traffic")
     parser.add_argument("--no-celery", action="store_true", help="do not start the Celery worker and beat")
     return parser.parse_args(argv)
@@ -128,6 +132,14 @@ def _http_ok(url: str) -> bool:
         return False
 
 
+def _tcp_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1" if host in ("0.0.0.0", "") else host, port), timeout=1):  # noqa: S104
+            return True
+    except OSError:
+        return False
+
+
 def up(argv: list[str]) -> int:
     args = parse_args(argv)
     try:
@@ -140,6 +152,9 @@ def up(argv: list[str]) -> int:
 def _up(args: argparse.Namespace) -> int:
     config = load_config()
     check_port_free(args.host, args.port)
+    args.grpc_host = args.grpc_host or args.host
+    if not args.no_grpc:
+        check_port_free(args.grpc_host, args.grpc_port, "--grpc-port (or --no-grpc)")
     data_dir = config.data_dir
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -199,6 +214,10 @@ def _up(args: argparse.Namespace) -> int:
                             "--config", "python:observatory.gunicorn_conf",
                             "--bind", f"{args.host}:{args.port}", "--workers", str(workers),
                             "--graceful-timeout", "5", "--timeout", "60", "--log-level", "warning"])
+        if not args.no_grpc:
+            say(f"  starting the OTLP/gRPC receiver on {args.grpc_host}:{args.grpc_port} …")
+            stack.start("grpc", [sys.executable, "-m", "observatory.cli", "grpc",
+                                 "--host", args.grpc_host, "--port", str(args.grpc_port)])
         if not args.no_celery:
             say("  starting the Celery worker and beat …")
             stack.start("worker", [sys.executable, "-m", "celery", "-A", "observatory", "worker",
@@ -207,6 +226,8 @@ def _up(args: argparse.Namespace) -> int:
                                  "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
                                  "--pidfile", str(data_dir / "beat.pid")])
         wait_until(lambda: _http_ok(f"http://{args.host}:{args.port}/healthz"), 60, stack)
+        if not args.no_grpc:
+            wait_until(lambda: _tcp_open(args.grpc_host, args.grpc_port), 60, stack)
         if not args.no_celery:
             wait_until(ready_file.exists, 90, stack)
         banner(args, first, log_dir)
@@ -261,6 +282,8 @@ def banner(args: argparse.Namespace, first, log_dir: Path) -> None:
     else:
         say(f"  log in as {first.username} (password set on first run; reset with: observatory changepassword {first.username})")
     say(f"  OTLP endpoint: {url}/v1/traces   (header: Authorization: Bearer <API key>)")
+    if not args.no_grpc:
+        say(f"  OTLP/gRPC:     http://{args.grpc_host}:{args.grpc_port}   (metadata: authorization: Bearer <API key>)")
     say(f"  logs: {log_dir}")
     say("  press Ctrl-C to stop")
     say("")

@@ -8,6 +8,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPORTER_TYPES = {"otlp_http", "otlphttp"}  # otlphttp: the alias before collector 0.144
+GRPC_EXPORTER_TYPES = {"otlp_grpc", "otlp"}  # otlp: the alias before collector 0.144
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def published(service):
 
 
 def test_it_defines_every_service(compose):
-    assert {"postgres", "redis", "web", "worker", "beat", "otel-collector"} <= set(compose["services"])
+    assert {"postgres", "redis", "web", "grpc", "worker", "beat", "otel-collector"} <= set(compose["services"])
 
 
 def test_it_publishes_the_web_port(compose):
@@ -52,8 +53,17 @@ def test_it_runs_celery_worker_and_database_beat(compose):
     assert "django_celery_beat.schedulers:DatabaseScheduler" in beat
 
 
+def test_it_serves_otlp_grpc_on_4317_inside_the_network(compose):
+    service = compose["services"]["grpc"]
+    assert service["image"] == compose["services"]["web"]["image"]
+    assert service["command"] == ["python", "manage.py", "grpc", "--host", "0.0.0.0", "--port", "4317"]
+    assert [str(port) for port in service["expose"]] == ["4317"]
+    assert "ports" not in service  # the host's 4317 is the Collector's
+    assert "grpc_health" in " ".join(service["healthcheck"]["test"])
+
+
 def test_it_points_the_app_at_postgres_and_redis(compose):
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "grpc", "worker", "beat"):
         env = compose["services"][name]["environment"]
         assert re.fullmatch(r"postgresql://observatory:.+@postgres:5432/observatory", env["DATABASE_URL"])
         assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
@@ -64,7 +74,7 @@ def test_it_points_the_app_at_postgres_and_redis(compose):
 def test_it_migrates_before_the_app_starts(compose):
     services = compose["services"]
     assert "migrate" in services["migrate"]["command"]
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "grpc", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
 
@@ -130,6 +140,15 @@ def test_it_exports_to_the_web_service_on_port_8000(collector):
     assert config["sending_queue"]["enabled"] is True
 
 
+def test_it_can_forward_over_grpc_to_the_grpc_service_instead(collector):
+    (name,) = [name for name in collector["exporters"] if name.split("/")[0] in GRPC_EXPORTER_TYPES]
+    config = collector["exporters"][name]
+    assert config["endpoint"] == "grpc:4317"
+    assert config["tls"] == {"insecure": True}
+    assert config["headers"] == {"authorization": "Bearer ${env:OBSERVATORY_API_KEY}"}
+    assert config["compression"] == "gzip" and config["retry_on_failure"]["enabled"] is True
+
+
 def test_it_authenticates_with_the_api_key_from_the_environment(collector):
     headers = collector["exporters"][exporter_of(collector)]["headers"]
     assert headers["Authorization"] == "Bearer ${env:OBSERVATORY_API_KEY}"
@@ -156,6 +175,7 @@ def test_it_builds_a_non_root_image_serving_the_wsgi_app():
     assert "collectstatic" in dockerfile
     assert re.search(r"^USER (?!root)\S+", dockerfile, re.MULTILINE)
     assert re.search(r"^EXPOSE 8000$", dockerfile, re.MULTILINE)
+    assert re.search(r"^EXPOSE 4317$", dockerfile, re.MULTILINE)
     cmd = re.findall(r"^CMD (.+)$", dockerfile, re.MULTILINE)[-1]
     assert "gunicorn" in cmd
     assert "observatory.wsgi:application" in cmd
