@@ -90,7 +90,8 @@ def test_it_keeps_the_web_ingest_spool_on_a_volume(compose):
     """Exports accepted while PostgreSQL is away wait in $OBSERVATORY_HOME/spool: it must survive the container."""
     web = compose["services"]["web"]
     assert "web-data:/var/lib/observatory" in web["volumes"]
-    assert "web-data" in compose["volumes"]
+    assert "grpc-data:/var/lib/observatory" in compose["services"]["grpc"]["volumes"]
+    assert {"web-data", "grpc-data"} <= set(compose["volumes"])
 
 
 def test_it_lets_the_collector_reach_the_app_by_service_name(compose):

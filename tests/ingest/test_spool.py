@@ -49,7 +49,7 @@ def test_an_export_during_an_outage_is_answered_200_and_stored_once_the_database
         assert not ExportTraceServiceResponse.FromString(response.content).HasField("partial_success")
         waiting = spool.state()
         assert waiting.pending_bytes > len(body) and waiting.segments == 1
-        with pytest.raises(Exception):  # noqa: B017 (still down: the drain stops at the first record)
+        with pytest.raises(Exception):
             spool.drain(apply_spooled)
     assert LLMCall.objects.count() == 0
     assert spool.drain(apply_spooled) == 1

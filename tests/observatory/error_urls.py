@@ -2,7 +2,8 @@
 
 from django.urls import path
 
-from observatory.urls import handler500, urlpatterns as product_urls
+from observatory.urls import handler500
+from observatory.urls import urlpatterns as product_urls
 
 
 def fails(request):
