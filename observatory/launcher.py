@@ -33,6 +33,9 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
+DEFAULT_GRPC_PORT = 4317
+
+
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -63,7 +66,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="web server processes (default: CPU cores + 1)")
     parser.add_argument("--grpc-host", default=os.environ.get("OBSERVATORY_GRPC_HOST"),
                         help="address of the OTLP/gRPC receiver (default: --host)")
-    parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("OBSERVATORY_GRPC_PORT") or 4317))
+    parser.add_argument("--grpc-port", type=int, default=int(os.environ.get("OBSERVATORY_GRPC_PORT") or 0) or None,
+                        help="port of the OTLP/gRPC receiver (default 4317; when 4317 is taken, e.g. by a local "
+                             "Collector, `up` goes on without gRPC and says so)")
     parser.add_argument("--no-grpc", action="store_true", help="do not start the OTLP/gRPC receiver")
     parser.add_argument("--demo", action="store_true", help="fill the app with realistic demo traffic")
     parser.add_argument("--no-celery", action="store_true", help="do not start the Celery worker and beat")
@@ -153,7 +158,15 @@ def _up(args: argparse.Namespace) -> int:
     config = load_config()
     check_port_free(args.host, args.port)
     args.grpc_host = args.grpc_host or args.host
-    if not args.no_grpc:
+    if not args.no_grpc and args.grpc_port is None:  # the default port: if something holds it, go on without gRPC
+        args.grpc_port = DEFAULT_GRPC_PORT
+        try:
+            check_port_free(args.grpc_host, args.grpc_port)
+        except LaunchError:
+            say(f"  note: {args.grpc_host}:{args.grpc_port} is in use (a local OpenTelemetry Collector?): the OTLP/gRPC "
+                "receiver is not started; OTLP/HTTP works as usual. Use --grpc-port to pick another port.")
+            args.no_grpc = True
+    elif not args.no_grpc:
         check_port_free(args.grpc_host, args.grpc_port, "--grpc-port (or --no-grpc)")
     data_dir = config.data_dir
     log_dir = data_dir / "logs"
