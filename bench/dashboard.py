@@ -4,14 +4,16 @@
 
 Generates the calls in SQL (as bench/rollup.py does), rolls them up, then requests every page in-process
 with Django's test client as an org-wide admin and as a one-team viewer, for the 30-day and 7-day ranges
-(median of 5 after a warm-up). Prints a table and writes bench/results/dashboard.json.
+(median of 5 after a warm-up). The calls have products, features, end users, sessions and error types
+(rollup_bench.generate). Prints a table and writes bench/results/dashboard-<UTC start>.json with the machine and
+its load.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
+import os
 import statistics
 import sys
 import time
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--teams", type=int, default=50)
     args = parser.parse_args()
+    started, load_at_start = datetime.now(UTC), [round(x, 2) for x in os.getloadavg()]
     rollup_bench.setup_django()
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -55,9 +58,12 @@ def main() -> None:
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     ensure_partitions(days_ahead=1, days_back=args.days + 1)
     print(f"generating {args.calls:,} calls …", flush=True)
-    rollup_bench.generate(org.id, [t.id for t in teams], args.calls, end - timedelta(days=args.days), args.days)
+    generation_s = rollup_bench.generate(org.id, [t.id for t in teams], args.calls, end - timedelta(days=args.days),
+                                         args.days, product_ids=rollup_bench.make_products(org, teams))
     print("rolling up …", flush=True)
+    began = time.perf_counter()
     rollup_pending()
+    rollup_s = time.perf_counter() - began
 
     User = get_user_model()
     admin = User.objects.create_user(f"admin-{org.slug}", password="x")
@@ -66,23 +72,23 @@ def main() -> None:
     Membership.objects.create(user=viewer, organization=org, team=teams[0], role=Role.VIEWER)
     call = LLMCall.objects.filter(organization=org, team=teams[0]).order_by("-start_time").first()
     pages = ["/", f"/teams/{teams[0].slug}/", "/latency/", "/caching/", "/errors/", "/calls/",
-             f"/calls/{call.trace_id}/{call.span_id}/", "/prices/", "/gpu/", "/settings/", "/recommendations/", "/users/", "/models/",
-             "/what-if/"]
+             f"/calls/{call.trace_id}/{call.span_id}/", "/prices/", "/gpu/", "/settings/", "/recommendations/", "/users/",
+             "/users/?by=session", "/models/", "/what-if/"]
     results = {}
     for who, user in (("admin", admin), ("viewer", viewer)):
         client = Client()
         client.force_login(user)
         for window in ("30d", "7d"):
             for page in pages:
-                ms, status = page_ms(client, f"{page}?range={window}")
-                results[f"{who} {window} {page.split('?')[0] if 'calls/' not in page[7:] else '/calls/<id>/'}"] = {
+                ms, status = page_ms(client, f"{page}{'&' if '?' in page else '?'}range={window}")
+                results[f"{who} {window} {page if 'calls/' not in page[7:] else '/calls/<id>/'}"] = {
                     "ms": round(ms, 1), "status": status}
                 print(f"{who:6} {window:3} {page[:40]:40} {ms:8.1f} ms  ({status})", flush=True)
     slowest = max(results.values(), key=lambda r: r["ms"])
-    out = {"calls": args.calls, "days": args.days, "teams": args.teams, "pages": results, "slowest_ms": slowest["ms"]}
-    (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (REPO / "bench" / "results" / "dashboard.json").write_text(json.dumps(out, indent=2))
+    out = {"calls": args.calls, "days": args.days, "teams": args.teams, "generation_s": round(generation_s, 1),
+           "rollup_s": round(rollup_s, 1), "pages": results, "slowest_ms": slowest["ms"]}
     print(f"slowest page: {slowest['ms']} ms")
+    print(f"wrote {rollup_bench.write_result('dashboard', out, started, load_at_start)}")
 
 
 if __name__ == "__main__":
