@@ -21,6 +21,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 # ruff: noqa: S608
 from django.utils import timezone
 
+from billing.day_rollups import rollup_days
 from billing.models import HourlySlowCall, RollupState
 from ingest.dedup import merge_late_duplicates
 
@@ -171,7 +172,8 @@ def _hour(value: datetime) -> datetime:
 
 
 def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
-    """Recompute the hourly rows of these hours (replace, not add) and the days they fall in. Idempotent."""
+    """Recompute the hourly rows of these hours (replace, not add) and the days they fall in (the per end user,
+    session and error type days from the days' calls: billing.day_rollups). Idempotent."""
     hours = sorted({_hour(h) for h in hours})
     if not hours:
         return 0
@@ -205,6 +207,7 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         cursor.execute("DELETE FROM billing_dailyproductlatency WHERE organization_id = %s AND day = ANY(%s)",
                        [organization_id, days])
         cursor.execute(DAILY_PRODUCT_LATENCY_SQL, {"org": organization_id, "periods": days})
+        rollup_days(organization_id, days)
     return written
 
 
