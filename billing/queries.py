@@ -18,6 +18,7 @@ from billing.models import (
     DailyModelLatency,
     DailyProductLatency,
     DailyRollup,
+    DailyTeamModelRollup,
     GpuCostHour,
     HourlyModelLatency,
     HourlyProductLatency,
@@ -41,17 +42,23 @@ def _midnight_after(moment: datetime) -> datetime:
     return day if day == moment else day + timedelta(days=1)
 
 
-def rollup_pieces(scope: Scope, start: datetime, end: datetime) -> list[QuerySet]:
-    """Querysets whose rows together cover [start, end) exactly once."""
+TEAM_MODEL_FIELDS = frozenset({"team_id", "product_id", "provider", "model"})
+DAILY_MODELS = (DailyRollup, DailyTeamModelRollup, DailyModelLatency, DailyProductLatency)
+
+
+def rollup_pieces(scope: Scope, start: datetime, end: datetime, fields: Sequence[str] | None = None) -> list[QuerySet]:
+    """Querysets whose rows together cover [start, end) exactly once. Reads that group by no more than `fields`
+    (given, and within team, product, provider and model) take whole days from the smaller DailyTeamModelRollup."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_midnight = _midnight_after(start)
     last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
     hourly = HourlyRollup.objects.filter(scope.q())
     if first_midnight >= last_midnight:
         return [hourly.filter(hour__gte=start, hour__lt=end)]
+    daily = DailyTeamModelRollup if fields is not None and set(fields) <= TEAM_MODEL_FIELDS else DailyRollup
     return [
         hourly.filter(hour__gte=start, hour__lt=first_midnight),
-        DailyRollup.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date()),
+        daily.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date()),
         hourly.filter(hour__gte=last_midnight, hour__lt=end),
     ]
 
@@ -85,7 +92,7 @@ def spend(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] 
     fields = _group_fields(group_by)
     merged: dict[tuple, dict] = {}
     sums = {name: Sum(name) for name in SUMMED}
-    for piece in rollup_pieces(scope, start, end):
+    for piece in rollup_pieces(scope, start, end, fields):
         # values() with no field names would select (and group by) every column, histograms included
         grouped = piece.values(*fields).annotate(**sums).order_by() if fields else [piece.aggregate(**sums)]
         for row in grouped:
@@ -115,8 +122,8 @@ def timeseries(scope: Scope, start: datetime, end: datetime, interval: str = "da
     if interval != "day":
         raise ValueError("interval is 'hour' or 'day'")
     series: dict[tuple, dict] = {}
-    for piece in rollup_pieces(scope, start, end):
-        time_field = "day" if piece.model is DailyRollup else "hour"
+    for piece in rollup_pieces(scope, start, end, fields):
+        time_field = "day" if piece.model in DAILY_MODELS else "hour"
         for row in piece.values(time_field, *fields).annotate(**{n: Sum(n) for n in SUMMED}).order_by():
             moment = row[time_field]
             day = moment if time_field == "day" else moment.astimezone(UTC).date()
@@ -173,13 +180,13 @@ def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[st
     per-model histograms (HourlyModelLatency / DailyModelLatency), and by product the per-product ones, instead
     of every group's rows."""
     if scope.team_ids is not None or type(scope) is not Scope:
-        return rollup_pieces(scope, start, end)
+        return rollup_pieces(scope, start, end, fields)
     if set(fields) <= {"provider", "model"}:
         hourly_model, daily_model = HourlyModelLatency, DailyModelLatency
     elif fields == ["product_id"]:
         hourly_model, daily_model = HourlyProductLatency, DailyProductLatency
     else:
-        return rollup_pieces(scope, start, end)
+        return rollup_pieces(scope, start, end, fields)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_midnight = _midnight_after(start)
     last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
@@ -322,7 +329,7 @@ def top_callers(scope: Scope, start: datetime, end: datetime, field: str = "end_
 def calls_naming_callers(scope: Scope, start: datetime, end: datetime) -> dict:
     """How many calls the range has (from the rollups), and how many of them name an end user / a session: all but
     those the daily rows kept under the empty name (a small partial index) and the partial days' calls naming none."""
-    everything = sum((piece.aggregate(n=Sum("calls"))["n"] or 0 for piece in rollup_pieces(scope, start, end)), 0)
+    everything = sum((piece.aggregate(n=Sum("calls"))["n"] or 0 for piece in rollup_pieces(scope, start, end, ())), 0)
     counts = {"calls": everything}
     for field, name in (("end_user", "with_user"), ("session", "with_session")):
         unnamed = f" AND {field} = ''"

@@ -29,6 +29,7 @@ from billing.models.rollups import (  # noqa: F401
     DailyProductLatency,
     DailyRollup,
     DailySessionSpend,
+    DailyTeamModelRollup,
     HourlyModelLatency,
     HourlyProductLatency,
     HourlyRollup,
