@@ -112,24 +112,29 @@ def total(scope: Scope, start: datetime, end: datetime) -> dict:
     return rows[0] if rows else with_derived({name: 0 for name in SUMMED})
 
 
-def timeseries(scope: Scope, start: datetime, end: datetime, interval: str = "day", group_by: Sequence[str] = ()) -> list[dict]:
-    """Spend per hour or per day (UTC), optionally split by a grouping."""
+def timeseries(scope: Scope, start: datetime, end: datetime, interval: str = "day", group_by: Sequence[str] = (),
+               columns: Sequence[str] = SUMMED) -> list[dict]:
+    """Spend per hour or per day (UTC), optionally split by a grouping; `columns` (of SUMMED) limits the sums read to
+    what a chart shows, which makes a long series several times cheaper."""
     fields = _group_fields(group_by)
+    if not set(columns) <= set(SUMMED):
+        raise ValueError(f"columns are some of {', '.join(SUMMED)}")
+    sums = {n: Sum(n) for n in columns}
     if interval == "hour":
         rows = (HourlyRollup.objects.filter(scope.q(), hour__gte=start, hour__lt=end)
-                .values("hour", *fields).annotate(**{n: Sum(n) for n in SUMMED}).order_by("hour"))
+                .values("hour", *fields).annotate(**sums).order_by("hour"))
         return [with_derived({**row, "period": row.pop("hour")}) for row in rows]
     if interval != "day":
         raise ValueError("interval is 'hour' or 'day'")
     series: dict[tuple, dict] = {}
     for piece in rollup_pieces(scope, start, end, fields):
         time_field = "day" if piece.model in DAILY_MODELS else "hour"
-        for row in piece.values(time_field, *fields).annotate(**{n: Sum(n) for n in SUMMED}).order_by():
+        for row in piece.values(time_field, *fields).annotate(**sums).order_by():
             moment = row[time_field]
             day = moment if time_field == "day" else moment.astimezone(UTC).date()
             key = (day, *(row[f] for f in fields))
-            target = series.setdefault(key, {"period": day, **{f: row[f] for f in fields}, **{n: 0 for n in SUMMED}})
-            for name in SUMMED:
+            target = series.setdefault(key, {"period": day, **{f: row[f] for f in fields}, **{n: 0 for n in columns}})
+            for name in columns:
                 target[name] += row[name] or 0
     return [with_derived(series[key]) for key in sorted(series)]
 

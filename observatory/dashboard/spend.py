@@ -93,9 +93,14 @@ def with_rates(row: dict) -> dict:
     return row
 
 
-def series(scope: Scope, period: Period) -> dict:
-    """Per hour or day totals with every slot present (no calls: zero)."""
-    rows = {row["period"]: row for row in timeseries(scope, period.start, period.end, period.interval)}
+SPEND_SERIES = ("cost_usd",)
+CACHING_SERIES = ("cache_read_savings_usd", "cost_avoided_usd")
+ERRORS_SERIES = ("calls", "errors")
+
+
+def series(scope: Scope, period: Period, columns: tuple[str, ...]) -> dict:
+    """Per hour or day totals of `columns` (what the chart shows) with every slot present (no calls: zero)."""
+    rows = {row["period"]: row for row in timeseries(scope, period.start, period.end, period.interval, (), columns)}
     return {slot: rows.get(slot) for slot in period.slots}
 
 
@@ -144,7 +149,7 @@ def spend_report(scope: Scope, period: Period, organization: Organization, group
     before = {group: regroup(before_rows, [group]) for group in mover_groups}
     return SpendReport(
         total=current, previous=previous, change=change(current["cost_usd"], previous["cost_usd"]),
-        chart=spend_chart(series(scope, period)),
+        chart=spend_chart(series(scope, period, SPEND_SERIES)),
         breakdowns={group: breakdown(scope, period, group, labels, raw[group]) for group in groups},
         movers=movers(scope, period, mover_groups, labels, current={g: [dict(r) for r in raw[g]] for g in mover_groups},
                       previous=before),
@@ -170,7 +175,7 @@ def calendar(scope: Scope, now: datetime) -> Calendar:
     last_month_start = (month_start - timedelta(days=1)).replace(day=1)
     same_days_end = min(last_month_start + (tomorrow - month_start), month_start)
     # one read: the cost of every day since the first of last month
-    days = {row["period"]: row["cost_usd"] for row in timeseries(scope, last_month_start, tomorrow, "day")}
+    days = {row["period"]: row["cost_usd"] for row in timeseries(scope, last_month_start, tomorrow, "day", (), ("cost_usd",))}
 
     def cost(start: datetime, end: datetime) -> Decimal:
         return sum((value for day, value in days.items() if start.date() <= day < end.date()), ZERO)
