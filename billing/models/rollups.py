@@ -222,6 +222,8 @@ class HourlySlowCall(models.Model):
         indexes = [
             models.Index(fields=["organization", "hour"], name="hourlyslowcall_org_hour"),
             models.Index(fields=["organization", "-duration_ms"], name="hourlyslowcall_org_duration"),
+            # one team's slowest: the index above would walk every team's
+            models.Index(fields=["organization", "team", "-duration_ms"], name="hourlyslowcall_team_duration"),
         ]
 
     def __str__(self) -> str:
