@@ -8,7 +8,7 @@ the partial days at either end from hourly rollups, so totals are exact at any b
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
@@ -18,6 +18,7 @@ from billing.models import (
     DailyModelLatency,
     DailyProductLatency,
     DailyRollup,
+    DailyTeamModelRollup,
     GpuCostHour,
     HourlyModelLatency,
     HourlyProductLatency,
@@ -41,17 +42,23 @@ def _midnight_after(moment: datetime) -> datetime:
     return day if day == moment else day + timedelta(days=1)
 
 
-def rollup_pieces(scope: Scope, start: datetime, end: datetime) -> list[QuerySet]:
-    """Querysets whose rows together cover [start, end) exactly once."""
+TEAM_MODEL_FIELDS = frozenset({"team_id", "product_id", "provider", "model"})
+DAILY_MODELS = (DailyRollup, DailyTeamModelRollup, DailyModelLatency, DailyProductLatency)
+
+
+def rollup_pieces(scope: Scope, start: datetime, end: datetime, fields: Sequence[str] | None = None) -> list[QuerySet]:
+    """Querysets whose rows together cover [start, end) exactly once. Reads that group by no more than `fields`
+    (given, and within team, product, provider and model) take whole days from the smaller DailyTeamModelRollup."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_midnight = _midnight_after(start)
     last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
     hourly = HourlyRollup.objects.filter(scope.q())
     if first_midnight >= last_midnight:
         return [hourly.filter(hour__gte=start, hour__lt=end)]
+    daily = DailyTeamModelRollup if fields is not None and set(fields) <= TEAM_MODEL_FIELDS else DailyRollup
     return [
         hourly.filter(hour__gte=start, hour__lt=first_midnight),
-        DailyRollup.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date()),
+        daily.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date()),
         hourly.filter(hour__gte=last_midnight, hour__lt=end),
     ]
 
@@ -85,7 +92,7 @@ def spend(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] 
     fields = _group_fields(group_by)
     merged: dict[tuple, dict] = {}
     sums = {name: Sum(name) for name in SUMMED}
-    for piece in rollup_pieces(scope, start, end):
+    for piece in rollup_pieces(scope, start, end, fields):
         # values() with no field names would select (and group by) every column, histograms included
         grouped = piece.values(*fields).annotate(**sums).order_by() if fields else [piece.aggregate(**sums)]
         for row in grouped:
@@ -105,24 +112,29 @@ def total(scope: Scope, start: datetime, end: datetime) -> dict:
     return rows[0] if rows else with_derived({name: 0 for name in SUMMED})
 
 
-def timeseries(scope: Scope, start: datetime, end: datetime, interval: str = "day", group_by: Sequence[str] = ()) -> list[dict]:
-    """Spend per hour or per day (UTC), optionally split by a grouping."""
+def timeseries(scope: Scope, start: datetime, end: datetime, interval: str = "day", group_by: Sequence[str] = (),
+               columns: Sequence[str] = SUMMED) -> list[dict]:
+    """Spend per hour or per day (UTC), optionally split by a grouping; `columns` (of SUMMED) limits the sums read to
+    what a chart shows, which makes a long series several times cheaper."""
     fields = _group_fields(group_by)
+    if not set(columns) <= set(SUMMED):
+        raise ValueError(f"columns are some of {', '.join(SUMMED)}")
+    sums = {n: Sum(n) for n in columns}
     if interval == "hour":
         rows = (HourlyRollup.objects.filter(scope.q(), hour__gte=start, hour__lt=end)
-                .values("hour", *fields).annotate(**{n: Sum(n) for n in SUMMED}).order_by("hour"))
+                .values("hour", *fields).annotate(**sums).order_by("hour"))
         return [with_derived({**row, "period": row.pop("hour")}) for row in rows]
     if interval != "day":
         raise ValueError("interval is 'hour' or 'day'")
     series: dict[tuple, dict] = {}
-    for piece in rollup_pieces(scope, start, end):
-        time_field = "day" if piece.model is DailyRollup else "hour"
-        for row in piece.values(time_field, *fields).annotate(**{n: Sum(n) for n in SUMMED}).order_by():
+    for piece in rollup_pieces(scope, start, end, fields):
+        time_field = "day" if piece.model in DAILY_MODELS else "hour"
+        for row in piece.values(time_field, *fields).annotate(**sums).order_by():
             moment = row[time_field]
             day = moment if time_field == "day" else moment.astimezone(UTC).date()
             key = (day, *(row[f] for f in fields))
-            target = series.setdefault(key, {"period": day, **{f: row[f] for f in fields}, **{n: 0 for n in SUMMED}})
-            for name in SUMMED:
+            target = series.setdefault(key, {"period": day, **{f: row[f] for f in fields}, **{n: 0 for n in columns}})
+            for name in columns:
                 target[name] += row[name] or 0
     return [with_derived(series[key]) for key in sorted(series)]
 
@@ -173,13 +185,13 @@ def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[st
     per-model histograms (HourlyModelLatency / DailyModelLatency), and by product the per-product ones, instead
     of every group's rows."""
     if scope.team_ids is not None or type(scope) is not Scope:
-        return rollup_pieces(scope, start, end)
+        return rollup_pieces(scope, start, end, fields)
     if set(fields) <= {"provider", "model"}:
         hourly_model, daily_model = HourlyModelLatency, DailyModelLatency
     elif fields == ["product_id"]:
         hourly_model, daily_model = HourlyProductLatency, DailyProductLatency
     else:
-        return rollup_pieces(scope, start, end)
+        return rollup_pieces(scope, start, end, fields)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_midnight = _midnight_after(start)
     last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
@@ -260,3 +272,90 @@ def gpu_cost(scope: Scope, start: datetime, end: datetime) -> dict:
     total_cost = sum(by_team.values(), ZERO) + idle
     return {"by_team": by_team, "idle_usd": idle, "total_usd": total_cost,
             "idle_share": (idle / total_cost) if total_cost else None}
+
+
+def day_split(start: datetime, end: datetime) -> tuple[tuple[date, date] | None, list[tuple[datetime, datetime]]]:
+    """[start, end) as the whole UTC days [first, last) in it (None without one) and the [start, end) pieces of
+    partial days left at either end, which day-only rollups read from the raw calls."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    first_midnight = _midnight_after(start)
+    last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
+    if first_midnight >= last_midnight:
+        return None, [(start, end)] if start < end else []
+    edges = [(a, b) for a, b in ((start, first_midnight), (last_midnight, end)) if a < b]
+    return (first_midnight.date(), last_midnight.date()), edges
+
+
+def _day_and_raw(scope: Scope, start: datetime, end: datetime, table: str, rolled: str, raw: str,
+                 rolled_where: str = "", raw_where: str = "") -> tuple[str, dict]:
+    """A UNION ALL of `rolled` columns from a daily `table` over the range's whole days and `raw` columns from the
+    calls of its partial days, both kept to the scope's teams (and to `rolled_where` / `raw_where`). Only a whole
+    organization or some of its teams: these tables have no product. Column and table names are our constants."""
+    if type(scope) is not Scope:
+        raise ValueError("day rollups are read for an organization or some of its teams, not a product")
+    days, edges = day_split(start, end)
+    teams = "" if scope.team_ids is None else " AND team_id = ANY(%(teams)s)"
+    params: dict = {"org": scope.organization_id, "teams": list(scope.team_ids or ())}
+    parts = []
+    if days:
+        params.update(first=days[0], last=days[1])
+        parts.append(f"SELECT {rolled} FROM {table} WHERE organization_id = %(org)s "  # noqa: S608
+                     f"AND day >= %(first)s AND day < %(last)s{teams}{rolled_where}")
+    for i, (edge_start, edge_end) in enumerate(edges):
+        params.update({f"s{i}": edge_start, f"e{i}": edge_end})
+        parts.append(f"SELECT {raw} FROM ingest_llmcall WHERE organization_id = %(org)s "  # noqa: S608
+                     f"AND start_time >= %(s{i})s AND start_time < %(e{i})s{teams}{raw_where}")
+    return " UNION ALL ".join(parts) or f"SELECT {rolled} FROM {table} WHERE false", params  # noqa: S608
+
+
+CALLER_TABLES = {"end_user": "billing_dailyenduserspend", "session": "billing_dailysessionspend"}
+
+
+def top_callers(scope: Scope, start: datetime, end: datetime, field: str = "end_user", limit: int = 100) -> list[dict]:
+    """End users (or sessions) by spend over the range, most expensive first: their calls, errors, tokens, cost and
+    last call. Whole days come from the daily rollups, partial days from the calls. Calls naming none are left out."""
+    named = f" AND {field} <> ''"
+    rows, params = _day_and_raw(
+        scope, start, end, CALLER_TABLES[field],
+        f"{field} AS key, calls, errors, input_tokens, output_tokens, cost_usd, last_seen",
+        f"{field} AS key, 1 AS calls, (status = 'error')::int AS errors, input_tokens, output_tokens, cost_usd, "
+        "start_time AS last_seen", named, named)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT key, sum(calls)::bigint, sum(errors)::bigint, sum(input_tokens)::bigint, "  # noqa: S608
+            f"sum(output_tokens)::bigint, sum(cost_usd), max(last_seen) FROM ({rows}) x "
+            f"GROUP BY key ORDER BY 6 DESC NULLS LAST, 2 DESC, key LIMIT %(limit)s",
+            {**params, "limit": limit},
+        )
+        names = (field, "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "last_seen")
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def calls_naming_callers(scope: Scope, start: datetime, end: datetime) -> dict:
+    """How many calls the range has (from the rollups), and how many of them name an end user / a session: all but
+    those the daily rows kept under the empty name (a small partial index) and the partial days' calls naming none."""
+    everything = sum((piece.aggregate(n=Sum("calls"))["n"] or 0 for piece in rollup_pieces(scope, start, end, ())), 0)
+    counts = {"calls": everything}
+    for field, name in (("end_user", "with_user"), ("session", "with_session")):
+        unnamed = f" AND {field} = ''"
+        rows, params = _day_and_raw(scope, start, end, CALLER_TABLES[field], "calls", "1 AS calls", unnamed, unnamed)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT coalesce(sum(calls), 0)::bigint FROM ({rows}) x", params)  # noqa: S608
+            counts[name] = everything - cursor.fetchone()[0]
+    return counts
+
+
+def error_types(scope: Scope, start: datetime, end: datetime, limit: int = 50) -> list[dict]:
+    """Failed calls by error type and HTTP status over the range, most first: calls, cost and the last one."""
+    rows, params = _day_and_raw(scope, start, end, "billing_dailyerrortype",
+                                "error_type, http_status, calls, cost_usd, last_seen",
+                                "error_type, http_status, 1 AS calls, cost_usd, start_time AS last_seen",
+                                raw_where=" AND status = 'error'")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT error_type, http_status, sum(calls)::bigint, sum(cost_usd), max(last_seen) "  # noqa: S608
+            f"FROM ({rows}) x GROUP BY 1, 2 ORDER BY 3 DESC, 1, 2 NULLS FIRST LIMIT %(limit)s",
+            {**params, "limit": limit},
+        )
+        names = ("error_type", "http_status", "calls", "cost_usd", "last_seen")
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

@@ -21,6 +21,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 # ruff: noqa: S608
 from django.utils import timezone
 
+from billing.day_rollups import rollup_days
 from billing.models import HourlySlowCall, RollupState
 from ingest.dedup import merge_late_duplicates
 
@@ -132,6 +133,35 @@ FROM g LEFT JOIN lh USING (day, team_id, product_id, provider, model, environmen
 """
 
 
+TEAM_MODEL_KEYS = "day, team_id, product_id, provider, model"
+TEAM_MODEL_DAILY_SQL = f"""
+WITH h AS (
+    SELECT day, coalesce(team_id, 0) AS team_id, coalesce(product_id, 0) AS product_id, provider, model, {SUM_COLUMNS},
+           latency_buckets, ttft_buckets
+    FROM billing_dailyrollup WHERE organization_id = %(org)s AND day = ANY(%(days)s)
+), g AS (
+    SELECT {TEAM_MODEL_KEYS}, {", ".join(f"sum({c.strip()}) AS {c.strip()}" for c in SUM_COLUMNS.split(","))}
+    FROM h GROUP BY 1, 2, 3, 4, 5
+), lh AS (
+    SELECT {TEAM_MODEL_KEYS}, jsonb_object_agg(k, n) AS buckets FROM (
+        SELECT {TEAM_MODEL_KEYS}, e.key AS k, sum(e.value::bigint) AS n
+        FROM h, jsonb_each_text(h.latency_buckets) e GROUP BY 1, 2, 3, 4, 5, 6) x
+    GROUP BY 1, 2, 3, 4, 5
+), th AS (
+    SELECT {TEAM_MODEL_KEYS}, jsonb_object_agg(k, n) AS buckets FROM (
+        SELECT {TEAM_MODEL_KEYS}, e.key AS k, sum(e.value::bigint) AS n
+        FROM h, jsonb_each_text(h.ttft_buckets) e GROUP BY 1, 2, 3, 4, 5, 6) x
+    GROUP BY 1, 2, 3, 4, 5
+)
+INSERT INTO billing_dailyteammodelrollup (organization_id, day, team_id, product_id, provider, model, environment, feature,
+                                          {SUM_COLUMNS}, latency_buckets, ttft_buckets)
+SELECT %(org)s, g.day, nullif(g.team_id, 0), nullif(g.product_id, 0), g.provider, g.model, '', '',
+       {", ".join("g." + c.strip() for c in SUM_COLUMNS.split(","))}, coalesce(lh.buckets, '{{}}'::jsonb),
+       coalesce(th.buckets, '{{}}'::jsonb)
+FROM g LEFT JOIN lh USING ({TEAM_MODEL_KEYS}) LEFT JOIN th USING ({TEAM_MODEL_KEYS})
+"""
+
+
 def latency_sql(source: str, target: str, period: str, dimensions: str = "provider, model") -> str:
     """Merge the histograms of `source` rollup rows into per-(period, dimensions) rows of `target`. A nullable
     dimension (product_id) is grouped as 0 and written back as NULL."""
@@ -171,7 +201,8 @@ def _hour(value: datetime) -> datetime:
 
 
 def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
-    """Recompute the hourly rows of these hours (replace, not add) and the days they fall in. Idempotent."""
+    """Recompute the hourly rows of these hours (replace, not add) and the days they fall in (the per end user,
+    session and error type days from the days' calls: billing.day_rollups). Idempotent."""
     hours = sorted({_hour(h) for h in hours})
     if not hours:
         return 0
@@ -193,6 +224,9 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         day_start = datetime.combine(days[0], datetime.min.time(), UTC)
         day_end = datetime.combine(days[-1], datetime.min.time(), UTC) + timedelta(days=1)
         cursor.execute(DAILY_SQL, {"org": organization_id, "start": day_start, "end": day_end, "days": days})
+        cursor.execute("DELETE FROM billing_dailyteammodelrollup WHERE organization_id = %s AND day = ANY(%s)",
+                       [organization_id, days])
+        cursor.execute(TEAM_MODEL_DAILY_SQL, {"org": organization_id, "days": days})
         cursor.execute("DELETE FROM billing_hourlymodellatency WHERE organization_id = %s AND hour = ANY(%s)",
                        [organization_id, hours])
         cursor.execute(HOURLY_MODEL_LATENCY_SQL, {"org": organization_id, "periods": hours})
@@ -205,6 +239,7 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         cursor.execute("DELETE FROM billing_dailyproductlatency WHERE organization_id = %s AND day = ANY(%s)",
                        [organization_id, days])
         cursor.execute(DAILY_PRODUCT_LATENCY_SQL, {"org": organization_id, "periods": days})
+        rollup_days(organization_id, days)
     return written
 
 

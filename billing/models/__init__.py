@@ -22,9 +22,14 @@ from billing.models.gpu import GpuCostHour, GpuPool  # noqa: F401
 from billing.models.prices import CATALOG_START, PER_TOKEN, Price, PriceOverride, PriceSource  # noqa: F401
 from billing.models.recommendations import Recommendation  # noqa: F401
 from billing.models.rollups import (  # noqa: F401
+    DailyCallerSpend,
+    DailyEndUserSpend,
+    DailyErrorType,
     DailyModelLatency,
     DailyProductLatency,
     DailyRollup,
+    DailySessionSpend,
+    DailyTeamModelRollup,
     HourlyModelLatency,
     HourlyProductLatency,
     HourlyRollup,

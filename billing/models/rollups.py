@@ -1,4 +1,5 @@
-"""Hourly and daily rollups of the calls (with latency histograms per model and product) that the pages read."""
+"""Hourly and daily rollups of the calls (with latency histograms per model and product, spend per end user and
+session, failed calls per error type) that the pages read."""
 
 from __future__ import annotations
 
@@ -71,7 +72,23 @@ class DailyRollup(RollupDims):
                 name="dailyrollup_unique_group", nulls_distinct=False,
             )
         ]
-        indexes = [models.Index(fields=["organization", "day"], name="dailyrollup_org_day")]
+        indexes = [models.Index(fields=["organization", "day"], name="dailyrollup_org_day"),
+                   models.Index(fields=["organization", "team", "day"], name="dailyrollup_org_team_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model} ({self.calls} calls)"
+
+
+class DailyTeamModelRollup(RollupDims):
+    """DailyRollup summed over environment and feature (both always empty here): a day has a row per team, product,
+    provider and model, a few times fewer than DailyRollup's, so reads grouped by nothing but those (the overview,
+    caching, errors, models and latency pages) scan fewer rows. Written by the rollup job from DailyRollup."""
+
+    day = models.DateField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="dailyteammodel_org_day"),
+                   models.Index(fields=["organization", "team", "day"], name="dailyteammodel_org_team_day")]
 
     def __str__(self) -> str:
         return f"{self.day} {self.model} ({self.calls} calls)"
@@ -205,10 +222,81 @@ class HourlySlowCall(models.Model):
         indexes = [
             models.Index(fields=["organization", "hour"], name="hourlyslowcall_org_hour"),
             models.Index(fields=["organization", "-duration_ms"], name="hourlyslowcall_org_duration"),
+            # one team's slowest: the index above would walk every team's
+            models.Index(fields=["organization", "team", "-duration_ms"], name="hourlyslowcall_team_duration"),
         ]
 
     def __str__(self) -> str:
         return f"{self.hour:%Y-%m-%d %H}:00 {self.duration_ms:.0f} ms"
+
+
+class DailyCallerSpend(models.Model):
+    """One organization's calls of a UTC day per team and end user (or session), read by the users page. The
+    rollup job recomputes a whole day from its calls whenever one of its hours is rolled up (replace, not add).
+    Calls naming no one are kept too, under the empty name, so the share of calls that name one comes from
+    here as well."""
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    team = models.ForeignKey("observatory.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True,
+                                   help_text="Empty when none of the calls has a cost, as the sum of their costs is.")
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        abstract = True
+
+
+class DailyEndUserSpend(DailyCallerSpend):
+    end_user = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="dailyenduserspend_org_day"),
+                   models.Index(fields=["organization", "team", "day"], name="dailyenduserspend_org_team_day"),
+                   # the calls naming no one: with the total, how many name one
+                   models.Index(fields=["organization", "team", "day"], condition=models.Q(end_user=""),
+                                name="dailyenduserspend_unnamed")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.end_user or '(no end user)'}"
+
+
+class DailySessionSpend(DailyCallerSpend):
+    session = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="dailysessionspend_org_day"),
+                   models.Index(fields=["organization", "team", "day"], name="dailysessionspend_org_team_day"),
+                   # the calls naming no one: with the total, how many name one
+                   models.Index(fields=["organization", "team", "day"], condition=models.Q(session=""),
+                                name="dailysessionspend_unnamed")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.session or '(no session)'}"
+
+
+class DailyErrorType(models.Model):
+    """One organization's failed calls of a UTC day per team, error type and HTTP status, read by the errors page;
+    recomputed a whole day at a time like DailyCallerSpend."""
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    team = models.ForeignKey("observatory.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error_type = models.TextField(blank=True, default="")
+    http_status = models.SmallIntegerField(null=True, blank=True)
+    calls = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="dailyerrortype_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.error_type or '(no type)'} {self.http_status or ''}"
 
 
 # Budgets and alerts ------------------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db.models import Q
 
-from billing.models import DailyModelLatency, DailyRollup, HourlyModelLatency, HourlyRollup, HourlySlowCall
-from billing.queries import latency_pieces, percentiles, rollup_pieces
+from billing.models import HourlyModelLatency, HourlyRollup, HourlySlowCall
+from billing.queries import DAILY_MODELS, latency_pieces, percentiles, rollup_pieces
 from billing.rollups import merge_buckets, percentiles_from_buckets
 from ingest.models import LLMCall
 from observatory.access import ProductScope, Scope
@@ -63,9 +63,9 @@ def over_time(scope: Scope, period: Period) -> dict:
     elif org_wide:
         pieces = latency_pieces(scope, period.start, period.end, [])
     else:
-        pieces = rollup_pieces(scope, period.start, period.end)
+        pieces = rollup_pieces(scope, period.start, period.end, ())
     for piece in pieces:
-        time_field = "day" if piece.model in (DailyRollup, DailyModelLatency) else "hour"
+        time_field = "day" if piece.model in DAILY_MODELS else "hour"
         for moment, latency, ttft in piece.values_list(time_field, "latency_buckets", "ttft_buckets"):
             if time_field == "hour" and period.interval == "day":
                 moment = moment.astimezone(UTC).date()

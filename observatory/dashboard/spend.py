@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Max, Q, Sum
-
+from billing import queries
 from billing.models import HourlyRollup
 from billing.queries import regroup, spend, timeseries, top_movers
 from ingest.models import LLMCall
@@ -94,9 +93,14 @@ def with_rates(row: dict) -> dict:
     return row
 
 
-def series(scope: Scope, period: Period) -> dict:
-    """Per hour or day totals with every slot present (no calls: zero)."""
-    rows = {row["period"]: row for row in timeseries(scope, period.start, period.end, period.interval)}
+SPEND_SERIES = ("cost_usd",)
+CACHING_SERIES = ("cache_read_savings_usd", "cost_avoided_usd")
+ERRORS_SERIES = ("calls", "errors")
+
+
+def series(scope: Scope, period: Period, columns: tuple[str, ...]) -> dict:
+    """Per hour or day totals of `columns` (what the chart shows) with every slot present (no calls: zero)."""
+    rows = {row["period"]: row for row in timeseries(scope, period.start, period.end, period.interval, (), columns)}
     return {slot: rows.get(slot) for slot in period.slots}
 
 
@@ -145,7 +149,7 @@ def spend_report(scope: Scope, period: Period, organization: Organization, group
     before = {group: regroup(before_rows, [group]) for group in mover_groups}
     return SpendReport(
         total=current, previous=previous, change=change(current["cost_usd"], previous["cost_usd"]),
-        chart=spend_chart(series(scope, period)),
+        chart=spend_chart(series(scope, period, SPEND_SERIES)),
         breakdowns={group: breakdown(scope, period, group, labels, raw[group]) for group in groups},
         movers=movers(scope, period, mover_groups, labels, current={g: [dict(r) for r in raw[g]] for g in mover_groups},
                       previous=before),
@@ -171,7 +175,7 @@ def calendar(scope: Scope, now: datetime) -> Calendar:
     last_month_start = (month_start - timedelta(days=1)).replace(day=1)
     same_days_end = min(last_month_start + (tomorrow - month_start), month_start)
     # one read: the cost of every day since the first of last month
-    days = {row["period"]: row["cost_usd"] for row in timeseries(scope, last_month_start, tomorrow, "day")}
+    days = {row["period"]: row["cost_usd"] for row in timeseries(scope, last_month_start, tomorrow, "day", (), ("cost_usd",))}
 
     def cost(start: datetime, end: datetime) -> Decimal:
         return sum((value for day, value in days.items() if start.date() <= day < end.date()), ZERO)
@@ -190,12 +194,8 @@ def has_calls(scope: Scope) -> bool:
 
 
 def error_types(scope: Scope, period: Period, limit: int = 50) -> list[dict]:
-    """Failed calls by error type and HTTP status, from the raw calls of the range."""
-    return list(
-        LLMCall.objects.filter(scope.q(), status="error", start_time__gte=period.start, start_time__lt=period.end)
-        .values("error_type", "http_status").annotate(calls=Count("id"), cost_usd=Sum("cost_usd"), last_seen=Max("start_time"))
-        .order_by("-calls", "error_type")[:limit]
-    )
+    """Failed calls by error type and HTTP status (billing.queries.error_types: daily rollups and partial days' calls)."""
+    return queries.error_types(scope, period.start, period.end, limit)
 
 
 def caching_chart(points: dict) -> dict:
@@ -215,17 +215,11 @@ USER_LIMIT = 100
 
 
 def top_users(scope: Scope, period: Period, field: str = "end_user", limit: int = USER_LIMIT) -> list[dict]:
-    """End users (or sessions) by spend in the range, from the raw calls: their calls, tokens, cost, errors and
-    last call. Calls without one are left out (the page says how many)."""
+    """End users (or sessions) by spend in the range: their calls, tokens, cost, errors and last call (from the daily
+    rollups, billing.queries.top_callers). Calls without one are left out (the page says how many)."""
     if field not in ("end_user", "session"):
         raise ValueError(field)
-    rows = list(
-        LLMCall.objects.filter(scope.q(), start_time__gte=period.start, start_time__lt=period.end)
-        .exclude(**{field: ""}).values(field)
-        .annotate(calls=Count("id"), input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"),
-                  cost_usd=Sum("cost_usd"), errors=Count("id", filter=Q(status="error")), last_seen=Max("start_time"))
-        .order_by(F("cost_usd").desc(nulls_last=True), "-calls", field)[:limit]
-    )
+    rows = queries.top_callers(scope, period.start, period.end, field, limit)
     for row in rows:
         row["cost_per_call"] = row["cost_usd"] / row["calls"] if row["cost_usd"] is not None and row["calls"] else None
     return rows
@@ -233,9 +227,7 @@ def top_users(scope: Scope, period: Period, field: str = "end_user", limit: int 
 
 def identified_share(scope: Scope, period: Period) -> dict:
     """How many calls in the range name an end user / a session, of all calls."""
-    return LLMCall.objects.filter(scope.q(), start_time__gte=period.start, start_time__lt=period.end).aggregate(
-        calls=Count("id"), with_user=Count("id", filter=~Q(end_user="")), with_session=Count("id", filter=~Q(session="")),
-    )
+    return queries.calls_naming_callers(scope, period.start, period.end)
 
 
 def product_used_by(scope: Scope, product) -> bool:

@@ -147,7 +147,7 @@ def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
              "cache_read_savings_usd": money_cell(r["cache_read_savings_usd"]), "app_cache_hits": r["app_cache_hits"],
              "cost_avoided_usd": money_cell(r["cost_avoided_usd"])} for r in by_model
         )), csv_name("caching-by-model", viewer, period))
-    points = spend_reads.series(scope, period)
+    points = spend_reads.series(scope, period, spend_reads.CACHING_SERIES)
     return render_page(request, "caching", viewer, period, {
         "total": spend_reads.with_rates(spend_reads.total_of(by_model)), "by_model": by_model,
         "by_product": spend_reads.breakdown(scope, period, "product", labels), "chart": spend_reads.caching_chart(points),
@@ -188,5 +188,5 @@ def errors(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     return render_page(request, "errors", viewer, period, {
         "total": spend_reads.with_rates(spend_reads.total_of(by_model)), "by_model": by_model,
         "by_type": spend_reads.error_types(scope, period),
-        "chart": spend_reads.errors_chart(spend_reads.series(scope, period)),
+        "chart": spend_reads.errors_chart(spend_reads.series(scope, period, spend_reads.ERRORS_SERIES)),
     })

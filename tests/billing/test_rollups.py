@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 
 from billing import queries
 from billing.models import DailyRollup, HourlyRollup
@@ -198,3 +198,22 @@ def test_per_product_latency_histograms_match_the_full_rollups(org, team, other_
     every_team = queries.percentiles(Scope(org.id, team_ids=(team.id, other_team.id)), start, end, ("product",))
     assert org_wide == every_team and {row["product_id"] for row in org_wide} == {cart.id, None}
     assert sum(row["count"] for row in org_wide) == 600
+
+
+@pytest.mark.django_db
+def test_reads_by_team_and_model_take_whole_days_from_the_smaller_rollup_and_agree(org, team, dataset):
+    from billing.models import DailyTeamModelRollup
+
+    rollup_pending()
+    assert 0 < DailyTeamModelRollup.objects.count() <= DailyRollup.objects.count()
+    start, end = DAY + timedelta(hours=7), DAY + timedelta(days=3)
+    for scope in (Scope(org.id), Scope(org.id, team_ids=(team.id,))):
+        calls = LLMCall.objects.filter(scope.q(), start_time__gte=start, start_time__lt=end)
+        by_model = {r["model"]: (r["calls"], r["cost_usd"], r["errors"]) for r in queries.spend(scope, start, end, ["model"])}
+        assert by_model == {r["response_model"]: (r["n"], r["c"], r["e"]) for r in calls.values("response_model").annotate(
+            n=Count("id"), c=Sum("cost_usd"), e=Count("id", filter=Q(status="error"))).order_by()}
+        daily = {r["period"]: r["calls"] for r in queries.timeseries(scope, start, end)}
+        assert sum(daily.values()) == calls.count()
+        (row,) = queries.percentiles(scope, DAY, end, group_by=())
+        exact = queries.exact_percentiles(scope, DAY, end)
+        assert abs(row["p99"] - exact[2]) / exact[2] <= 0.025

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from billing.queries import total
+from billing.queries import calls_naming_callers, top_callers, total
 from billing.rollups import rollup_pending
 from billing.services import load_default_catalog
 from ingest.models import LLMCall
@@ -89,3 +89,19 @@ def test_a_wrapper_with_two_calls_under_it_is_not_merged(post, org):
          _call("100000000000000b", offset_ms=400, parent_span_id="f00000000000000f"))
     rollup_pending()
     assert LLMCall.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_late_duplicate_counts_once_for_its_end_user_and_session(post, org):
+    post(_call("f10000000000000f", response_id="msg_user", end_user="u-7", session="s-1"))
+    rollup_pending()
+    post(_call("f20000000000000f", offset_ms=3, response_id="msg_user", end_user="u-7", session="s-1",
+               trace_id="6bf92f3577b34da6a3ce929d0e0e4736"))
+    rollup_pending()
+    now = timezone.now()
+    start, end = now - timedelta(days=2), now + timedelta(hours=1)
+    [user] = top_callers(Scope(org.id), start, end, "end_user")
+    [session] = top_callers(Scope(org.id), start, end, "session")
+    assert (user["end_user"], user["calls"], session["calls"]) == ("u-7", 1, 1)
+    assert user["cost_usd"] == LLMCall.objects.get().cost_usd
+    assert calls_naming_callers(Scope(org.id), start, end) == {"calls": 1, "with_user": 1, "with_session": 1}

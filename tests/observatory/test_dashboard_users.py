@@ -1,4 +1,4 @@
-"""The users page (/users/): end users and sessions by spend, from the raw calls, as far as the user may see."""
+"""The users page (/users/): end users and sessions by spend, from the daily rollups, as far as the user may see."""
 
 import csv
 import io

@@ -1,0 +1,138 @@
+"""Daily spend per end user and session and failed calls per error type (billing.day_rollups), read through
+billing.queries, give what the raw calls give: over whole and partial days, for the organization and for a team,
+after late calls, re-pricing and reruns."""
+
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
+
+from billing import queries
+from billing.models import DailyEndUserSpend, DailyErrorType, DailySessionSpend
+from billing.rollups import rollup_hours, rollup_pending
+from ingest.models import LLMCall
+from observatory.access import Scope
+
+DAY = datetime(2026, 11, 16, tzinfo=UTC)
+ERRORS = [("RateLimitError", 429), ("Timeout", None), ("ServerError", 500)]
+RANGES = [
+    (DAY, DAY + timedelta(days=3)),  # whole days
+    (DAY + timedelta(hours=7), DAY + timedelta(days=2, hours=15)),  # partial days at both ends
+    (DAY + timedelta(days=1, hours=3), DAY + timedelta(days=1, hours=9)),  # inside one day
+    (DAY - timedelta(days=1), DAY + timedelta(days=1, hours=1)),  # from before the first call
+]
+
+
+@pytest.fixture
+def dataset(org, team, other_team):
+    rng = random.Random(5)
+    rows = []
+    for i in range(500):
+        start = DAY + timedelta(minutes=rng.uniform(0, 3 * 24 * 60))
+        failed = rng.random() < 0.1
+        user = rng.choice(["", "alice", "bob", "carol", "dave", "erin", "unpriced-user"])
+        error_type, http_status = rng.choice(ERRORS) if failed else ("", None)
+        rows.append(LLMCall(
+            organization=org, trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}", start_time=start, duration_ms=500,
+            provider="openai", operation="chat", request_model="gpt-4o-mini", response_model="gpt-4o-mini",
+            input_tokens=1000 + i, output_tokens=50 + i % 7, status="error" if failed else "ok", error_type=error_type,
+            http_status=http_status, team=team if i % 3 else other_team, end_user=user,
+            session=f"{user}-{start:%d}" if user and i % 4 else "",
+            cost_usd=None if user == "unpriced-user" else Decimal("0.0012345678") + Decimal(i) / 10**7,
+            cost_status="unknown_model" if user == "unpriced-user" else "priced",
+        ))
+    LLMCall.objects.bulk_create(rows)
+    rollup_pending()
+    return rows
+
+
+def _calls(scope: Scope, start: datetime, end: datetime):
+    return LLMCall.objects.filter(scope.q(), start_time__gte=start, start_time__lt=end)
+
+
+def raw_callers(scope: Scope, start: datetime, end: datetime, field: str) -> list[dict]:
+    return list(
+        _calls(scope, start, end).exclude(**{field: ""}).values(field)
+        .annotate(calls=Count("id"), errors=Count("id", filter=Q(status="error")), input_tokens=Sum("input_tokens"),
+                  output_tokens=Sum("output_tokens"), cost_usd=Sum("cost_usd"), last_seen=Max("start_time"))
+        .order_by("-cost_usd", "-calls", field)
+    )
+
+
+def raw_error_types(scope: Scope, start: datetime, end: datetime) -> dict:
+    return {(r["error_type"], r["http_status"]): r for r in
+            _calls(scope, start, end).filter(status="error").values("error_type", "http_status")
+            .annotate(calls=Count("id"), cost_usd=Sum("cost_usd"), last_seen=Max("start_time")).order_by()}
+
+
+def _sorted_like_the_page(rows: list[dict], field: str) -> list[dict]:
+    """Most expensive first, uncosted last, then most calls, then by name."""
+    return sorted(rows, key=lambda r: (r["cost_usd"] is None, -(r["cost_usd"] or 0), -r["calls"], r[field]))
+
+
+def assert_matches_raw(scope: Scope, start: datetime, end: datetime) -> None:
+    for field in ("end_user", "session"):
+        assert queries.top_callers(scope, start, end, field) == _sorted_like_the_page(
+            raw_callers(scope, start, end, field), field), (field, start, end)
+    counts = _calls(scope, start, end).aggregate(calls=Count("id"), with_user=Count("id", filter=~Q(end_user="")),
+                                                 with_session=Count("id", filter=~Q(session="")))
+    assert queries.calls_naming_callers(scope, start, end) == counts
+    read = queries.error_types(scope, start, end)
+    assert {(r["error_type"], r["http_status"]): r for r in read} == raw_error_types(scope, start, end)
+    assert [r["calls"] for r in read] == sorted((r["calls"] for r in read), reverse=True)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("start", "end"), RANGES)
+def test_figures_equal_the_raw_calls_for_the_organization_and_a_team(org, team, dataset, start, end):
+    assert_matches_raw(Scope(org.id), start, end)
+    assert_matches_raw(Scope(org.id, team_ids=(team.id,)), start, end)
+
+
+@pytest.mark.django_db
+def test_a_user_whose_calls_have_no_cost_comes_last_with_no_cost(org, dataset):
+    rows = queries.top_callers(Scope(org.id), DAY, DAY + timedelta(days=3))
+    assert rows[-1]["end_user"] == "unpriced-user" and rows[-1]["cost_usd"] is None
+    assert rows[-1]["calls"] == sum(1 for call in dataset if call.end_user == "unpriced-user")
+
+
+@pytest.mark.django_db
+def test_the_limit_keeps_the_most_expensive(org, dataset):
+    whole = (DAY, DAY + timedelta(days=3))
+    assert queries.top_callers(Scope(org.id), *whole, limit=2) == queries.top_callers(Scope(org.id), *whole)[:2]
+
+
+@pytest.mark.django_db
+def test_rolling_days_up_again_replaces_them(org, dataset):
+    before = sorted(DailyEndUserSpend.objects.values_list("day", "team_id", "end_user", "calls", "cost_usd"))
+    sessions, errors = DailySessionSpend.objects.count(), DailyErrorType.objects.count()
+    rollup_hours(org.id, [DAY + timedelta(hours=h) for h in range(0, 72, 5)])
+    assert sorted(DailyEndUserSpend.objects.values_list("day", "team_id", "end_user", "calls", "cost_usd")) == before
+    assert (DailySessionSpend.objects.count(), DailyErrorType.objects.count()) == (sessions, errors)
+    assert_matches_raw(Scope(org.id), DAY, DAY + timedelta(days=3))
+
+
+@pytest.mark.django_db
+def test_a_late_call_and_a_repriced_call_are_included_on_the_next_run(org, team, dataset):
+    LLMCall.objects.create(organization=org, trace_id="f" * 32, span_id="f" * 16, start_time=DAY + timedelta(hours=30),
+                           duration_ms=100, provider="openai", request_model="gpt-4o-mini", team=team, end_user="zoe",
+                           session="zoe-1", status="error", error_type="Timeout", cost_usd=Decimal("9.5"),
+                           cost_status="priced")
+    repriced = next(call for call in dataset if call.end_user == "alice")
+    LLMCall.objects.filter(pk=repriced.pk).update(cost_usd=Decimal("4.25"), ingested_at=timezone.now())
+    rollup_pending()
+    top = queries.top_callers(Scope(org.id), DAY, DAY + timedelta(days=3))
+    assert [(top[0]["end_user"], top[0]["cost_usd"]), top[1]["end_user"]] == [("zoe", Decimal("9.5")), "alice"]
+    for start, end in RANGES:
+        assert_matches_raw(Scope(org.id), start, end)
+
+
+@pytest.mark.django_db
+def test_a_product_scope_is_refused(org):
+    from observatory.access import ProductScope
+
+    with pytest.raises(ValueError, match="not a product"):
+        queries.top_callers(ProductScope(org.id, product_id=1), DAY, DAY + timedelta(days=1))
