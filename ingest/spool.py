@@ -29,6 +29,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from observatory.embedded_db import pid_alive
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"OBSP"
@@ -253,15 +255,7 @@ def _owner_alive(segment: Path) -> bool:
     """Whether the process that writes `segment` still runs (it may append again); a finished segment of a live
     writer is removed when that writer moves on to a new one, or exits."""
     pid = int(segment.stem.split("-")[2])
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid != os.getpid() and pid_alive(pid)
 
 
 # The drainer: a thread in each process that spooled something (or found a spool at start), which applies the
