@@ -97,6 +97,7 @@ def _store(signal: str, api_key: ApiKey, decoded) -> Received:
 def receive(sender: Sender, signal: str, body: bytes, content_type: str) -> Received:
     """Decode and store one export (already decompressed). When the database cannot take it, the export is
     spooled (durably, before this returns) and reported as received; past the spool's bound, 503."""
+    spool.resume_pending()
     decoded = _decode(signal, body, content_type)
     if sender.api_key is not None:
         _within_rate(sender.api_key, _records(signal, decoded))

@@ -278,13 +278,27 @@ def start_drainer() -> None:
         _drainer.start()
 
 
+_resumed_in_pid = 0
+
+
+def resume_pending() -> None:
+    """Once per process, on its first export: start the drainer if an earlier process (one that crashed or was
+    restarted before the database came back) left exports waiting."""
+    global _resumed_in_pid
+    if _resumed_in_pid == os.getpid():
+        return
+    _resumed_in_pid = os.getpid()
+    if state().pending_bytes:
+        start_drainer()
+
+
 def _drain_loop() -> None:
     from django.db import connection
 
     from ingest.receiver import apply_spooled  # the ingest path (imports the ORM): loaded when first needed
 
     idle = 0
-    while True:
+    while settings.SPOOL_DRAIN_IN_BACKGROUND:
         time.sleep(DRAIN_INTERVAL_SECONDS)
         try:
             applied = drain(apply_spooled)

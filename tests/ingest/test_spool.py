@@ -3,6 +3,7 @@ once the database is back it is applied once — replays, crashes mid-drain and 
 
 import logging
 import multiprocessing
+import time
 from contextlib import contextmanager
 
 import pytest
@@ -102,6 +103,24 @@ def test_past_its_bound_the_spool_refuses_with_503_and_retry_after(post_otlp, tm
     assert refused.status_code == 503 and refused["Retry-After"] == "30"
     assert "spool is full" in status_pb2.Status.FromString(refused.content).message
     assert spool.drain(apply_spooled) == 1 and LLMCall.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_restarted_process_applies_what_an_earlier_one_left(post_otlp, tmp_path, settings, monkeypatch):
+    """Exports spooled by a process that is gone are applied by the next one to receive an export, by itself."""
+    with database_down(tmp_path):
+        assert post_otlp(body=_export(3)).status_code == 200
+    settings.SPOOL_DRAIN_IN_BACKGROUND = True
+    monkeypatch.setattr(spool, "DRAIN_INTERVAL_SECONDS", 0.05)
+    monkeypatch.setattr(spool, "_resumed_in_pid", 0)  # as in a new process
+    assert post_otlp(body=_export(1)).status_code == 200
+    deadline = time.monotonic() + 20
+    while LLMCall.objects.count() < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert LLMCall.objects.count() == 4 and spool.state().pending_bytes == 0
+    settings.SPOOL_DRAIN_IN_BACKGROUND = False  # the drainer stops at its next turn
+    spool._drainer.join(5)
+    assert not spool._drainer.is_alive()
 
 
 def test_a_torn_last_record_is_not_applied(own_spool):
