@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing.tables import Table, csv_response
@@ -16,14 +15,14 @@ from observatory.access import (
 from observatory.dashboard import calls as call_reads
 from observatory.dashboard import prices as price_reads
 from observatory.dashboard import spend as spend_reads
-from observatory.dashboard.filters import parse_call_filters, parse_period
-from observatory.dashboard.responses import csv_name, money_cell, render_page, wants_csv
+from observatory.dashboard.filters import parse_call_filters
+from observatory.dashboard.responses import csv_name, money_cell, page_period, render_page, wants_csv
 
 
 @require_GET
 @dashboard_view
 def calls(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "7d", timezone.now())
+    period = page_period(request)
     filters = parse_call_filters(request.GET)
     found = call_reads.filtered_calls(viewer.scope, period, filters)
     if wants_csv(request):
@@ -62,7 +61,7 @@ def call_detail(request: HttpRequest, viewer: Viewer, trace_id: str, span_id: st
 @require_GET
 @dashboard_view
 def prices(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "30d", timezone.now())
+    period = page_period(request)
     query = request.GET.get("q", "").strip()[: price_reads.MAX_QUERY_LENGTH]
     catalog = price_reads.catalog(query)
     if wants_csv(request):

@@ -21,8 +21,7 @@ from observatory.access import (
     dashboard_view,
 )
 from observatory.dashboard import savings
-from observatory.dashboard.filters import parse_period
-from observatory.dashboard.responses import csv_name, money_cell, render_page, wants_csv
+from observatory.dashboard.responses import csv_name, money_cell, page_period, render_page, wants_csv
 
 
 def _recommendations_url(viewer: Viewer, status: str = "") -> str:
@@ -90,7 +89,7 @@ def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpRespons
 @require_GET
 @dashboard_view
 def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "30d", timezone.now())
+    period = page_period(request)
     models = whatif.model_usage(viewer.scope, period.start, period.end)
     days = Decimal((period.end - period.start).total_seconds()) / 86400
     form = savings.WhatIfForm(request.GET, model_keys=[m.key for m in models])
