@@ -33,6 +33,7 @@ urlpatterns = [
     path("recommendations/", savings.recommendations, name="recommendations"),
     path("recommendations/refresh/", savings.refresh_recommendations, name="refresh-recommendations"),
     path("recommendations/<int:rec_id>/status/", savings.recommendation_status, name="recommendation-status"),
+    path("recommendations/exports/<slug:kind>/", savings.download_export, name="download-export"),
     path("what-if/", savings.what_if, name="what-if"),
     path("settings/", tenancy.settings_page, name="settings"),
     path("settings/keys/", tenancy.create_key, name="create-key"),

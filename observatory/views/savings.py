@@ -1,21 +1,22 @@
-"""Savings: recommendations (accept, dismiss, reopen, recompute) and the what-if and self-host calculators."""
+"""Savings: recommendations (accept, dismiss, reopen, recompute), the chargeback and FOCUS downloads, and the what-if
+and self-host calculators."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from billing import exports, whatif
 from billing import services as billing_services
-from billing import whatif
 from billing.models import Recommendation
 from billing.recommendations import route_for, selfhost
-from billing.tables import Table, csv_response
+from billing.tables import Table, csv_response, xlsx_response
 from observatory.access import (
     Viewer,
     dashboard_view,
@@ -49,6 +50,27 @@ def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
         "kinds": Recommendation.Kind.choices, "statuses": Recommendation.Status.choices,
         "may_refresh": savings.may_refresh(viewer), "months": savings.export_months(today),
     })
+
+
+EXPORTS = {"chargeback": exports.chargeback, "focus": exports.focus}
+
+
+@require_GET
+@dashboard_view
+def download_export(request: HttpRequest, viewer: Viewer, kind: str) -> HttpResponse:
+    """The Savings page's chargeback and FOCUS downloads (`?month=YYYY-MM&format=csv|xlsx`), scoped to the viewer:
+    the same tables as /api/v1/exports/<kind>, behind the page's login."""
+    if kind not in EXPORTS:
+        raise Http404("No such export.")
+    try:
+        month = exports.parse_month(request.GET.get("month"))
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error))
+    table = EXPORTS[kind](viewer.scope, month)
+    name = f"{kind}-{month:%Y-%m}"
+    if request.GET.get("format") == "xlsx":
+        return xlsx_response(table, f"{name}.xlsx", sheet=f"{kind} {month:%Y-%m}")
+    return csv_response(table, f"{name}.csv")
 
 
 @require_POST

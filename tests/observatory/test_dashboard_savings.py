@@ -173,13 +173,14 @@ def test_recompute_now_runs_the_job_for_the_organization(client, org, team, peop
     assert routing.title in response.content.decode()
 
 
-def test_the_export_buttons_point_at_the_export_api(client, org, people):
+def test_the_export_buttons_point_at_the_pages_export_route(client, org, people):
     client.force_login(people["admin"])
     page = client.get("/recommendations/").content.decode()
-    assert 'action="/api/v1/exports/chargeback"' in page and 'formaction="/api/v1/exports/focus"' in page
+    assert 'action="/recommendations/exports/chargeback/"' in page
+    assert 'formaction="/recommendations/exports/focus/"' in page
     assert f'<option value="{timezone.now():%Y-%m}">' in page
-    assert client.get("/api/v1/exports/chargeback", {"month": f"{timezone.now():%Y-%m}", "format": "xlsx",
-                                                     "org": org.slug}).status_code == 200
+    assert client.get("/recommendations/exports/chargeback/", {"month": f"{timezone.now():%Y-%m}", "format": "xlsx",
+                                                               "org": org.slug}).status_code == 200
 
 
 # What-if ---------------------------------------------------------------------------------------------------------
