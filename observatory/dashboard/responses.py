@@ -21,6 +21,7 @@ from observatory.dashboard.filters import (
     range_params,
 )
 
+EXPORT_CHUNK = 2000  # rows per fetch of a server-side cursor: a CSV of any length streams in flat memory
 PAGE_ONLY = ("range", "start", "end", "cursor", "format", "page")  # set by the range picker and pagers themselves
 REMEMBERED_RANGE = "dashboard_range"  # the session key of the range the user picked last
 

@@ -16,7 +16,7 @@ from observatory.dashboard import calls as call_reads
 from observatory.dashboard import prices as price_reads
 from observatory.dashboard import spend as spend_reads
 from observatory.dashboard.filters import parse_call_filters
-from observatory.dashboard.responses import csv_name, money_cell, page_period, render_page, wants_csv
+from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
 
 
 @require_GET
@@ -36,7 +36,7 @@ def calls(request: HttpRequest, viewer: Viewer) -> HttpResponse:
              "input_tokens": c.input_tokens, "cached_input_tokens": c.cached_input_tokens, "output_tokens": c.output_tokens,
              "duration_ms": round(c.duration_ms, 1), "ttft_ms": None if c.ttft_ms is None else round(c.ttft_ms, 1),
              "cost_usd": money_cell(c.cost_usd), "cost_status": c.cost_status, "user": c.end_user, "session": c.session}
-            for c in found[: call_reads.CSV_LIMIT].iterator(chunk_size=2000)
+            for c in found.iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("calls", viewer, period))
     return render_page(request, "calls", viewer, period, {
         "filters": filters, "page": call_reads.page_after(found, request.GET.get("cursor", "")),
@@ -71,7 +71,7 @@ def prices(request: HttpRequest, viewer: Viewer) -> HttpResponse:
              "input_per_1m": price_reads.per_million(p.input),
              "cached_input_per_1m": price_reads.per_million(p.cached_input_read),
              "output_per_1m": price_reads.per_million(p.output), "effective_from": p.effective_from.date()}
-            for p in catalog[:5000]
+            for p in catalog.iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("prices", viewer, None))
     page = Paginator(catalog, price_reads.PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [{"price": p, "input": price_reads.per_million(p.input), "cached": price_reads.per_million(p.cached_input_read),

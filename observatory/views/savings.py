@@ -22,7 +22,7 @@ from observatory.access import (
     dashboard_view,
 )
 from observatory.dashboard import savings
-from observatory.dashboard.responses import csv_name, money_cell, page_period, render_page, wants_csv
+from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
 
 
 def _recommendations_url(viewer: Viewer, status: str = "") -> str:
@@ -42,7 +42,8 @@ def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
             {"id": r.id, "kind": r.kind, "title": r.title, "team": r.team.slug if r.team else "",
              "product": r.product.slug if r.product else "", "feature": r.feature, "model": r.model,
              "monthly_savings_usd": money_cell(r.monthly_savings_usd), "confidence": r.confidence, "status": r.status,
-             "formula": r.formula, "dismissed_reason": r.dismissed_reason, "updated_at": r.updated_at} for r in shown
+             "formula": r.formula, "dismissed_reason": r.dismissed_reason, "updated_at": r.updated_at}
+            for r in shown.select_related("team", "product").iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("recommendations", viewer, None))
     today = timezone.now().date()
     return render_page(request, "recommendations", viewer, None, {

@@ -23,7 +23,7 @@ from observatory.dashboard import gpu as gpu_reads
 from observatory.dashboard import latency as latency_reads
 from observatory.dashboard import spend as spend_reads
 from observatory.dashboard.filters import Period
-from observatory.dashboard.responses import csv_name, money_cell, page_period, render_page, wants_csv
+from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
 
 
 def _spend_csv(filename: str, viewer: Viewer, scope: Scope, period: Period, group: str) -> HttpResponse:
@@ -160,12 +160,13 @@ def users(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = page_period(request)
     scope = viewer.scope
     by = "session" if request.GET.get("by") == "session" else "end_user"
-    rows = spend_reads.top_users(scope, period, by)
     if wants_csv(request):
         header = [by, "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "last_seen"]
         return csv_response(Table(header, (
-            {**{name: r[name] for name in header}, "cost_usd": money_cell(r["cost_usd"])} for r in rows
+            {**{name: r[name] for name in header}, "cost_usd": money_cell(r["cost_usd"])}
+            for r in spend_reads.users_by_spend(scope, period, by).iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name(f"spend-by-{by.replace('_', '-')}", viewer, period))
+    rows = spend_reads.top_users(scope, period, by)
     return render_page(request, "users", viewer, period, {
         "rows": rows, "by": by, "share": spend_reads.identified_share(scope, period), "limit": spend_reads.USER_LIMIT,
     })
