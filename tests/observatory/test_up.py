@@ -64,11 +64,12 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert "starting the embedded PostgreSQL" in output
         assert "applying database migrations" in output
         assert "price catalog: 3,728 model prices in force. The bundled catalog has 4,552 entries" in output
-        for _ in range(6):  # the banner lines after "ready"
+        for _ in range(7):  # the banner lines after "ready"
             lines.append(proc.stdout.readline())
         output = "".join(lines)
         password = re.search(r"admin login:\s+admin / (\S+)", output).group(1)
         assert re.search(r"ingest API key: obs_[0-9a-f]{12}_\S+", output)
+        assert "an organization key: calls that name no team (observatory.team) stay unattributed" in output
 
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
             assert response.status == 200
