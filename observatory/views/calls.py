@@ -63,19 +63,22 @@ def call_detail(request: HttpRequest, viewer: Viewer, trace_id: str, span_id: st
 def prices(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = page_period(request)
     query = request.GET.get("q", "").strip()[: price_reads.MAX_QUERY_LENGTH]
-    catalog = price_reads.catalog(query)
+    catalog = price_reads.catalog(query, price_reads.calls_per_price(viewer.scope, period))
     if wants_csv(request):
-        header = ["provider", "key", "model", "mode", "input_per_1m", "cached_input_per_1m", "output_per_1m", "effective_from"]
+        header = ["provider", "key", "model", "mode", "input_per_1m", "cached_input_per_1m", "output_per_1m",
+                  "effective_from", "source", "calls_in_range"]
         return csv_response(Table(header, (
             {"provider": p.provider, "key": p.key, "model": p.model, "mode": p.mode,
              "input_per_1m": price_reads.per_million(p.input),
              "cached_input_per_1m": price_reads.per_million(p.cached_input_read),
-             "output_per_1m": price_reads.per_million(p.output), "effective_from": p.effective_from.date()}
+             "output_per_1m": price_reads.per_million(p.output),
+             "effective_from": since.date() if (since := price_reads.effective_date(p)) else None, "source": p.source,
+             "calls_in_range": p.calls_in_range}
             for p in catalog.iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("prices", viewer, None))
     page = Paginator(catalog, price_reads.PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [{"price": p, "input": price_reads.per_million(p.input), "cached": price_reads.per_million(p.cached_input_read),
-             "output": price_reads.per_million(p.output)} for p in page]
+             "output": price_reads.per_million(p.output), "since": price_reads.effective_date(p)} for p in page]
     return render_page(request, "prices", viewer, period, {
         "query": query, "page": page, "rows": rows, "overrides": price_reads.overrides(viewer.organization),
         "unknown_models": price_reads.models_needing_a_price(viewer.scope, period),
