@@ -35,6 +35,7 @@ urlpatterns = [
     path("recommendations/<int:rec_id>/status/", savings.recommendation_status, name="recommendation-status"),
     path("recommendations/exports/<slug:kind>/", savings.download_export, name="download-export"),
     path("what-if/", savings.what_if, name="what-if"),
+    path("what-if/models/", savings.what_if_models, name="what-if-models"),
     path("settings/", tenancy.settings_page, name="settings"),
     path("settings/keys/", tenancy.create_key, name="create-key"),
     path("settings/keys/spend/", tenancy.key_spend, name="key-spend"),

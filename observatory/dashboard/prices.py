@@ -63,6 +63,18 @@ def catalog(query: str, used: dict[int, int] | None = None) -> QuerySet[Price]:
     return prices.annotate(calls_in_range=calls).order_by("-calls_in_range", "model", "provider", "key")
 
 
+SUGGESTIONS = 20
+
+
+def model_suggestions(text: str, limit: int = SUGGESTIONS) -> list[str]:
+    """Model names in the catalog in force containing every word typed, shortest first: the what-if's target list."""
+    prices = Price.objects.filter(effective_to=None).exclude(model="")
+    for word in text.split()[:5]:
+        prices = prices.filter(model__icontains=word[:MAX_QUERY_LENGTH])
+    names = prices.values_list("model", flat=True).distinct()
+    return sorted(set(names.order_by()[:500]), key=lambda name: (len(name), name))[:limit]
+
+
 def effective_date(price: Price) -> datetime | None:
     """When the price took effect; None for the bundled catalog's prices, which carry a placeholder date (they
     apply to every call, however old), not a real one."""

@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -21,6 +22,7 @@ from observatory.access import (
     Viewer,
     dashboard_view,
 )
+from observatory.dashboard import prices as price_reads
 from observatory.dashboard import savings
 from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
 
@@ -134,10 +136,19 @@ def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
                    "batch": m.price is not None and m.price.variant("batch") is not None} for m in models]
     sh_form, crossover = _self_host_calculator(request, models, scale)
     return render_page(request, "what_if", viewer, period, {
-        "form": form, "result": result, "model_rows": model_rows, "scenario": scenario, "sh_form": sh_form,
+        "form": form, "suggestions": price_reads.model_suggestions(form.data.get("to_model", "")), "result": result,
+        "model_rows": model_rows, "scenario": scenario, "sh_form": sh_form,
         "crossover": crossover, "crossover_chart": selfhost.chart_of(crossover) if crossover else None,
         "crossover_formula": selfhost.formula_of(crossover) if crossover else "",
     }, status=200 if not (form.errors or sh_form.errors) else 400)
+
+
+@require_GET
+@dashboard_view
+def what_if_models(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    """The what-if's target model suggestions: <option>s of the catalog's model names containing what was typed."""
+    names = price_reads.model_suggestions(request.GET.get("to_model", ""))
+    return TemplateResponse(request, "observatory/_model_options.html", {"names": names})
 
 
 def _self_host_calculator(request: HttpRequest, models: list, scale: Decimal):

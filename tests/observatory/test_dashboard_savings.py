@@ -4,6 +4,8 @@ tokens: gpt-4o $2.50 in / $10 out, batch $1.25 / $5; gpt-4o-mini $0.15 / $0.60, 
 
 import csv
 import io
+import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -293,3 +295,33 @@ def test_the_self_host_calculator_starts_from_the_teams_traffic_and_refuses_nons
     bad = client.get("/what-if/", {"sh-target_utilization": "1.5"})
     assert bad.status_code == 400 and bad.context["crossover"] is None
     assert client.get("/what-if/", {"sh-gpu_hourly_usd": "0"}).status_code == 400
+
+
+def test_what_if_with_an_unknown_target_shows_the_message_and_no_change(client, org, team, people, catalog):
+    add_calls(org, team, 100)
+    client.force_login(people["admin"])
+    query = {"from_model": "openai/gpt-4o", "to_model": "no-such-model", "move_share": "10"}
+    unknown = client.get("/what-if/", query, HTTP_HX_REQUEST="true")  # as htmx asks for it
+    body = unknown.content.decode()
+    assert unknown.status_code == 400 and "no model" in body
+    assert 'data-testid="what-if-error"' in body
+    assert re.search(r'data-testid="what-if-change">—<', body) and "+$0.00" not in body
+    page = client.get("/").content.decode()
+    config = re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", page)[1]
+    handling = json.loads(config)["responseHandling"]
+    first_400 = next(rule for rule in handling if re.fullmatch(rule["code"], "400"))
+    assert first_400["swap"] is True  # htmx puts the 400's page (with its message) in place
+
+
+def test_what_if_offers_the_catalogs_models_as_you_type(client, org, team, people, catalog):
+    client.force_login(people["admin"])
+    page = client.get("/what-if/", {"to_model": "gpt-4o-mi"}).content.decode()
+    assert 'list="catalog-models"' in page and 'hx-get="/what-if/models/"' in page
+    assert '<datalist id="catalog-models"><option value="gpt-4o-mini"></option>' in page
+    options = client.get("/what-if/models/", {"to_model": "claude haiku"}).content.decode()
+    names = re.findall(r'<option value="([^"]+)">', options)
+    assert names and all("claude" in name and "haiku" in name for name in names)
+    assert len(client.get("/what-if/models/", {"to_model": ""}).content.decode().split("<option")) - 1 == 20
+    assert client.post("/what-if/models/").status_code == 405
+    client.logout()
+    assert client.get("/what-if/models/", {"to_model": "gpt"}).status_code == 302
