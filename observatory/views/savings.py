@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing import exports, whatif
 from billing import services as billing_services
 from billing.models import Recommendation
+from billing.monthly import DAYS_PER_MONTH, data_span
 from billing.recommendations import route_for, selfhost
 from billing.tables import Table, csv_response, xlsx_response
 from observatory.access import (
@@ -116,7 +117,8 @@ def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpRespons
 def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = page_period(request)
     models = whatif.model_usage(viewer.scope, period.start, period.end)
-    days = Decimal((period.end - period.start).total_seconds()) / 86400
+    span = data_span(viewer.scope.q(), period.start, period.end)
+    days = span.days
     form = savings.WhatIfForm(request.GET, model_keys=[m.key for m in models])
     scenario = whatif.Scenario()
     if form.is_valid():
@@ -131,12 +133,13 @@ def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
             result = whatif.what_if(models, days, whatif.Scenario())
     else:
         result = whatif.what_if(models, days, whatif.Scenario())
-    scale = Decimal(30) / days
+    scale = DAYS_PER_MONTH / days
     model_rows = [{"usage": m, "monthly_usd": m.cost_usd * scale, "route": route_for(m.model),
                    "batch": m.price is not None and m.price.variant("batch") is not None} for m in models]
     sh_form, crossover = _self_host_calculator(request, models, scale)
     return render_page(request, "what_if", viewer, period, {
-        "form": form, "suggestions": price_reads.model_suggestions(form.data.get("to_model", "")), "result": result,
+        "form": form, "data_span": span, "suggestions": price_reads.model_suggestions(form.data.get("to_model", "")),
+        "result": result,
         "model_rows": model_rows, "scenario": scenario, "sh_form": sh_form,
         "crossover": crossover, "crossover_chart": selfhost.chart_of(crossover) if crossover else None,
         "crossover_formula": selfhost.formula_of(crossover) if crossover else "",
