@@ -2,7 +2,8 @@
 response cache answers a share of calls, or a share of traffic goes through the batch API.
 
 The baseline is the scope's recorded spend per (provider, model) over a range, from the rollups, scaled to a
-month (× 30 / days in the range). The three changes apply in this order, each to what the previous left:
+month by the range's days with data (× 30.44 / days with data, billing.monthly). The three changes apply in
+this order, each to what the previous left:
 
 1. Move `move_share` of one model's traffic to another model. Removed: that share of the model's recorded cost.
    Added: that share of its tokens (by class: uncached input, cached reads, cache writes, output, reasoning)
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from billing.monthly import DAYS_PER_MONTH
 from billing.pricing.at_ingest import catalog_cache
 from billing.pricing.calls import CallUsage, price_call
 from billing.pricing.catalog import PriceSpec
@@ -32,7 +34,6 @@ from observatory.access import Scope
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
-DAYS_PER_MONTH = 30
 
 
 @dataclass
@@ -141,7 +142,7 @@ def _pct(share: Decimal) -> str:
 
 
 def what_if(models: list[ModelUsage], days: Decimal | int, scenario: Scenario) -> WhatIf:
-    """Apply `scenario` to the per-model usage of a `days`-long range; every figure is per month."""
+    """Apply `scenario` to the per-model usage of a range with `days` days of data; every figure is per month."""
     days = Decimal(days)
     if days <= 0:
         raise ValueError("the range must be longer than zero days.")

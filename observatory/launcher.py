@@ -292,6 +292,7 @@ def banner(args: argparse.Namespace, first, log_dir: Path) -> None:
     if first.password:
         say(f"  admin login:   {first.username} / {first.password}   (shown once; change it in Admin)")
         say(f"  ingest API key: {first.api_key}   (shown once)")
+        say("    an organization key: calls that name no team (observatory.team) stay unattributed")
     else:
         say(f"  log in as {first.username} (password set on first run; reset with: observatory changepassword {first.username})")
     say(f"  OTLP endpoint: {url}/v1/traces   (header: Authorization: Bearer <API key>)")

@@ -149,7 +149,10 @@ class FirstRun:
 
 @transaction.atomic
 def ensure_first_admin(username: str = "admin") -> FirstRun:
-    """On an empty install: an organization, an admin user and an ingest key. Idempotent."""
+    """On an empty install: an organization, an admin user and an ingest key. Idempotent.
+
+    The key is the organization's, with no default team: a call that names no team stays unattributed (the
+    overview's "unattributed spend"), instead of quietly counting as some team's."""
     User = get_user_model()
     org = get_or_create_organization("Default organization", "default")
     if User.objects.filter(is_superuser=True).exists():
@@ -157,6 +160,5 @@ def ensure_first_admin(username: str = "admin") -> FirstRun:
     password = secrets.token_urlsafe(12)
     user = User.objects.create_superuser(username=username, email="", password=password)
     Membership.objects.create(user=user, organization=org, team=None, role=Role.ADMIN)
-    team = get_or_create_team(org, "platform", "Platform")
-    new_key = create_api_key(org, "First key", team=team, created_by=user)
+    new_key = create_api_key(org, "First key", created_by=user)
     return FirstRun(username=username, password=password, api_key=new_key.plaintext)

@@ -21,7 +21,6 @@ from observatory.dashboard.filters import CallFilters, Period, decode_cursor, en
 from observatory.dashboard.prices import per_million
 
 PAGE_SIZE = 50
-CSV_LIMIT = 10_000
 TRACE_LIMIT = 500
 
 

@@ -7,12 +7,14 @@ that does not parse falls back to the default and says so, instead of failing th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 
 from ingest.models import CostStatus
 
 RANGES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days"}
+DEFAULT_RANGE = "30d"  # every page's range when neither the URL nor the user's last choice names one
+RANGE_PARAMS = ("range", "start", "end")
 MAX_CUSTOM_DAYS = 400
 MAX_FILTER_LENGTH = 200
 HOUR = timedelta(hours=1)
@@ -62,6 +64,13 @@ class Period:
         """The range of the same length just before this one (for "vs previous period")."""
         length = self.end - self.start
         return Period(key="previous", start=self.start - length, end=self.start)
+
+
+def range_params(period: Period) -> list[tuple[str, str]]:
+    """The querystring that names `period` again: `range=7d`, or `range=custom&start=…&end=…`."""
+    if period.key == "custom":
+        return [("range", "custom"), ("start", f"{period.start:%Y-%m-%d}"), ("end", f"{period.last_day:%Y-%m-%d}")]
+    return [("range", period.key)]
 
 
 def _midnight(day: date) -> datetime:
@@ -119,6 +128,9 @@ class CallFilters:
     def active(self) -> bool:
         return any((self.team, self.product, self.model, self.status, self.user, self.session, self.feature,
                     self.cost_status))
+
+
+FILTER_PARAMS = tuple(field.name for field in fields(CallFilters))
 
 
 def parse_call_filters(params: Mapping[str, str]) -> CallFilters:

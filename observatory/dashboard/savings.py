@@ -157,6 +157,11 @@ class WhatIfForm(forms.Form):
     def __init__(self, *args, model_keys: list[str], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["from_model"].choices = [("", "—"), *((key, key) for key in model_keys)]
+        self.fields["to_model"].widget.attrs.update({  # the catalog's names as you type (observatory.views.savings)
+            "list": "catalog-models", "autocomplete": "off", "placeholder": "a catalog model, e.g. gpt-4o-mini",
+            "hx-get": reverse("what-if-models"), "hx-trigger": "input changed delay:200ms", "hx-target": "#catalog-models",
+            "hx-swap": "innerHTML", "hx-push-url": "false", "hx-sync": "this:replace",
+        })
 
     def clean(self):
         data = super().clean()

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db.models import Count, F, Max, Q, QuerySet, Sum
+
 from billing import queries
 from billing.models import HourlyRollup
 from billing.queries import regroup, spend, timeseries, top_movers
@@ -212,6 +214,20 @@ def errors_chart(points: dict) -> dict:
 
 
 USER_LIMIT = 100
+
+
+def users_by_spend(scope: Scope, period: Period, field: str = "end_user") -> QuerySet:
+    """Every end user (or session) of the range by spend, from the raw calls: their calls, tokens, cost, errors and
+    last call. Calls without one are left out (the page says how many). The CSV streams all of them."""
+    if field not in ("end_user", "session"):
+        raise ValueError(field)
+    return (
+        LLMCall.objects.filter(scope.q(), start_time__gte=period.start, start_time__lt=period.end)
+        .exclude(**{field: ""}).values(field)
+        .annotate(calls=Count("id"), input_tokens=Sum("input_tokens"), output_tokens=Sum("output_tokens"),
+                  cost_usd=Sum("cost_usd"), errors=Count("id", filter=Q(status="error")), last_seen=Max("start_time"))
+        .order_by(F("cost_usd").desc(nulls_last=True), "-calls", field)
+    )
 
 
 def top_users(scope: Scope, period: Period, field: str = "end_user", limit: int = USER_LIMIT) -> list[dict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from billing.tables import Table, csv_response
@@ -16,14 +15,14 @@ from observatory.access import (
 from observatory.dashboard import calls as call_reads
 from observatory.dashboard import prices as price_reads
 from observatory.dashboard import spend as spend_reads
-from observatory.dashboard.filters import parse_call_filters, parse_period
-from observatory.dashboard.responses import csv_name, money_cell, render_page, wants_csv
+from observatory.dashboard.filters import parse_call_filters
+from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
 
 
 @require_GET
 @dashboard_view
 def calls(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "7d", timezone.now())
+    period = page_period(request)
     filters = parse_call_filters(request.GET)
     found = call_reads.filtered_calls(viewer.scope, period, filters)
     if wants_csv(request):
@@ -37,7 +36,7 @@ def calls(request: HttpRequest, viewer: Viewer) -> HttpResponse:
              "input_tokens": c.input_tokens, "cached_input_tokens": c.cached_input_tokens, "output_tokens": c.output_tokens,
              "duration_ms": round(c.duration_ms, 1), "ttft_ms": None if c.ttft_ms is None else round(c.ttft_ms, 1),
              "cost_usd": money_cell(c.cost_usd), "cost_status": c.cost_status, "user": c.end_user, "session": c.session}
-            for c in found[: call_reads.CSV_LIMIT].iterator(chunk_size=2000)
+            for c in found.iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("calls", viewer, period))
     return render_page(request, "calls", viewer, period, {
         "filters": filters, "page": call_reads.page_after(found, request.GET.get("cursor", "")),
@@ -62,21 +61,24 @@ def call_detail(request: HttpRequest, viewer: Viewer, trace_id: str, span_id: st
 @require_GET
 @dashboard_view
 def prices(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "30d", timezone.now())
+    period = page_period(request)
     query = request.GET.get("q", "").strip()[: price_reads.MAX_QUERY_LENGTH]
-    catalog = price_reads.catalog(query)
+    catalog = price_reads.catalog(query, price_reads.calls_per_price(viewer.scope, period))
     if wants_csv(request):
-        header = ["provider", "key", "model", "mode", "input_per_1m", "cached_input_per_1m", "output_per_1m", "effective_from"]
+        header = ["provider", "key", "model", "mode", "input_per_1m", "cached_input_per_1m", "output_per_1m",
+                  "effective_from", "source", "calls_in_range"]
         return csv_response(Table(header, (
             {"provider": p.provider, "key": p.key, "model": p.model, "mode": p.mode,
              "input_per_1m": price_reads.per_million(p.input),
              "cached_input_per_1m": price_reads.per_million(p.cached_input_read),
-             "output_per_1m": price_reads.per_million(p.output), "effective_from": p.effective_from.date()}
-            for p in catalog[:5000]
+             "output_per_1m": price_reads.per_million(p.output),
+             "effective_from": since.date() if (since := price_reads.effective_date(p)) else None, "source": p.source,
+             "calls_in_range": p.calls_in_range}
+            for p in catalog.iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("prices", viewer, None))
     page = Paginator(catalog, price_reads.PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [{"price": p, "input": price_reads.per_million(p.input), "cached": price_reads.per_million(p.cached_input_read),
-             "output": price_reads.per_million(p.output)} for p in page]
+             "output": price_reads.per_million(p.output), "since": price_reads.effective_date(p)} for p in page]
     return render_page(request, "prices", viewer, period, {
         "query": query, "page": page, "rows": rows, "overrides": price_reads.overrides(viewer.organization),
         "unknown_models": price_reads.models_needing_a_price(viewer.scope, period),

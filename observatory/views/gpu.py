@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from billing import services as billing_services
@@ -19,14 +18,14 @@ from observatory.access import (
     dashboard_view,
 )
 from observatory.dashboard import gpu as gpu_reads
-from observatory.dashboard.filters import Period, parse_period
-from observatory.dashboard.responses import csv_name, money_cell, render_page, wants_csv
+from observatory.dashboard.filters import Period
+from observatory.dashboard.responses import csv_name, money_cell, page_period, render_page, wants_csv
 
 
 @require_GET
 @dashboard_view
 def gpu(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "7d", timezone.now())
+    period = page_period(request)
     pools = gpu_reads.pool_reports(viewer.scope, period, viewer.team_names)
     if wants_csv(request):
         header = ["pool", "gpu_model", "gpus", "hourly_usd_per_gpu", "cost_usd", "idle_usd", "idle_share_pct"]
@@ -68,7 +67,7 @@ def save_gpu_pool(request: HttpRequest, viewer: Viewer, pool_id: int | None = No
     form = GpuPoolForm(request.POST, instance=pool, organization=viewer.organization,
                        prefix=f"pool{pool.pk}" if pool else None)
     if not form.is_valid():
-        period = parse_period(request.GET, "7d", timezone.now())
+        period = page_period(request)
         pools = gpu_reads.pool_reports(viewer.scope, period, viewer.team_names)
         if pool is None:
             return _gpu_page(request, viewer, period, pools, form, status=400)

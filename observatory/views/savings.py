@@ -1,28 +1,31 @@
-"""Savings: recommendations (accept, dismiss, reopen, recompute) and the what-if and self-host calculators."""
+"""Savings: recommendations (accept, dismiss, reopen, recompute), the chargeback and FOCUS downloads, and the what-if
+and self-host calculators."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseForbidden
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from billing import exports, whatif
 from billing import services as billing_services
-from billing import whatif
 from billing.models import Recommendation
+from billing.monthly import DAYS_PER_MONTH, data_span
 from billing.recommendations import route_for, selfhost
-from billing.tables import Table, csv_response
+from billing.tables import Table, csv_response, xlsx_response
 from observatory.access import (
     Viewer,
     dashboard_view,
 )
+from observatory.dashboard import prices as price_reads
 from observatory.dashboard import savings
-from observatory.dashboard.filters import parse_period
-from observatory.dashboard.responses import csv_name, money_cell, render_page, wants_csv
+from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
 
 
 def _recommendations_url(viewer: Viewer, status: str = "") -> str:
@@ -42,7 +45,8 @@ def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
             {"id": r.id, "kind": r.kind, "title": r.title, "team": r.team.slug if r.team else "",
              "product": r.product.slug if r.product else "", "feature": r.feature, "model": r.model,
              "monthly_savings_usd": money_cell(r.monthly_savings_usd), "confidence": r.confidence, "status": r.status,
-             "formula": r.formula, "dismissed_reason": r.dismissed_reason, "updated_at": r.updated_at} for r in shown
+             "formula": r.formula, "dismissed_reason": r.dismissed_reason, "updated_at": r.updated_at}
+            for r in shown.select_related("team", "product").iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("recommendations", viewer, None))
     today = timezone.now().date()
     return render_page(request, "recommendations", viewer, None, {
@@ -50,6 +54,27 @@ def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
         "kinds": Recommendation.Kind.choices, "statuses": Recommendation.Status.choices,
         "may_refresh": savings.may_refresh(viewer), "months": savings.export_months(today),
     })
+
+
+EXPORTS = {"chargeback": exports.chargeback, "focus": exports.focus}
+
+
+@require_GET
+@dashboard_view
+def download_export(request: HttpRequest, viewer: Viewer, kind: str) -> HttpResponse:
+    """The Savings page's chargeback and FOCUS downloads (`?month=YYYY-MM&format=csv|xlsx`), scoped to the viewer:
+    the same tables as /api/v1/exports/<kind>, behind the page's login."""
+    if kind not in EXPORTS:
+        raise Http404("No such export.")
+    try:
+        month = exports.parse_month(request.GET.get("month"))
+    except ValueError as error:
+        return HttpResponseBadRequest(str(error))
+    table = EXPORTS[kind](viewer.scope, month)
+    name = f"{kind}-{month:%Y-%m}"
+    if request.GET.get("format") == "xlsx":
+        return xlsx_response(table, f"{name}.xlsx", sheet=f"{kind} {month:%Y-%m}")
+    return csv_response(table, f"{name}.csv")
 
 
 @require_POST
@@ -90,9 +115,10 @@ def refresh_recommendations(request: HttpRequest, viewer: Viewer) -> HttpRespons
 @require_GET
 @dashboard_view
 def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "30d", timezone.now())
+    period = page_period(request)
     models = whatif.model_usage(viewer.scope, period.start, period.end)
-    days = Decimal((period.end - period.start).total_seconds()) / 86400
+    span = data_span(viewer.scope.q(), period.start, period.end)
+    days = span.days
     form = savings.WhatIfForm(request.GET, model_keys=[m.key for m in models])
     scenario = whatif.Scenario()
     if form.is_valid():
@@ -107,15 +133,25 @@ def what_if(request: HttpRequest, viewer: Viewer) -> HttpResponse:
             result = whatif.what_if(models, days, whatif.Scenario())
     else:
         result = whatif.what_if(models, days, whatif.Scenario())
-    scale = Decimal(30) / days
+    scale = DAYS_PER_MONTH / days
     model_rows = [{"usage": m, "monthly_usd": m.cost_usd * scale, "route": route_for(m.model),
                    "batch": m.price is not None and m.price.variant("batch") is not None} for m in models]
     sh_form, crossover = _self_host_calculator(request, models, scale)
     return render_page(request, "what_if", viewer, period, {
-        "form": form, "result": result, "model_rows": model_rows, "scenario": scenario, "sh_form": sh_form,
+        "form": form, "data_span": span, "suggestions": price_reads.model_suggestions(form.data.get("to_model", "")),
+        "result": result,
+        "model_rows": model_rows, "scenario": scenario, "sh_form": sh_form,
         "crossover": crossover, "crossover_chart": selfhost.chart_of(crossover) if crossover else None,
         "crossover_formula": selfhost.formula_of(crossover) if crossover else "",
     }, status=200 if not (form.errors or sh_form.errors) else 400)
+
+
+@require_GET
+@dashboard_view
+def what_if_models(request: HttpRequest, viewer: Viewer) -> HttpResponse:
+    """The what-if's target model suggestions: <option>s of the catalog's model names containing what was typed."""
+    names = price_reads.model_suggestions(request.GET.get("to_model", ""))
+    return TemplateResponse(request, "observatory/_model_options.html", {"names": names})
 
 
 def _self_host_calculator(request: HttpRequest, models: list, scale: Decimal):

@@ -22,8 +22,8 @@ from observatory.dashboard import budgets as budget_reads
 from observatory.dashboard import gpu as gpu_reads
 from observatory.dashboard import latency as latency_reads
 from observatory.dashboard import spend as spend_reads
-from observatory.dashboard.filters import Period, parse_period
-from observatory.dashboard.responses import csv_name, money_cell, render_page, wants_csv
+from observatory.dashboard.filters import Period
+from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
 
 
 def _spend_csv(filename: str, viewer: Viewer, scope: Scope, period: Period, group: str) -> HttpResponse:
@@ -39,7 +39,7 @@ def _spend_csv(filename: str, viewer: Viewer, scope: Scope, period: Period, grou
 @require_GET
 @dashboard_view
 def overview(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "30d", timezone.now())
+    period = page_period(request)
     scope = viewer.scope
     if wants_csv(request):
         return _spend_csv(csv_name("spend-by-team", viewer, period), viewer, scope, period, "team")
@@ -58,7 +58,7 @@ def overview(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 @dashboard_view
 def team_page(request: HttpRequest, viewer: Viewer, team_slug: str) -> HttpResponse:
     team = team_or_404(viewer, team_slug)
-    period = parse_period(request.GET, "30d", timezone.now())
+    period = page_period(request)
     scope = viewer.team_scope(team)
     if wants_csv(request):
         return _spend_csv(csv_name(f"team-{team.slug}", viewer, period), viewer, scope, period, "model")
@@ -74,7 +74,7 @@ def team_page(request: HttpRequest, viewer: Viewer, team_slug: str) -> HttpRespo
 @dashboard_view
 def product_page(request: HttpRequest, viewer: Viewer, product_slug: str) -> HttpResponse:
     product = product_or_404(viewer, product_slug, spend_reads.product_used_by)
-    period = parse_period(request.GET, "30d", timezone.now())
+    period = page_period(request)
     scope = viewer.product_scope(product)
     if wants_csv(request):
         return _spend_csv(csv_name(f"product-{product.slug}", viewer, period), viewer, scope, period, "model")
@@ -86,7 +86,7 @@ def product_page(request: HttpRequest, viewer: Viewer, product_slug: str) -> Htt
 @require_GET
 @dashboard_view
 def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "7d", timezone.now())
+    period = page_period(request)
     scope = viewer.scope
     by_model = latency_reads.by_group(scope, period, "model")
     if wants_csv(request):
@@ -108,7 +108,7 @@ def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 @require_GET
 @dashboard_view
 def models(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "30d", timezone.now())
+    period = page_period(request)
     scope = viewer.scope
     rows = latency_reads.model_comparison(
         scope, period, [spend_reads.with_rates(row) for row in spend(scope, period.start, period.end, ["provider", "model"])])
@@ -133,7 +133,7 @@ def models(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 @require_GET
 @dashboard_view
 def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "7d", timezone.now())
+    period = page_period(request)
     scope = viewer.scope
     labels = spend_reads.Labels(viewer.organization)
     by_model = spend_reads.breakdown(scope, period, "model", labels)
@@ -157,15 +157,16 @@ def caching(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 @require_GET
 @dashboard_view
 def users(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "7d", timezone.now())
+    period = page_period(request)
     scope = viewer.scope
     by = "session" if request.GET.get("by") == "session" else "end_user"
-    rows = spend_reads.top_users(scope, period, by)
     if wants_csv(request):
         header = [by, "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "last_seen"]
         return csv_response(Table(header, (
-            {**{name: r[name] for name in header}, "cost_usd": money_cell(r["cost_usd"])} for r in rows
+            {**{name: r[name] for name in header}, "cost_usd": money_cell(r["cost_usd"])}
+            for r in spend_reads.users_by_spend(scope, period, by).iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name(f"spend-by-{by.replace('_', '-')}", viewer, period))
+    rows = spend_reads.top_users(scope, period, by)
     return render_page(request, "users", viewer, period, {
         "rows": rows, "by": by, "share": spend_reads.identified_share(scope, period), "limit": spend_reads.USER_LIMIT,
     })
@@ -174,7 +175,7 @@ def users(request: HttpRequest, viewer: Viewer) -> HttpResponse:
 @require_GET
 @dashboard_view
 def errors(request: HttpRequest, viewer: Viewer) -> HttpResponse:
-    period = parse_period(request.GET, "7d", timezone.now())
+    period = page_period(request)
     scope = viewer.scope
     labels = spend_reads.Labels(viewer.organization)
     by_model = sorted(spend_reads.breakdown(scope, period, "model", labels), key=lambda r: (-r["errors"], r["label"]))

@@ -22,7 +22,7 @@ def test_it_changes_the_range_in_place_and_drills_into_a_team_and_a_trace(signed
 
     page.evaluate("window.notReloaded = true")
     page.click(".ranges a[data-range='7d']")
-    page.wait_for_url(re.compile(r"\?range=7d$"))
+    page.wait_for_url(re.compile(r"\?org=acme&range=7d$"))
     page.wait_for_selector(".ranges a.active[data-range='7d']")
     assert page.evaluate("window.notReloaded") is True  # htmx swapped the body; no full page load
     assert "Last 7 days" in page.locator(".period-label").inner_text()
@@ -37,10 +37,10 @@ def test_it_changes_the_range_in_place_and_drills_into_a_team_and_a_trace(signed
     assert "Jan 01 – Jan 31, 2020" in page.locator(".period-label").inner_text()
     assert page.evaluate("window.notReloaded") is True
     page.go_back()
-    page.wait_for_url(re.compile(r"\?range=7d$"))
+    page.wait_for_url(re.compile(r"\?org=acme&range=7d$"))
 
     page.click("#spend-by-team a:text-is('Search')")
-    page.wait_for_url(re.compile(r"/teams/search/\?range=7d$"))
+    page.wait_for_url(re.compile(r"/teams/search/\?org=acme&range=7d$"))  # the range follows
     assert page.locator("h1").inner_text() == "Search"
     assert page.locator("#spend-by-product").is_visible()
     screenshot("team")
@@ -93,7 +93,7 @@ def test_an_admin_creates_a_key_and_sees_it_once(signed_in, screenshot):
     assert page.locator("#api-keys tbody tr", has_text="checkout-service").count() == 1
     assert ApiKey.objects.filter(name="checkout-service").count() == 1
     page.click("nav.nav a[href^='/settings/']")
-    page.wait_for_url(re.compile(r"/settings/\?org=acme$"))
+    page.wait_for_url(re.compile(r"/settings/\?org=acme&range=30d$"))
     assert page.locator("#new-key-value").count() == 0
 
 
@@ -107,7 +107,7 @@ def test_every_page_renders_with_its_charts(signed_in, screenshot):
             assert canvas.bounding_box()["height"] > 100  # Chart.js drew into it
         if name == "settings":  # the spend-per-key card loads after the page, in place
             page.wait_for_selector("#key-spend-card >> text=No calls with these keys in the last 7 days")
-            assert page.url.endswith("/settings/")
+            assert page.url.endswith("/settings/?org=acme&range=30d")
         screenshot(name)
     page.click("nav.teams a:text-is('Support')")
     page.click("#spend-by-product a:text-is('Helpdesk Bot')")

@@ -56,7 +56,7 @@ def api_routes() -> list[tuple[str, str]]:
 def url_of(route: str, name: str, ids: dict[str, int]) -> str:
     if "<" not in route:
         return "/" + route
-    basename = next(base for base in ids if name.startswith(base + "-"))
+    basename = next(base for base in ids if name.startswith(f"api-{base}-"))
     return "/" + route.split("<")[0] + str(ids[basename]) + route.split(">", 1)[1]
 
 

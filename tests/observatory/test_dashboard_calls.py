@@ -165,3 +165,33 @@ def test_the_csv_defuses_spreadsheet_formulas_in_ingested_text(client, data):
     users = {row["span_id"]: row["user"] for row in csv.DictReader(io.StringIO(response.getvalue().decode()))}
     assert users[data.search_calls[1].span_id] == '\'=HYPERLINK("http://evil","x")'
     assert users[data.search_calls[2].span_id] == "user-2"
+
+
+def test_the_csv_has_every_call_of_the_range_however_many(client, org, team):
+    """10,050 calls (more than the 10,000 the download used to stop at) and 150 end users (the page lists 100)."""
+    from django.contrib.auth import get_user_model
+
+    from observatory.models import Membership, Role
+
+    start = datetime.now(UTC) - timedelta(hours=30)
+    LLMCall.objects.bulk_create([
+        LLMCall(organization=org, team=team, trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}", operation="chat",
+                start_time=start + timedelta(seconds=i), provider="openai", request_model="gpt-4o-mini",
+                input_tokens=10, output_tokens=1, duration_ms=100.0, cost_usd=Decimal("0.001"), cost_status="priced",
+                end_user=f"user-{i % 150}")
+        for i in range(10_050)
+    ], batch_size=2_000)
+    admin = get_user_model().objects.create_user("ada")
+    Membership.objects.create(user=admin, organization=org, role=Role.ADMIN)
+    client.force_login(admin)
+
+    download = client.get("/calls/", {"range": "7d", "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(download.streaming_content).decode())))
+    assert len(rows) == 10_050
+    assert len({row["span_id"] for row in rows}) == 10_050
+    assert sum(Decimal(row["cost_usd"]) for row in rows) == Decimal("10.050")
+
+    users = client.get("/users/", {"range": "7d", "format": "csv"})
+    user_rows = list(csv.DictReader(io.StringIO(b"".join(users.streaming_content).decode())))
+    assert len(user_rows) == 150 and sum(int(row["calls"]) for row in user_rows) == 10_050
+    assert len(client.get("/users/", {"range": "7d"}).context["rows"]) == 100

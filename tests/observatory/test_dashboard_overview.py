@@ -233,8 +233,8 @@ def test_the_budgets_card_shows_spent_amount_percent_and_forecast_of_this_period
     forecast = budget_status(search, now).forecast.amount_usd
     assert forecast >= spent
     assert shown(response, f"overview-budget-forecast-{search.id}") == money(forecast)
-    assert f'href="/budgets/{search.id}/?org=acme"' in response.content.decode()
-    assert 'href="/budgets/?org=acme"' in response.content.decode()
+    assert f'href="/budgets/{search.id}/?org=acme&amp;range=30d"' in response.content.decode()
+    assert 'href="/budgets/?org=acme&amp;range=30d"' in response.content.decode()
     assert f"overview-budget-spent-{ads.id}" not in response.content.decode()
     assert leaks_ads(response.content) == []
 
@@ -257,7 +257,7 @@ def test_the_budgets_card_lists_at_most_eight(client, data):
 def test_without_budgets_managers_get_a_link_to_create_one_and_viewers_do_not(client, data):
     admin = data.login(client, "admin").get("/")
     assert admin.context["budgets"].rows == []
-    assert 'href="/budgets/?org=acme#new-budget"' in admin.content.decode()
+    assert 'href="/budgets/?org=acme&amp;range=30d#new-budget"' in admin.content.decode()
     viewer = data.login(client, "search_viewer").get("/")
     assert b'data-testid="create-budget"' not in viewer.content
     assert b"a manager of your team or an admin can create one" in viewer.content

@@ -81,3 +81,33 @@ def test_prices_per_million_tokens_keep_their_precision():
     assert per_million(Decimal("0.000000075")) == "$0.075"
     assert per_million(Decimal("0.00006")) == "$60.00"
     assert per_million(None) == "—"
+
+
+def test_the_models_the_calls_used_come_first_then_the_rest_by_name(client, data):
+    response = data.login(client, "search_viewer").get("/prices/", {"range": "7d"})
+    rows = [row["price"] for row in response.context["rows"]]
+    used = [(p.provider, p.key, p.calls_in_range) for p in rows if p.calls_in_range]
+    assert ("openai", "gpt-4o", 40) in used  # Search's 40 gpt-4o calls (snapshot gpt-4o-2024-08-06)
+    assert {key for _, key, _ in used} >= {"gpt-4o", "gpt-4o-2024-08-06"}
+    assert all(calls == 40 for _, _, calls in used)  # not the Ads team's model, nor the unattributed gpt-4o-mini
+    assert [p.calls_in_range for p in rows[:len(used)]] == [40] * len(used)
+    rest = [p.model for p in rows[len(used):]]
+    assert rest == sorted(rest)
+
+    admin = data.login(client, "admin").get("/prices/", {"range": "7d"}).context["rows"]
+    ranked = [(r["price"].key, r["price"].calls_in_range) for r in admin if r["price"].calls_in_range]
+    assert ranked[0][1] == 40 and ("gpt-4o-mini", 5) in ranked  # the unattributed calls count for an admin
+    assert [calls for _, calls in ranked] == sorted((calls for _, calls in ranked), reverse=True)
+
+
+def test_a_catalog_price_shows_no_placeholder_date_and_an_imported_one_its_date(client, data):
+    Price.objects.create(provider="openai", model="gpt-new", key="gpt-new", input=Decimal("0.000001"),
+                         output=Decimal("0.000002"), source="import", effective_from=datetime(2026, 10, 5, tzinfo=UTC))
+    client = data.login(client, "search_viewer")
+    page = client.get("/prices/", {"q": "gpt"}).content.decode()
+    assert "Jan 1, 2000" not in page and "catalog</span>" in page
+    assert "Oct 5, 2026" in client.get("/prices/", {"q": "gpt-new"}).content.decode()
+    rows = list(csv.DictReader(io.StringIO(client.get("/prices/", {"q": "gpt-4o", "format": "csv"}).getvalue().decode())))
+    assert {row["effective_from"] for row in rows} == {""} and {row["source"] for row in rows} == {"catalog"}
+    new = list(csv.DictReader(io.StringIO(client.get("/prices/", {"q": "gpt-new", "format": "csv"}).getvalue().decode())))
+    assert [(row["effective_from"], row["source"]) for row in new] == [("2026-10-05", "import")]

@@ -4,6 +4,8 @@ tokens: gpt-4o $2.50 in / $10 out, batch $1.25 / $5; gpt-4o-mini $0.15 / $0.60, 
 
 import csv
 import io
+import json
+import re
 from datetime import timedelta
 from decimal import Decimal
 
@@ -173,13 +175,14 @@ def test_recompute_now_runs_the_job_for_the_organization(client, org, team, peop
     assert routing.title in response.content.decode()
 
 
-def test_the_export_buttons_point_at_the_export_api(client, org, people):
+def test_the_export_buttons_point_at_the_pages_export_route(client, org, people):
     client.force_login(people["admin"])
     page = client.get("/recommendations/").content.decode()
-    assert 'action="/api/v1/exports/chargeback"' in page and 'formaction="/api/v1/exports/focus"' in page
+    assert 'action="/recommendations/exports/chargeback/"' in page
+    assert 'formaction="/recommendations/exports/focus/"' in page
     assert f'<option value="{timezone.now():%Y-%m}">' in page
-    assert client.get("/api/v1/exports/chargeback", {"month": f"{timezone.now():%Y-%m}", "format": "xlsx",
-                                                     "org": org.slug}).status_code == 200
+    assert client.get("/recommendations/exports/chargeback/", {"month": f"{timezone.now():%Y-%m}", "format": "xlsx",
+                                                               "org": org.slug}).status_code == 200
 
 
 # What-if ---------------------------------------------------------------------------------------------------------
@@ -191,7 +194,9 @@ def test_what_if_without_changes_shows_the_month_as_it_is(client, org, team, peo
     response = client.get("/what-if/", {"range": "30d"})
     assert response.status_code == 200
     result = response.context["result"]
-    assert result.baseline_monthly_usd == result.new_monthly_usd == Decimal("3.5")
+    days = response.context["data_span"].days  # from the hour of the first call, a day ago, to now
+    assert Decimal(1) <= days < Decimal("1.05")
+    assert result.baseline_monthly_usd == result.new_monthly_usd == Decimal("3.5") * (Decimal("30.44") / days)
     assert result.steps == []
     [row] = response.context["model_rows"]
     assert (row["usage"].key, row["route"], row["batch"]) == ("openai/gpt-4o", "gpt-4o-mini", True)
@@ -204,15 +209,20 @@ def test_what_if_moves_caches_and_batches_in_order(client, org, team, people, ca
                                         "move_share": "50", "cache_hit_rate": "20", "batch_share": "50"})
     assert response.status_code == 200, response.context["form"].errors
     result = response.context["result"]
-    move, cache, batch = (step.monthly_change_usd for step in result.steps)
+    scale = Decimal("30.44") / response.context["data_span"].days  # the day of calls, per month
+
+    def per_month(window_usd: str) -> Decimal:
+        return (Decimal(window_usd) * scale).quantize(Decimal("0.000001"))
+
+    move, cache, batch = (step.monthly_change_usd.quantize(Decimal("0.000001")) for step in result.steps)
     # move half: − $1.75 of gpt-4o + ½ × (1e6 × $0.15 + 1e5 × $0.60) / 1e6 = ½ × $0.21 = $0.105 at gpt-4o-mini
-    assert move == Decimal("-1.645")
+    assert move == per_month("-1.645")
     # cache 20% of the $1.855 left
-    assert cache == Decimal("-0.371")
+    assert cache == per_month("-0.371")
     # batch half of what is left; both models' batch prices are half their standard ones:
     # ½ × ($1.40 × ½ + $0.084 × ½) = $0.371
-    assert batch == Decimal("-0.371")
-    assert result.new_monthly_usd == Decimal("1.113") and result.change_usd == Decimal("-2.387")
+    assert batch == per_month("-0.371")
+    assert result.new_monthly_usd.quantize(Decimal("0.000001")) == per_month("1.113")
     assert round(result.change_percent, 2) == Decimal("-68.20")
 
 
@@ -281,14 +291,81 @@ def test_the_self_host_calculator_reproduces_the_seed_example(client, org, peopl
 
 
 def test_the_self_host_calculator_starts_from_the_teams_traffic_and_refuses_nonsense(client, org, team, people, catalog):
-    add_calls(org, team, 1000)  # $3.50, 1M input and 100k output tokens in 30 days
+    add_calls(org, team, 1000)  # $3.50, 1M input and 100k output tokens a day ago
     client.force_login(people["manager"])
     response = client.get("/what-if/", {"range": "30d"})
     result = response.context["crossover"]
+    scale = Decimal("30.44") / response.context["data_span"].days
     assert (result.api_monthly_usd, result.monthly_input_tokens, result.monthly_output_tokens) == (
-        Decimal("3.50"), 1_000_000, 100_000)
+        (Decimal("3.50") * scale).quantize(Decimal("0.01")), int(1_000_000 * scale), int(100_000 * scale))
     assert result.gpus == 2 and result.break_even_month is None  # two GPUs cost far more than $3.50
     assert b'data-testid="sh-break-even">never<' in response.content
     bad = client.get("/what-if/", {"sh-target_utilization": "1.5"})
     assert bad.status_code == 400 and bad.context["crossover"] is None
     assert client.get("/what-if/", {"sh-gpu_hourly_usd": "0"}).status_code == 400
+
+
+def test_what_if_with_an_unknown_target_shows_the_message_and_no_change(client, org, team, people, catalog):
+    add_calls(org, team, 100)
+    client.force_login(people["admin"])
+    query = {"from_model": "openai/gpt-4o", "to_model": "no-such-model", "move_share": "10"}
+    unknown = client.get("/what-if/", query, HTTP_HX_REQUEST="true")  # as htmx asks for it
+    body = unknown.content.decode()
+    assert unknown.status_code == 400 and "no model" in body
+    assert 'data-testid="what-if-error"' in body
+    assert re.search(r'data-testid="what-if-change">—<', body) and "+$0.00" not in body
+    page = client.get("/").content.decode()
+    config = re.search(r"<meta name=\"htmx-config\" content='([^']*)'>", page)[1]
+    handling = json.loads(config)["responseHandling"]
+    first_400 = next(rule for rule in handling if re.fullmatch(rule["code"], "400"))
+    assert first_400["swap"] is True  # htmx puts the 400's page (with its message) in place
+
+
+def test_what_if_offers_the_catalogs_models_as_you_type(client, org, team, people, catalog):
+    client.force_login(people["admin"])
+    page = client.get("/what-if/", {"to_model": "gpt-4o-mi"}).content.decode()
+    assert 'list="catalog-models"' in page and 'hx-get="/what-if/models/"' in page
+    assert '<datalist id="catalog-models"><option value="gpt-4o-mini"></option>' in page
+    options = client.get("/what-if/models/", {"to_model": "claude haiku"}).content.decode()
+    names = re.findall(r'<option value="([^"]+)">', options)
+    assert names and all("claude" in name and "haiku" in name for name in names)
+    assert len(client.get("/what-if/models/", {"to_model": ""}).content.decode().split("<option")) - 1 == 20
+    assert client.post("/what-if/models/").status_code == 405
+    client.logout()
+    assert client.get("/what-if/models/", {"to_model": "gpt"}).status_code == 302
+
+
+def test_the_what_if_month_is_scaled_by_the_days_with_data_and_agrees_with_the_budget_forecast(
+        client, org, team, people, catalog):
+    """14 days of calls, $1.00 an hour, in a 30-day range: $336 over 14 days is $730.56 a month (× 30.44 / 14), not
+    the $336 that dividing by the range's 30 days said; the budget's month-end forecast extrapolates the same rate
+    over the calendar month (from the last 24 hours' rate), so the two agree within 5% once the month's length is
+    accounted for (they used to differ 2.2×)."""
+    from calendar import monthrange
+
+    from billing.alerts.budgets import budget_status
+    from billing.models import Budget
+
+    now = timezone.now()
+    LLMCall.objects.bulk_create([LLMCall(
+        organization=org, trace_id=f"{h:032x}", span_id=f"{h:016x}", start_time=now - timedelta(hours=h),
+        provider="openai", operation="chat", request_model="gpt-4o", response_model="gpt-4o", team=team,
+        input_tokens=100_000, output_tokens=75_000, cost_usd=Decimal("1.00"), cost_status="priced")
+        for h in range(1, 14 * 24 + 1)])
+    rollup_pending()
+    client.force_login(people["admin"])
+    response = client.get("/what-if/", {"range": "30d"})
+    data = response.context["data_span"]
+    assert Decimal(14) <= data.days < Decimal("14.05")
+    baseline = response.context["result"].baseline_monthly_usd
+    assert abs(baseline - Decimal(336) * Decimal("30.44") / data.days) < Decimal("0.000001")
+    assert Decimal("727") < baseline < Decimal("731")
+    basis = re.search(r'data-testid="what-if-basis">([^<]*)<', response.content.decode())[1]
+    first = (now - timedelta(hours=14 * 24)).replace(minute=0, second=0, microsecond=0)
+    assert basis == f"based on {data.days.quantize(Decimal('0.1')).normalize():f} days ({first:%b %-d} – {now:%b %-d}) of data"
+
+    budget = Budget.objects.create(organization=org, name="Everything", amount_usd=Decimal(10_000), period="month")
+    forecast = budget_status(budget, now).forecast.amount_usd
+    days_in_month = monthrange(now.year, now.month)[1]
+    same_month = baseline * days_in_month / Decimal("30.44")
+    assert abs(same_month - forecast) / forecast < Decimal("0.05")

@@ -46,7 +46,7 @@ def other_teams_values(data: Seed) -> dict[str, str]:
             "monthly_savings_usd": Decimal("7.77"), "evidence": {"cost_usd": "7.77"}})
     return {"team_slug": data.ads.slug, "product_slug": data.ads_ranker.slug, "trace_id": ads_call.trace_id,
             "span_id": ads_call.span_id, "key_id": str(data.ads_key.id), "pk": str(budget.id),
-            "budget_id": str(budget.id), "rec_id": str(rec.id), "pool_id": str(data.ads_pool.id)}
+            "budget_id": str(budget.id), "rec_id": str(rec.id), "pool_id": str(data.ads_pool.id), "kind": "chargeback"}
 
 
 def fill(route: str, values: dict[str, str]) -> str:

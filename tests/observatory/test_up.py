@@ -103,6 +103,7 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
         password = re.search(r"admin login:\s+admin / (\S+)", output).group(1)
         key = re.search(r"ingest API key: (obs_[0-9a-f]{12}_\S+)", output).group(1)
         assert f"OTLP/gRPC:     http://127.0.0.1:{grpc_port}" in output
+        assert "an organization key: calls that name no team (observatory.team) stay unattributed" in output
 
         _export_over_grpc(grpc_port, key)
         request = urllib.request.Request(
