@@ -113,3 +113,15 @@ def test_the_savings_page_downloads_the_exports_through_its_own_route(client, da
     assert client.get("/recommendations/exports/focus/", {"month": "soon"}).status_code == 400
     assert client.get("/recommendations/exports/other/", {"month": month}).status_code == 404
     assert client.post("/recommendations/exports/focus/", {"month": month}).status_code == 405
+
+
+def test_every_page_links_to_alerts_and_has_a_favicon(client, org, team, other_team):
+    data = seed(org, team, other_team)
+    page = data.login(client, "admin").get("/alerts/?org=acme")
+    html = page.content.decode()
+    assert re.search(r'<a href="/alerts/\?[^"]*" class="active" aria-current="page">Alerts</a>', html)
+    favicon = re.search(r'<link rel="icon" href="([^"]+)"', html).group(1)
+    served = client.get(favicon)
+    assert served.status_code == 200 and b"<svg" in b"".join(served.streaming_content)
+    overview = client.get("/?org=acme").content.decode()
+    assert re.search(r'<a href="/alerts/[^"]*"\s*>Alerts</a>', overview)
