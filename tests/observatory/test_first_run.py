@@ -28,7 +28,7 @@ def test_the_first_key_has_no_team_and_calls_without_one_stay_unattributed(clien
 @pytest.mark.django_db
 def test_the_banner_says_the_key_leaves_calls_without_a_team_unattributed(capsys):
     first = ensure_first_admin()
-    banner(argparse.Namespace(host="127.0.0.1", port=8000), first, Path("/tmp/logs"))
+    banner(argparse.Namespace(host="127.0.0.1", port=8000, no_grpc=True), first, Path("/tmp/logs"))
     out = capsys.readouterr().out
     assert f"ingest API key: {first.api_key}" in out
     assert "an organization key: calls that name no team (observatory.team) stay unattributed" in out
