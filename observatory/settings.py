@@ -103,7 +103,9 @@ if CONFIG.production:
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # the TLS proxy says the request was https
 SECURE_SSL_REDIRECT = CONFIG.ssl_redirect
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancer probes speak plain HTTP
+# Load balancer probes and OTLP exporters inside the network (the Collector of docker-compose posts to web:8000)
+# speak plain HTTP; an exporter does not follow a redirect of its POST.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$", r"^v1/(traces|metrics|logs)$", r"^api/public/otel/"]
 SECURE_HSTS_SECONDS = CONFIG.hsts_seconds
 SECURE_HSTS_INCLUDE_SUBDOMAINS = False
 SECURE_REFERRER_POLICY = "same-origin"

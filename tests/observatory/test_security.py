@@ -65,6 +65,8 @@ def test_behind_a_tls_proxy_http_is_redirected_and_https_gets_hsts(client, setti
     assert secure.status_code == 200
     assert secure["Strict-Transport-Security"] == "max-age=31536000"
     assert client.get("/healthz").status_code == 200  # load balancer probes stay on plain HTTP
+    # so do exporters inside the network (the compose Collector posts to http://web:8000): no redirect of a POST
+    assert client.post("/v1/traces", b"", content_type="application/x-protobuf").status_code == 401
 
 
 @pytest.mark.django_db
