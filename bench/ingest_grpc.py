@@ -19,7 +19,6 @@ import multiprocessing
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,12 +29,16 @@ REPO = Path(__file__).resolve().parents[1]
 TRACES = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
-def _make_body():
-    """bench/ingest.py's request generator (a gzipped ExportTraceServiceRequest of GenAI spans)."""
+def _bench_ingest():
+    """bench/ingest.py, whose request generator (make_body) and free_port this bench shares."""
     spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "bench" / "ingest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.make_body
+    return module
+
+
+def _make_body():
+    return _bench_ingest().make_body
 
 
 def http_client(port: int, key: str, bodies: list[bytes], results) -> None:
@@ -79,9 +82,7 @@ def run_clients(target, port: int, key: str, bodies: list[bytes], clients: int) 
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return _bench_ingest().free_port()
 
 
 def main() -> None:

@@ -14,12 +14,12 @@ every half second). Prints a table and writes bench/results/outage-<UTC time>.js
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,9 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """bench/ingest.py's free_port, shared by the benches."""
+    spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "bench" / "ingest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.free_port()
 
 
 def start_server(home: Path, port: int) -> tuple[subprocess.Popen, str]:
