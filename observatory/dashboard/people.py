@@ -18,7 +18,7 @@ ORGANIZATION_WIDE = ""  # the "where" of an organization-wide role or a product 
 
 def _slug_field() -> forms.CharField:
     return forms.CharField(max_length=100, required=False, label="Slug",
-                           help_text="What calls name it by (team=… / product=…); empty: made from the name.")
+                           help_text="What calls send; empty: from the name.")
 
 
 class _NamedForm(forms.Form):

@@ -208,6 +208,5 @@ def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
         "invitation": invitation, "form": form, "account": account, "signed_in_as_invitee": signed_in_as_invitee,
         "login_url": f"{reverse('login')}?next={request.path}",
     }, status=400 if request.method == "POST" and account is None else 200)
-    response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"  # the token is in this page's URL
+    response["Cache-Control"] = "no-store"  # the token is in this page's URL (Referrer-Policy same-origin: not sent away)
     return response
