@@ -177,6 +177,7 @@ class LastAdminError(ValueError):
     """The change would leave the organization without an organization-wide admin."""
 
 
+@transaction.atomic  # a savepoint: a slug taken meanwhile (IntegrityError) leaves the request's transaction usable
 def create_team(organization: Organization, name: str, slug: str) -> Team:
     return Team.objects.create(organization=organization, name=name, slug=slug)
 
@@ -188,6 +189,7 @@ def rename_team(team: Team, name: str) -> Team:
     return team
 
 
+@transaction.atomic
 def create_product(organization: Organization, name: str, slug: str, team: Team | None) -> Product:
     return Product.objects.create(organization=organization, name=name, slug=slug, team=team)
 
