@@ -16,6 +16,9 @@ whole organization. Pages may say how many rows were left out (`Viewer.unreadabl
 
 Changing: organization admins change everything in their organization; managers the budgets, rules and
 recommendations of their teams (a product's owning team counts) and their teams' keys; viewers and keys nothing.
+People and products: organization admins create and rename teams and invite, re-role and remove anyone; a team's
+admins (a team membership with the admin role) rename their team, create and rename its products and manage its
+members and invitations, never organization-wide roles.
 Anything a requester may not read is a 404, as if it did not exist.
 """
 
@@ -31,7 +34,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from observatory.models import ApiKey, Membership, Organization, Product, Role, Team
+from observatory.models import ApiKey, Invitation, Membership, Organization, Product, Role, Team
 
 ROLE_RANK = {Role.VIEWER: 1, Role.MANAGER: 2, Role.ADMIN: 3}
 
@@ -235,6 +238,19 @@ class Viewer:
     def is_admin(self) -> bool:
         return self.role_for(None) == Role.ADMIN
 
+    def may_manage_team(self, team_id: int | None) -> bool:
+        """A team's members, invitations, products and name: its admins and organization admins. No team (an
+        organization-wide role, a product without a team): organization admins only."""
+        return self.role_for(team_id) == Role.ADMIN
+
+    @property
+    def administered_teams(self) -> list[Team]:
+        return [team for team in self.teams if self.may_manage_team(team.id)]
+
+    @property
+    def may_manage_people(self) -> bool:
+        return self.is_admin or bool(self.administered_teams)
+
 
 def viewer_in(user, organization: Organization, api_key: ApiKey | None = None) -> Viewer | None:
     """The requester's view of one organization, or None when they hold nothing of it."""
@@ -339,3 +355,60 @@ def key_or_404(viewer: Viewer, key_id: int) -> ApiKey:
     if key is None:
         raise Http404("No such key.")
     return key
+
+
+# People, invitations and products, as the settings page manages them ---------------------------------------------
+
+def visible_memberships(viewer: Viewer) -> QuerySet[Membership]:
+    """Memberships of the viewer's teams; the organization-wide ones too for those who see the whole organization."""
+    memberships = Membership.objects.filter(organization=viewer.organization).select_related("user", "team")
+    return viewer.readable(memberships)
+
+
+def visible_invitations(viewer: Viewer) -> QuerySet[Invitation]:
+    """Invitations not yet accepted, revoked or expired, to the viewer's teams (or the organization's, all)."""
+    from django.utils import timezone
+
+    invitations = Invitation.objects.filter(organization=viewer.organization, accepted_at=None, revoked_at=None,
+                                            expires_at__gt=timezone.now()).select_related("team", "invited_by")
+    return viewer.readable(invitations)
+
+
+def membership_or_404(viewer: Viewer, membership_id: int) -> Membership:
+    membership = visible_memberships(viewer).filter(pk=membership_id).first()
+    if membership is None:
+        raise Http404("No such member.")
+    return membership
+
+
+def invitation_or_404(viewer: Viewer, invitation_id: int) -> Invitation:
+    invitation = visible_invitations(viewer).filter(pk=invitation_id).first()
+    if invitation is None:
+        raise Http404("No such invitation.")
+    return invitation
+
+
+def team_by_id_or_404(viewer: Viewer, team_id: int) -> Team:
+    team = next((team for team in viewer.teams if team.id == team_id), None)
+    if team is None:
+        raise Http404("No such team.")
+    return team
+
+
+def product_by_id_or_404(viewer: Viewer, product_id: int) -> Product:
+    """A product of the organization that the viewer sees whole, or one owned by one of their teams."""
+    product = next((product for product in visible_products(viewer) if product.id == product_id), None)
+    if product is None:
+        raise Http404("No such product.")
+    return product
+
+
+def require_manage_team(viewer: Viewer, team_id: int | None) -> None:
+    if not viewer.may_manage_team(team_id):
+        raise PermissionDenied("only organization admins, and admins of this team, may manage it."
+                               if team_id else "only organization admins may manage organization-wide roles.")
+
+
+def invitation_for_token(token_hash: str) -> Invitation | None:
+    """The invitation a link opens: whoever holds the link may see it (it names the inviting organization and team)."""
+    return Invitation.objects.select_related("organization", "team", "invited_by").filter(token_hash=token_hash).first()

@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from observatory import health
-from observatory.views import budgets, calls, gpu, savings, spend, tenancy
+from observatory.views import budgets, calls, gpu, people, savings, spend, tenancy
 
 urlpatterns = [
     path("", include("ingest.urls")),  # first: OTLP exporters post here many times a second
@@ -40,6 +40,15 @@ urlpatterns = [
     path("settings/keys/", tenancy.create_key, name="create-key"),
     path("settings/keys/spend/", tenancy.key_spend, name="key-spend"),
     path("settings/keys/<int:key_id>/revoke/", tenancy.revoke_key, name="revoke-key"),
+    path("settings/teams/", people.create_team, name="create-team"),
+    path("settings/teams/<int:team_id>/", people.rename_team, name="rename-team"),
+    path("settings/products/", people.create_product, name="create-product"),
+    path("settings/products/<int:product_id>/", people.change_product, name="change-product"),
+    path("settings/invitations/", people.invite, name="invite"),
+    path("settings/invitations/<int:invitation_id>/revoke/", people.revoke_invitation, name="revoke-invitation"),
+    path("settings/members/<int:membership_id>/role/", people.change_role, name="change-role"),
+    path("settings/members/<int:membership_id>/remove/", people.remove_member, name="remove-member"),
+    path("invite/<str:token>/", people.accept_invitation, name="accept-invitation"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -14,7 +14,7 @@ from django.db.models import Count, QuerySet
 from billing.models import AnomalyRule, AttributionRule, Budget, LatencySlo, RollupState
 from ingest.spool import SpoolState
 from ingest.spool import state as spool_state
-from observatory.access import Viewer, visible_products
+from observatory.access import Viewer, visible_memberships, visible_products
 from observatory.models import Membership, Product, Team
 
 
@@ -26,10 +26,7 @@ def teams_with_counts(viewer: Viewer) -> QuerySet[Team]:
 
 def members(viewer: Viewer) -> QuerySet[Membership]:
     """Memberships of the viewer's teams, and the org-wide ones for those who see the whole organization."""
-    memberships = Membership.objects.filter(organization=viewer.organization).select_related("user", "team")
-    if not viewer.whole_organization:
-        memberships = memberships.filter(team_id__in=[team.id for team in viewer.teams])
-    return memberships.order_by("team__name", "user__username")
+    return visible_memberships(viewer).order_by("team__name", "user__username")
 
 
 def attribution_rules(viewer: Viewer) -> QuerySet[AttributionRule]:

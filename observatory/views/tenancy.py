@@ -1,4 +1,5 @@
-"""Settings: teams, members, API keys (create once-shown, revoke, spend per key) and attribution rules."""
+"""Settings: the page (teams, products, people, API keys, attribution rules, background jobs) and its API key actions
+(create once-shown, revoke, spend per key); the people actions are in observatory.views.people."""
 
 from __future__ import annotations
 
@@ -17,23 +18,28 @@ from observatory.access import (
     key_or_404,
     visible_keys,
 )
-from observatory.dashboard import tenancy
+from observatory.dashboard import people, tenancy
 from observatory.dashboard.filters import parse_period
 from observatory.dashboard.responses import csv_name, render_page, wants_csv
-from observatory.services import NewApiKey, create_api_key, revoke_api_key
+from observatory.services import NewApiKey, NewInvitation, create_api_key, revoke_api_key
 
 
-def _settings_page(request: HttpRequest, viewer: Viewer, form: tenancy.NewKeyForm, new_key: NewApiKey | None = None,
-                   status: int = 200) -> HttpResponse:
+def settings_response(request: HttpRequest, viewer: Viewer, form: tenancy.NewKeyForm | None = None,
+                      new_key: NewApiKey | None = None, status: int = 200, bound: dict | None = None,
+                      new_invitation: NewInvitation | None = None, email_problem: str | None = None) -> HttpResponse:
+    """The settings page; `bound` holds a people form just posted with errors (observatory.dashboard.people), shown
+    in its place; a new key or invitation link is in this answer only (no-store)."""
+    form = form if form is not None else tenancy.NewKeyForm(viewer)
     response = render_page(request, "settings", viewer, None, {
+        **people.people_context(viewer, bound), "new_invitation": new_invitation, "email_problem": email_problem,
         "teams": tenancy.teams_with_counts(viewer), "members": tenancy.members(viewer),
         "keys": [{"key": key, "can_revoke": key.is_active and viewer.can_manage_keys(key.default_team_id)}
                  for key in visible_keys(viewer)],
         "rules": tenancy.attribution_rules(viewer), "form": form, "new_key": new_key,
         "can_create_keys": viewer.is_admin or bool(viewer.manageable_teams), "jobs": tenancy.background_jobs(viewer),
     }, status=status)
-    if new_key is not None:
-        response["Cache-Control"] = "no-store"  # the plaintext key is in this page, once
+    if new_key is not None or new_invitation is not None:
+        response["Cache-Control"] = "no-store"  # the plaintext key, or the invitation link, is in this page, once
     return response
 
 
@@ -48,7 +54,7 @@ def settings_page(request: HttpRequest, viewer: Viewer) -> HttpResponse:
              "created_by": k.created_by.get_username() if k.created_by else "", "created_at": k.created_at,
              "last_used_at": k.last_used_at, "revoked_at": k.revoked_at} for k in visible_keys(viewer)
         )), csv_name("api-keys", viewer, None))
-    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer))
+    return settings_response(request, viewer, tenancy.NewKeyForm(viewer))
 
 
 @require_POST
@@ -58,7 +64,7 @@ def create_key(request: HttpRequest, viewer: Viewer) -> HttpResponse:
         return HttpResponseForbidden("Only managers and admins create API keys.")
     form = tenancy.NewKeyForm(viewer, request.POST)
     if not form.is_valid():
-        return _settings_page(request, viewer, form, status=400)
+        return settings_response(request, viewer, form, status=400)
     if not tenancy.claim_form_token(request.session, form.cleaned_data["once"]):
         # the same form sent again (a reload of the page that showed the key): no second key
         messages.warning(request, "That key was already created and its value shown once. If it was not copied, "
@@ -67,7 +73,7 @@ def create_key(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     new_key = create_api_key(viewer.organization, form.cleaned_data["name"], team=form.cleaned_data["team"],
                              product=form.cleaned_data["product"], created_by=request.user)
     # the plaintext is in this response only (no-store), never in the session or the database
-    return _settings_page(request, viewer, tenancy.NewKeyForm(viewer), new_key=new_key, status=201)
+    return settings_response(request, viewer, tenancy.NewKeyForm(viewer), new_key=new_key, status=201)
 
 
 @require_GET
