@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from observatory import health
-from observatory.views import budgets, calls, gpu, savings, spend, tenancy
+from observatory.views import budgets, calls, digest, gpu, savings, spend, tenancy
 
 urlpatterns = [
     path("", include("ingest.urls")),  # first: OTLP exporters post here many times a second
@@ -40,6 +40,11 @@ urlpatterns = [
     path("settings/keys/", tenancy.create_key, name="create-key"),
     path("settings/keys/spend/", tenancy.key_spend, name="key-spend"),
     path("settings/keys/<int:key_id>/revoke/", tenancy.revoke_key, name="revoke-key"),
+    path("digest/", digest.digest_page, name="digest"),
+    path("digest/preferences/", digest.digest_preferences, name="digest-preferences"),
+    path("digest/test/", digest.digest_test, name="digest-test"),
+    path("digest/slack/", digest.digest_slack, name="digest-slack"),
+    path("digest/unsubscribe/<str:token>/", digest.unsubscribe, name="digest-unsubscribe"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

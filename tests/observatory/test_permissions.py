@@ -36,6 +36,7 @@ def all_patterns(patterns=None, prefix: str = ""):
 
 def other_teams_values(data: Seed) -> dict[str, str]:
     from billing.models import Budget, Recommendation
+    from observatory.digest import unsubscribe_token
 
     ads_call = data.ads_calls[0]
     budget, _ = Budget.objects.get_or_create(organization=data.ads.organization, team=data.ads, name="Ads monthly",
@@ -46,7 +47,8 @@ def other_teams_values(data: Seed) -> dict[str, str]:
             "monthly_savings_usd": Decimal("7.77"), "evidence": {"cost_usd": "7.77"}})
     return {"team_slug": data.ads.slug, "product_slug": data.ads_ranker.slug, "trace_id": ads_call.trace_id,
             "span_id": ads_call.span_id, "key_id": str(data.ads_key.id), "pk": str(budget.id),
-            "budget_id": str(budget.id), "rec_id": str(rec.id), "pool_id": str(data.ads_pool.id), "kind": "chargeback"}
+            "budget_id": str(budget.id), "rec_id": str(rec.id), "pool_id": str(data.ads_pool.id), "kind": "chargeback",
+            "token": unsubscribe_token(data.users["ads_viewer"], data.ads.organization)}
 
 
 def fill(route: str, values: dict[str, str]) -> str:
