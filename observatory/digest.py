@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -209,10 +209,6 @@ class Run:
         return self.composed[key]
 
 
-def retry_delay(attempts: int) -> timedelta:
-    return delivery.retry_delay(attempts)
-
-
 def _send_row(row: DigestSend, run: Run) -> None:
     """Compose and send one claimed row; raises when it could not be sent."""
     organization = row.organization
@@ -230,7 +226,7 @@ def _send_row(row: DigestSend, run: Run) -> None:
 
 
 def _skip_reason(row: DigestSend, now: datetime) -> str:
-    if now >= datetime.combine(row.week_start, datetime.min.time(), tzinfo=now.tzinfo) + timedelta(days=14):
+    if now >= datetime.combine(row.week_start, datetime.min.time(), tzinfo=UTC) + timedelta(days=14):
         return "not sent: its week is over, the next digest is due"
     if row.user_id is not None:
         if opted_out(row.user, row.organization):
@@ -265,7 +261,7 @@ def attempt(row_id: int, run: Run) -> str | None:
             if row.attempts >= MAX_ATTEMPTS or isinstance(exc, UnsafeWebhookUrl):
                 row.status = DigestSend.Status.FAILED
             else:
-                row.next_attempt_at = now + retry_delay(row.attempts)
+                row.next_attempt_at = now + delivery.retry_delay(row.attempts)  # 30 s, 1 min, 2 min … an hour
         else:
             row.status, row.sent_at, row.last_error = DigestSend.Status.SENT, now, ""
         row.save(update_fields=["status", "attempts", "last_error", "next_attempt_at", "sent_at"])
