@@ -25,7 +25,7 @@ Anything a requester may not read is a 404, as if it did not exist.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
@@ -178,6 +178,14 @@ class Viewer:
     def team_scope(self, team: Team) -> Scope:
         return Scope(organization_id=self.organization.id, team_ids=(team.id,))
 
+    def narrowed_to(self, team: Team) -> Viewer:
+        """This viewer seeing one of its teams only, with its role there (a team's weekly digest). A team the
+        viewer cannot read is a 404."""
+        if team not in self.teams:
+            raise Http404("No such team.")
+        return replace(self, teams=(team,), whole_organization=False, organization_role=None,
+                       team_roles={team.id: self.role_for(team.id)} if self.role_for(team.id) else {})
+
     def product_scope(self, product: Product) -> ProductScope:
         return ProductScope(organization_id=self.organization.id, team_ids=self.scope.team_ids, product_id=product.id)
 
@@ -271,6 +279,13 @@ def viewer_in(user, organization: Organization, api_key: ApiKey | None = None) -
     team_roles = {team_id: role for team_id, role in memberships if team_id is not None}
     return Viewer(user, organization, organizations, teams, whole_organization=organization_role is not None,
                   organization_role=organization_role, team_roles=team_roles)
+
+
+def organization_viewer(organization: Organization) -> Viewer:
+    """The whole organization, read by Observatory itself for its own channel (the weekly digest posted to the
+    organization's Slack), never for a request."""
+    teams = tuple(Team.objects.filter(organization=organization).order_by("name"))
+    return Viewer(None, organization, (organization,), teams, whole_organization=True)
 
 
 def viewer_for(request: HttpRequest, api_key: ApiKey | None = None) -> Viewer | None:

@@ -14,6 +14,9 @@ class Organization(models.Model):
         default=False, help_text="Keep prompt and completion text. Off by default: only token counts are stored."
     )
     content_max_bytes = models.PositiveIntegerField(default=16_384, help_text="Per call and direction.")
+    digest_slack_webhook_url = models.URLField(
+        max_length=500, blank=True, default="",
+        help_text="Slack incoming webhook that gets the organization-wide weekly digest. Empty: no Slack digest.")
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -137,3 +140,51 @@ class Invitation(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+
+
+class DigestOptOut(models.Model):
+    """A person who asked for no weekly digest of one organization (Settings, the digest page, or the email's
+    unsubscribe link). No row: they get it, if they manage something."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="digest_opt_out_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} — no weekly digest of {self.organization}"
+
+
+class DigestSend(models.Model):
+    """One weekly digest to one recipient (a person by email, or the organization's Slack webhook) for one scope
+    (a team, or the whole organization) and one week. Unique on those, inserted with ON CONFLICT DO NOTHING and
+    claimed with a row lock while sending (observatory.digest): racing workers send it once."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    recipient = models.CharField(max_length=40, help_text="user:<id> or slack")
+    scope = models.CharField(max_length=40, help_text="org or team:<id>")
+    week_start = models.DateField(help_text="The Monday (UTC) of the week the digest reports on.")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "recipient", "scope", "week_start"],
+                                               name="digest_send_once_per_week")]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="digest_send_due")]
+
+    def __str__(self) -> str:
+        return f"digest {self.week_start} {self.scope} → {self.recipient} ({self.status})"

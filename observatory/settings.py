@@ -183,6 +183,9 @@ CELERY_BEAT_SCHEDULE = {
     "evaluate-alert-rules": {"task": "billing.tasks.evaluate_alert_rules", "schedule": 60.0},
     "deliver-alerts": {"task": "billing.tasks.deliver_pending_alerts", "schedule": 30.0},
     "recommendations": {"task": "billing.tasks.generate_recommendations", "schedule": crontab(hour=3, minute=17)},
+    "weekly-digest": {"task": "observatory.tasks.send_weekly_digest",
+                      "schedule": crontab(day_of_week="mon", hour=8, minute=0)},
+    "retry-weekly-digests": {"task": "observatory.tasks.retry_weekly_digests", "schedule": crontab(minute="*/10")},
 }
 
 LOGGING = {

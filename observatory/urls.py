@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from observatory import health
-from observatory.views import budgets, calls, gpu, people, savings, spend, tenancy
+from observatory.views import budgets, calls, digest, gpu, people, savings, spend, tenancy
 
 urlpatterns = [
     path("", include("ingest.urls")),  # first: OTLP exporters post here many times a second
@@ -49,6 +49,11 @@ urlpatterns = [
     path("settings/members/<int:membership_id>/role/", people.change_role, name="change-role"),
     path("settings/members/<int:membership_id>/remove/", people.remove_member, name="remove-member"),
     path("invite/<str:token>/", people.accept_invitation, name="accept-invitation"),
+    path("digest/", digest.digest_page, name="digest"),
+    path("digest/preferences/", digest.digest_preferences, name="digest-preferences"),
+    path("digest/test/", digest.digest_test, name="digest-test"),
+    path("digest/slack/", digest.digest_slack, name="digest-slack"),
+    path("digest/unsubscribe/<str:token>/", digest.unsubscribe, name="digest-unsubscribe"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

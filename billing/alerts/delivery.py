@@ -186,10 +186,11 @@ def attempt_delivery(delivery_id: int, now: datetime | None = None) -> str | Non
         return delivery.status
 
 
-def delivery_key(delivery_pk: int) -> str:
-    """The stable id of one delivery (one alert on one channel): the same on every attempt and repeat, distinct
-    across Observatory installations (it is derived from SITE_URL)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{settings.SITE_URL}/alert-deliveries/{delivery_pk}"))
+def delivery_key(delivery_pk: int, kind: str = "alert-deliveries") -> str:
+    """The stable id of one delivery (one alert on one channel; with `kind`, one row of another sender, e.g. a
+    weekly digest): the same on every attempt and repeat, distinct across Observatory installations (it is
+    derived from SITE_URL)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{settings.SITE_URL}/{kind}/{delivery_pk}"))
 
 
 def send(channel: str, target: str, alert: Alert, source: AlertChannels, now: datetime, test: bool = False,
@@ -237,6 +238,12 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     """`sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, keyed with the webhook secret."""
     digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
+
+
+def post_json(url: str, payload: dict, delivery_id: str) -> None:
+    """POST a JSON message (a Slack message that is not an alert: the weekly digest) through the same guard, with
+    the delivery id header receivers de-duplicate on; raises when it was not accepted."""
+    _post(url, json.dumps(payload).encode(), {"Content-Type": "application/json", DELIVERY_HEADER: delivery_id})
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> None:

@@ -38,6 +38,7 @@ def other_teams_values(data: Seed) -> dict[str, str]:
     from billing.models import Budget, Recommendation
     from observatory.models import Invitation, Membership
     from observatory.services import invite
+    from observatory.digest import unsubscribe_token
 
     ads_call = data.ads_calls[0]
     budget, _ = Budget.objects.get_or_create(organization=data.ads.organization, team=data.ads, name="Ads monthly",
@@ -53,7 +54,7 @@ def other_teams_values(data: Seed) -> dict[str, str]:
             "membership_id": str(Membership.objects.get(team=data.ads).id),
             "invitation_id": str((Invitation.objects.filter(team=data.ads).first()
                                   or invite(data.ads.organization, "ads-hire@example.com", "viewer", data.ads, None).invitation).id),
-            "token": "not-a-token"}
+            "token": unsubscribe_token(data.users["ads_viewer"], data.ads.organization)}
 
 
 def fill(route: str, values: dict[str, str]) -> str:
