@@ -36,9 +36,9 @@ def all_patterns(patterns=None, prefix: str = ""):
 
 def other_teams_values(data: Seed) -> dict[str, str]:
     from billing.models import Budget, Recommendation
+    from observatory.digest import unsubscribe_token
     from observatory.models import Invitation, Membership
     from observatory.services import invite
-    from observatory.digest import unsubscribe_token
 
     ads_call = data.ads_calls[0]
     budget, _ = Budget.objects.get_or_create(organization=data.ads.organization, team=data.ads, name="Ads monthly",
