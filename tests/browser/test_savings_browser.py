@@ -36,6 +36,11 @@ def test_a_recommendation_is_dismissed_with_a_reason(signed_in, live_server, mon
         Decimal("0.01"))
     total = Recommendation.objects.filter(organization=month.organization, status="open").aggregate(s=Sum("monthly_savings_usd"))["s"]
     assert dollars(page.locator("[data-testid=open-savings]").inner_text()) == total.quantize(Decimal("0.01"))
+    span = biggest.data_span
+    what = "of pool hours" if biggest.scaled_by_pool_hours else "with data"
+    assert page.locator(f"[data-testid=rec-basis-{biggest.id}]").inner_text() == (
+        f"· based on {span.day_count} {what}, {span.dates}")
+    assert page.locator("[data-testid=savings-baseline-basis]").inner_text().startswith("based on ")
     screenshot("recommendations")
 
     card.locator("summary").click()
