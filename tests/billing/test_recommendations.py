@@ -267,3 +267,22 @@ def test_api_scoping_and_status_changes(client, org, team, other_team):
                        content_type="application/json").status_code == 200
     org_wide.refresh_from_db()
     assert org_wide.status == "accepted"
+
+
+@pytest.mark.django_db
+def test_the_migration_gives_rows_from_before_their_window_as_days(org):
+    """Rows written × 30 / 30 days before the days were stored: their window becomes their days, on a month of 30.44
+    days like everything else — $5 found in 30 days is $5.073333 a month — until the next run finds the real days."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("billing.migrations.0018_recommendation_days_with_data")
+    old = Recommendation.objects.create(
+        organization=org, kind="failed_calls", title="old", fingerprint="failed_calls:old", evidence_value=Decimal("5"),
+        monthly_savings_usd=Decimal("5"), evidence={"window_days": 30}, formula="(Σ cost_usd) × 30 / 30 days")
+    migration.span_the_window(apps, None)
+    old.refresh_from_db()
+    assert old.monthly_savings_usd == Decimal("5.073333") and old.formula == "(Σ cost_usd) × 30.44 / 30 days"
+    assert (old.data_start, old.data_end) == (old.updated_at - timedelta(days=30), old.updated_at)
+    assert old.data_span.days == 30

@@ -39,7 +39,7 @@ def test_a_recommendation_is_dismissed_with_a_reason(signed_in, live_server, mon
     span = biggest.data_span
     what = "of pool hours" if biggest.scaled_by_pool_hours else "with data"
     assert page.locator(f"[data-testid=rec-basis-{biggest.id}]").inner_text() == (
-        f"· based on {span.day_count} {what}, {span.dates}")
+        f"Monthly figure based on {span.day_count} {what}, {span.dates}")
     assert page.locator("[data-testid=savings-baseline-basis]").inner_text().startswith("based on ")
     screenshot("recommendations")
 

@@ -466,7 +466,7 @@ def test_the_savings_page_says_the_days_and_agrees_with_the_what_if_page(client,
     today = timezone.now() - timedelta(microseconds=1)
     days = f"{first:%b %-d} – {today:%b %-d}"
     assert f'data-testid="savings-baseline-basis">based on 14 days with data, {days}<' in html
-    assert f'data-testid="rec-basis-{cache.id}">· based on 14 days with data, {days}<' in html
+    assert f'data-testid="rec-basis-{cache.id}">Monthly figure based on 14 days with data, {days}<' in html
     assert f"1 recommendation, based on 14 days with data, {days}<" in html
     shown = re.search(r'data-testid="savings-baseline">\$([\d,.]+)<', html)[1]
     assert shown == f"{baseline.monthly_usd:,.2f}"
