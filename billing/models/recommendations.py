@@ -80,3 +80,12 @@ class Recommendation(models.Model):
     @property
     def scaled_by_pool_hours(self) -> bool:
         return self.kind in (self.Kind.GPU_CONSOLIDATION, self.Kind.GPU_QUANTIZATION, self.Kind.GPU_BATCHING)
+
+    @property
+    def basis(self) -> str:
+        """'based on 14 days with data, Nov 18 – Dec 1': which days the monthly figure is scaled by, for the Savings
+        page, its CSV and the digest ('' on a row never computed with them)."""
+        span = self.data_span
+        if span is None:
+            return ""
+        return f"based on {span.day_count} {'of pool hours' if self.scaled_by_pool_hours else 'with data'}, {span.dates}"

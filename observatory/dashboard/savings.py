@@ -65,15 +65,6 @@ class Summary:
     open_basis: str = ""  # 'based on 14 days with data, Nov 18 – Dec 1' when the open ones share their days
 
 
-def basis(rec: Recommendation) -> str:
-    """Which days a recommendation's monthly figure is scaled by, for the page, the CSV and the digest."""
-    span = rec.data_span
-    if span is None:
-        return ""
-    what = "of pool hours" if rec.scaled_by_pool_hours else "with data"
-    return f"based on {span.day_count} {what}, {span.dates}"
-
-
 def summary(recs: QuerySet[Recommendation]) -> Summary:
     totals = {row["status"]: row for row in recs.values("status").annotate(n=Count("id"), usd=Sum("monthly_savings_usd"))
               .order_by()}
@@ -82,7 +73,7 @@ def summary(recs: QuerySet[Recommendation]) -> Summary:
         row = totals.get(status)
         return (row[key] or ZERO) if row else (0 if key == "n" else ZERO)
 
-    bases = {basis(Recommendation(kind=kind, data_start=first, data_end=end)) for kind, first, end in
+    bases = {Recommendation(kind=kind, data_start=first, data_end=end).basis for kind, first, end in
              recs.filter(status=Recommendation.Status.OPEN).values_list("kind", "data_start", "data_end").order_by()}
     return Summary(part("open", "n"), part("open", "usd"), part("accepted", "n"), part("accepted", "usd"),
                    part("dismissed", "n"), bases.pop() if len(bases) == 1 else "")
@@ -160,7 +151,7 @@ def evidence_rows(rec: Recommendation) -> list[tuple[str, str]]:
 
 def rows(viewer: Viewer, recs) -> list[dict]:
     return [{"rec": rec, "may_act": may_act(viewer, rec), "calls_url": calls_link(viewer, rec),
-             "evidence": evidence_rows(rec), "basis": basis(rec)} for rec in recs]
+             "evidence": evidence_rows(rec), "basis": rec.basis} for rec in recs]
 
 
 def export_months(today: date, count: int = EXPORT_MONTHS) -> list[str]:
