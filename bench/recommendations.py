@@ -45,8 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     rollup_bench.setup_django()
     from billing.pricing.at_ingest import catalog_cache
-    from billing.recommendations import DETECTORS, generate
-    from billing.recommendations.base import Window, calls_in
+    from billing.recommendations import DETECTORS, generate, window_of
     from billing.services import load_default_catalog
     from ingest.partitions import ensure_partitions
     from observatory.models import Organization, Team
@@ -60,8 +59,7 @@ def main() -> None:
     rollup_bench.generate(org.id, [t.id for t in teams], args.calls, end - timedelta(days=args.days), args.days, hashes=True)
     load_default_catalog()
     catalog_cache.refresh(force=True)
-    since = now - timedelta(days=30)
-    window = Window(org.id, since, now, calls_in(org.id, since, now))
+    window = window_of(org.id, now)
     in_window = window.calls.count()
     results = {"calls": args.calls, "days": args.days, "teams": args.teams, "calls_in_window": in_window, "detectors": {}}
     print(f"{in_window:,} calls in the 30-day window\n{'detector':<24}{'ms':>10}{'findings':>10}")

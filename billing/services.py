@@ -184,7 +184,7 @@ def send_test_alert(viewer: Viewer, source: AlertSource) -> dict[str, str]:
 # Recommendations ------------------------------------------------------------------------------------------------------
 
 def set_recommendation_status(viewer: Viewer, recommendation: Recommendation, status: str, reason: str = "") -> None:
-    """Accept, dismiss (with a reason, kept) or reopen. Dismissed ones come back only when their evidence doubles."""
+    """Accept, dismiss (with a reason, kept) or reopen. Dismissed ones come back only when their monthly saving doubles."""
     require_change(viewer, recommendation.team, recommendation.product)
     if status not in Recommendation.Status.values:
         raise ValueError("status must be open, accepted or dismissed.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, serializers, viewsets
@@ -19,14 +21,21 @@ class RecommendationSerializer(serializers.ModelSerializer):
     organization = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     product = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    days_with_data = serializers.SerializerMethodField(
+        help_text="The days monthly_savings_usd is scaled by: evidence_value × 30.44 / this (data_start to data_end).")
 
     class Meta:
 
         model = Recommendation
         fields = ["id", "organization", "kind", "team", "product", "feature", "model", "title", "evidence", "formula",
-                  "monthly_savings_usd", "confidence", "status", "dismissed_reason", "evidence_value", "created_at",
-                  "updated_at"]
+                  "monthly_savings_usd", "confidence", "status", "dismissed_reason", "evidence_value",
+                  "days_with_data", "data_start", "data_end", "created_at", "updated_at"]
         read_only_fields = fields
+
+
+    def get_days_with_data(self, rec: Recommendation) -> str | None:
+        span = rec.data_span
+        return None if span is None else f"{span.days.quantize(Decimal('0.0001'))}"
 
 
 class RecommendationStatusSerializer(serializers.Serializer):

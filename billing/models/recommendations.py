@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from billing.monthly import DataSpan
+
 
 class Recommendation(models.Model):
     """A savings opportunity found in an organization's calls (see billing.recommendations), with its evidence."""
@@ -47,8 +49,14 @@ class Recommendation(models.Model):
     dismissed_reason = models.TextField(blank=True, default="")
     evidence_value = models.DecimalField(
         max_digits=24, decimal_places=10, default=0,
-        help_text="The main figure; a dismissed recommendation reopens only when it at least doubles.",
+        help_text="The saving found in the days with data (data_start to data_end), before scaling to a month.",
     )
+    data_start = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Start of the days with data the saving was found in: the hour of the window's first call (GPU "
+                  "pool kinds: the pool's first costed hour). monthly_savings_usd = evidence_value × 30.44 / days.",
+    )
+    data_end = models.DateTimeField(null=True, blank=True, help_text="End of those days: the end of the window.")
     fingerprint = models.CharField(max_length=255, help_text="Kind and scope; one recommendation per fingerprint.")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -61,3 +69,23 @@ class Recommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.title}"
+
+    @property
+    def data_span(self) -> DataSpan | None:
+        """The days the monthly figure is scaled by (billing.monthly); None on a row never computed with them."""
+        if self.data_start is None or self.data_end is None:
+            return None
+        return DataSpan(self.data_start, self.data_end)
+
+    @property
+    def scaled_by_pool_hours(self) -> bool:
+        return self.kind in (self.Kind.GPU_CONSOLIDATION, self.Kind.GPU_QUANTIZATION, self.Kind.GPU_BATCHING)
+
+    @property
+    def basis(self) -> str:
+        """'based on 14 days with data, Nov 18 – Dec 1': which days the monthly figure is scaled by, for the Savings
+        page, its CSV and the digest ('' on a row never computed with them)."""
+        span = self.data_span
+        if span is None:
+            return ""
+        return f"based on {span.day_count} {'of pool hours' if self.scaled_by_pool_hours else 'with data'}, {span.dates}"

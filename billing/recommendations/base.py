@@ -12,6 +12,7 @@ from django.db import connection
 from django.db.models import Aggregate, Count, FloatField, Max, Min, QuerySet
 
 from billing.models import Recommendation
+from billing.monthly import DataSpan
 from ingest.models import CALL_MODEL, LLMCall
 
 Kind = Recommendation.Kind
@@ -42,16 +43,26 @@ class Finding:
     product_id: int | None = None
     feature: str = ""
     model: str = ""
+    # the days window_savings_usd was found in, which scale it to a month: None = the window's days with data;
+    # GPU pool detectors set their pool's hours
+    span: DataSpan | None = None
 
 
 @dataclass(frozen=True)
 class Window:
-    """The calls a detector looks at: one organization's, in [since, until)."""
+    """The calls a detector looks at: one organization's, in [since, until), and their days with data (from the hour
+    of the first call to `until`), by which window figures are scaled to a month."""
 
     organization_id: int
     since: datetime
     until: datetime
     calls: QuerySet
+    span: DataSpan
+
+    @property
+    def data_since(self) -> datetime:
+        """The first hour with data (the window's start when there is none)."""
+        return self.span.first or self.since
 
 
 def calls_in(organization_id: int, since: datetime, until: datetime):
@@ -77,10 +88,6 @@ def usd(value: Decimal) -> str:
 
 def per_million(value: Decimal | None) -> str:
     return "none" if value is None else format((value * MILLION).normalize(), "f")
-
-
-def monthly(window_usd: Decimal, window_days: int) -> Decimal:
-    return Decimal(window_usd) * 30 / window_days
 
 
 def fetch(sql: str, params: list) -> list[dict]:

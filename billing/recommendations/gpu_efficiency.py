@@ -4,8 +4,10 @@ written by billing.gpu from utilization gauges or call durations) and the calls 
 Per GpuPool of the organization, over the window's whole hours that have cost rows ("covered hours"; at least
 MIN_COVERED_HOURS of them). Busy share = non-idle GPU-seconds ÷ all GPU-seconds of those rows; p95 busy GPUs = the
 busy GPU-seconds of the 95th-percentile hour (percentile_disc, an actual hour) ÷ 3,600. A pool is paid for every
-hour it exists, so each GPU freed saves its hourly rate over every hour of the window:
-saving = freed GPUs × hourly rate × window hours (window days × 24), i.e. freed × rate × 720 h a month.
+hour it exists, so each GPU freed saves its hourly rate over every one of the pool's hours, whether or not calls
+were made in them: saving = freed GPUs × hourly rate × pool hours (from the pool's first costed hour in the window
+to the window's end), scaled to a month by those same hours (billing.monthly, × 30.44 / pool days), i.e. freed ×
+rate × 730.56 h a month — never by the organization's days of calls.
 
 A pool never shrinks below the GPUs its weights need ("memory floor", when the pool says its GPU memory, model size
 and precision): weights GB = params (billions) × bytes per parameter × MEMORY_OVERHEAD, GPUs = ceil(weights GB ÷
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 
@@ -46,8 +48,9 @@ from django.db.models import Exists, OuterRef, Sum
 from django.db.models.functions import Coalesce, TruncHour
 
 from billing.models import GpuCostHour, GpuPool
+from billing.monthly import DataSpan
 from billing.recommendations.base import Confidence, Finding, Kind, Window, usd
-from billing.recommendations.selfhost import DEFAULT_ASSUMPTIONS, window_days_of
+from billing.recommendations.selfhost import DEFAULT_ASSUMPTIONS
 
 SECONDS_PER_HOUR = 3600
 MIN_COVERED_HOURS = 24
@@ -64,7 +67,7 @@ QUALITY_NOTE = "Quantization changes the model's outputs: check quality on your 
 PREFERENCE = (Kind.GPU_CONSOLIDATION, Kind.GPU_BATCHING, Kind.GPU_QUANTIZATION)
 
 POOL_HOURS_SQL = """
-SELECT pool_id, count(*) AS hours, sum(busy) AS busy_seconds, sum(total) AS total_seconds,
+SELECT pool_id, count(*) AS hours, min(hour) AS first_hour, sum(busy) AS busy_seconds, sum(total) AS total_seconds,
        sum(idle_cost) AS idle_cost, sum(cost) AS cost,
        percentile_disc(0.95) WITHIN GROUP (ORDER BY busy) AS p95_busy_seconds
 FROM (
@@ -102,6 +105,7 @@ class PoolUsage:
     idle_cost: Decimal
     cost: Decimal
     p95_busy_gpus: Decimal
+    first_hour: datetime
     output_tokens: int = 0
 
     @property
@@ -250,7 +254,8 @@ def pool_usage(window: Window) -> list[PoolUsage]:
         if pool is None or pool.gpu_count == 0 or row["hours"] < MIN_COVERED_HOURS:
             continue
         usage = PoolUsage(pool, row["hours"], _seconds(row["busy_seconds"]), _seconds(row["total_seconds"]),
-                          row["idle_cost"], row["cost"], _seconds(row["p95_busy_seconds"]) / SECONDS_PER_HOUR)
+                          row["idle_cost"], row["cost"], _seconds(row["p95_busy_seconds"]) / SECONDS_PER_HOUR,
+                          row["first_hour"])
         if pool.served_models:
             covered = GpuCostHour.objects.filter(pool_id=pool.pk, hour=OuterRef("call_hour"))
             usage.output_tokens = (window.calls.filter(model_name__in=pool.served_models)
@@ -262,24 +267,27 @@ def pool_usage(window: Window) -> list[PoolUsage]:
 
 def gpu_efficiency(window: Window) -> list[Finding]:
     """At most one finding per pool: the plan freeing the most GPUs (see the module docstring)."""
-    window_hours = window_days_of(window) * 24
     findings = []
     for usage in pool_usage(window):
         pool = usage.pool
+        span = DataSpan(usage.first_hour, window.until)  # the pool's hours: its month does not follow the calls
+        pool_hours = (span.days * 24).quantize(Decimal("0.01"))
         plans = [plan for plan in (consolidation(usage), batching(usage), quantization(usage)) if plan is not None]
         if not plans:
             continue
         best = min(plans, key=lambda plan: (plan.gpus_after, PREFERENCE.index(plan.kind)))
         freed = pool.gpu_count - best.gpus_after
-        saving = freed * pool.hourly_usd_per_gpu * window_hours
+        saving = freed * pool.hourly_usd_per_gpu * span.days * 24
         evidence = usage.facts() | best.evidence | {
-            "gpus_freed": freed, "window_hours": plain(window_hours),
+            "gpus_freed": freed, "pool_hours": plain(pool_hours),
             "alternatives": {str(plan.kind): pool.gpu_count - plan.gpus_after for plan in plans if plan is not best},
         }
         findings.append(Finding(
             kind=best.kind, fingerprint=f"{best.kind}:pool:{pool.pk}", title=best.title, window_savings_usd=saving,
+            span=span,
             formula=(f"{best.formula}; saving = ({pool.gpu_count} − {best.gpus_after}) GPUs × "
-                     f"${plain(pool.hourly_usd_per_gpu)}/h × {plain(window_hours)} h{f'. {best.note}' if best.note else ''}"),
+                     f"${plain(pool.hourly_usd_per_gpu)}/h × {plain(pool_hours)} pool hours"
+                     f"{f'. {best.note}' if best.note else ''}"),
             confidence=best.confidence, evidence=evidence, team_id=pool.owner_team_id, model=usage_model(pool),
         ))
     return findings

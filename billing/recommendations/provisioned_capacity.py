@@ -1,11 +1,13 @@
 """Recommendation: provisioned (committed) capacity instead of on-demand for steady volume.
 
-Per (provider, model), the series of total tokens (input + output) in each hour of the window, hours without calls
-counting as 0 (calls answered from the application's own cache left out; one query over the window's calls). When
-its coefficient of variation (population stdev / mean) is at most MAX_CAPACITY_CV and the window spend (Σ cost_usd)
-scaled to a month is at least MIN_MONTHLY_SPEND_USD, commit to a baseline = the 10th-percentile hour
-(percentile_disc, zero hours included). Covered tokens = Σ min(hour tokens, baseline); saving = window spend ×
-covered tokens / all tokens × COMMITTED_DISCOUNT. Confidence medium when the cv is at most STEADY_CV, else low.
+Per (provider, model), the series of total tokens (input + output) in each hour with data — from the hour of the
+window's first call to its end, so the days before the organization sent anything are not counted as idle hours —
+hours without calls counting as 0 (calls answered from the application's own cache left out; one query over the
+window's calls). When its coefficient of variation (population stdev / mean) is at most MAX_CAPACITY_CV and the
+window spend (Σ cost_usd) scaled to a month by the days with data (× 30.44 / days, billing.monthly) is at least
+MIN_MONTHLY_SPEND_USD, commit to a baseline = the 10th-percentile hour (percentile_disc, zero hours included).
+Covered tokens = Σ min(hour tokens, baseline); saving = window spend × covered tokens / all tokens ×
+COMMITTED_DISCOUNT, scaled to a month by the same days. Confidence medium when the cv is at most STEADY_CV, else low.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import math
 from datetime import timedelta
 from decimal import Decimal
 
+from billing.monthly import DAYS_PER_MONTH
 from billing.recommendations.base import Confidence, Finding, Kind, Window, dollars, fetch, single, usd
 
 MAX_CAPACITY_CV = Decimal("0.5")
@@ -65,18 +68,17 @@ JOIN covered c ON c.provider = g.provider AND c.model_name = g.model_name
 
 
 def provisioned_capacity(window: Window) -> list[Finding]:
-    span = window.until - window.since
-    window_days = Decimal(repr(span.total_seconds())) / 86400
-    hours = math.ceil(span / timedelta(hours=1))
+    start = window.data_since
+    hours = math.ceil((window.until - start) / timedelta(hours=1))
     if hours <= 0:
         return []
-    min_window_spend = MIN_MONTHLY_SPEND_USD * window_days / 30
+    min_window_spend = MIN_MONTHLY_SPEND_USD * window.span.days / DAYS_PER_MONTH
     calls, params = (window.calls.exclude(model_name="").filter(app_cache_hit=False)
                      .values("provider", "model_name", "team", "product", "start_time", "input_tokens",
                              "output_tokens", "cost_usd")
                      .query.sql_with_params())
     rows = fetch(CAPACITY_SQL.format(calls=calls),
-                 [*params, window.since, min_window_spend, hours, BASELINE_PERCENTILE])
+                 [*params, start, min_window_spend, hours, BASELINE_PERCENTILE])
     findings = []
     for row in rows:
         mean, stdev = Decimal(row["mean"]), Decimal(row["stdev"])

@@ -36,17 +36,18 @@ tokens) on gpt-4.1, priced $2 / $8 per million tokens:
     break-even: ceil($150,000 ÷ $11,925 = 12.58) = month 13 (12 months save $143,100, 13 months $155,025)
 
 The detector self_host: per (provider, model) of API traffic (calls of models a GpuPool serves are already
-self-hosted and left out, as are application cache hits), the window's recorded cost scaled to a month; at least
-MIN_SELF_HOST_MONTHLY_SPEND → crossover() with the default assumptions on the month's token volume; a break-even
-month within MAX_BREAK_EVEN_MONTHS → a finding whose saving is the monthly saving once paid back (window figure =
-monthly × window days / 30).
+self-hosted and left out, as are application cache hits), the window's recorded cost and tokens scaled to a month by
+the window's days with data (× 30.44 / days, billing.monthly: API spend accrues with the calls); at least
+MIN_SELF_HOST_MONTHLY_SPEND → crossover() with the default assumptions on the month's token volume, whose GPU side
+is priced by the hour (730 h a month, whatever the calls); a break-even month within MAX_BREAK_EVEN_MONTHS → a
+finding whose saving is the monthly saving once paid back. Its window figure is that saving × days with data /
+30.44, which generate() scales back to exactly the crossover's monthly saving.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 
@@ -54,12 +55,12 @@ from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
 from billing.models import GpuPool
+from billing.monthly import DAYS_PER_MONTH
 from billing.pricing.at_ingest import catalog_cache
 from billing.recommendations.base import Confidence, Finding, Kind, Window, per_million, scope_aggregates, single, usd
 
 HOURS_PER_MONTH = Decimal(730)
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600  # 2,628,000
-DAYS_PER_MONTH = Decimal(30)
 MIN_SELF_HOST_MONTHLY_SPEND = Decimal("20000")
 MAX_BREAK_EVEN_MONTHS = 18
 MAX_HORIZON_MONTHS = 600
@@ -216,11 +217,6 @@ def chart_of(result: Crossover) -> dict:
     }
 
 
-def window_days_of(window: Window) -> Decimal:
-    span: timedelta = window.until - window.since
-    return (Decimal(span.days) + (Decimal(span.seconds) + Decimal(span.microseconds) / 10**6) / 86400)
-
-
 def self_hosted_models(organization_id: int) -> set[str]:
     served: set[str] = set()
     for models in GpuPool.objects.filter(organization_id=organization_id).values_list("served_models", flat=True):
@@ -229,9 +225,10 @@ def self_hosted_models(organization_id: int) -> set[str]:
 
 
 def self_host(window: Window) -> list[Finding]:
-    days = window_days_of(window)
-    if days <= 0:
+    span = window.span
+    if span.first is None:
         return []
+    days = span.days
     calls = window.calls.filter(app_cache_hit=False).exclude(model_name="")
     served = self_hosted_models(window.organization_id)
     if served:
@@ -242,11 +239,10 @@ def self_host(window: Window) -> list[Finding]:
             .filter(cost__gte=MIN_SELF_HOST_MONTHLY_SPEND * days / DAYS_PER_MONTH))
     findings = []
     for row in rows:
-        scale = DAYS_PER_MONTH / days
-        api_monthly = row["cost"] * scale
+        api_monthly = span.monthly(row["cost"])
         if api_monthly < MIN_SELF_HOST_MONTHLY_SPEND:
             continue
-        result = crossover(api_monthly, row["input_tokens"] * scale, row["output_tokens"] * scale)
+        result = crossover(api_monthly, span.monthly(row["input_tokens"]), span.monthly(row["output_tokens"]))
         if result.break_even_month is None or result.break_even_month > MAX_BREAK_EVEN_MONTHS:
             continue
         saving = result.monthly_saving_usd
@@ -257,7 +253,9 @@ def self_host(window: Window) -> list[Finding]:
             title=(f"Self-host {model} on {result.gpus} GPUs: pays back its setup in month {result.break_even_month}, "
                    f"then saves ${saving:,.0f}/month"),
             window_savings_usd=saving * days / DAYS_PER_MONTH, confidence=Confidence.LOW,
-            formula=f"{formula_of(result)}; in the window: ${saving:,.2f}/month × {days.normalize():f} days / 30",
+            formula=(f"{formula_of(result)}; API a month = ${row['cost']:,.2f} recorded × {DAYS_PER_MONTH} / "
+                     f"{days.quantize(Decimal('0.01')).normalize():f} days with data; in those days: "
+                     f"${saving:,.2f}/month × {days.quantize(Decimal('0.01')).normalize():f} / {DAYS_PER_MONTH}"),
             evidence={
                 "provider": row["provider"], "calls": row["calls"], "window_cost_usd": usd(row["cost"]),
                 "api_monthly_usd": usd(api_monthly), "monthly_input_tokens": f"{result.monthly_input_tokens:.0f}",

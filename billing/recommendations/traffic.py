@@ -2,7 +2,7 @@
 the formula behind the estimate, and a monthly saving.
 
 Every kind is one aggregate query over LLMCall in the window [now - window_days, now). Savings found in the
-window are scaled to a month: monthly = window figure × 30 / window_days. Prices come from the catalog
+window are scaled to a month by its days with data (billing.recommendations). Prices come from the catalog
 (billing.pricing.at_ingest.catalog_cache); an organization's negotiated overrides are not applied.
 
 Kinds:
@@ -17,9 +17,7 @@ Kinds:
 - failed_calls: per error_type, the cost_usd of calls with status "error".
 Only findings worth at least MIN_MONTHLY_SAVINGS_USD a month are kept.
 
-generate() upserts by fingerprint (kind + scope): a dismissed recommendation reopens only when its evidence_value
-(the window saving) at least doubles; open ones whose condition no longer holds are deleted; accepted and
-dismissed ones are kept as they are.
+generate() upserts by fingerprint (kind + scope): see billing.recommendations.
 """
 
 from __future__ import annotations

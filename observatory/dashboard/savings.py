@@ -1,5 +1,5 @@
-"""Reads for the savings pages: the recommendations a viewer may see (/recommendations/), the what-if calculator
-(/what-if/) and the export month picker.
+"""Reads for the savings pages: the recommendations a viewer may see (/recommendations/) and the scope's monthly spend
+beside them, the what-if calculator (/what-if/) and the export month picker.
 
 Visibility and the right to act on a recommendation come from `observatory.access`, as in the REST API: org-wide
 members see all of their organization's, team members (and team keys) those scoped to their teams.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -17,19 +17,24 @@ from django import forms
 from django.core.validators import MaxValueValidator
 from django.db.models import Count, QuerySet, Sum
 from django.urls import reverse
+from django.utils import timezone
 
+from billing import whatif
 from billing.models import Recommendation
+from billing.monthly import DataSpan, data_span
 from observatory.access import Viewer
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 EXPORT_MONTHS = 12
+RECOMMENDATION_WINDOW_DAYS = 30  # the nightly job's window (billing.tasks.generate_recommendations)
 # evidence keys shown first, in this order, with readable labels; the rest follow as they are
 EVIDENCE_LABELS = {
     "calls": "Calls", "duplicate_calls": "Repeated calls", "failed_calls": "Failed calls",
     "median_input_tokens": "Median input tokens", "median_output_tokens": "Median output tokens",
     "input_tokens": "Input tokens", "output_tokens": "Output tokens", "cached_input_tokens": "Cached input tokens",
-    "suggested_model": "Suggested model", "window_days": "Days looked at", "window_savings_usd": "Saving in those days ($)",
+    "suggested_model": "Suggested model", "window_days": "Days looked at", "days_with_data": "Days with data",
+    "window_savings_usd": "Saving in the days with data ($)",
 }
 
 
@@ -57,6 +62,7 @@ class Summary:
     accepted_count: int
     accepted_monthly_usd: Decimal
     dismissed_count: int
+    open_basis: str = ""  # 'based on 14 days with data, Nov 18 – Dec 1' when the open ones share their days
 
 
 def summary(recs: QuerySet[Recommendation]) -> Summary:
@@ -67,8 +73,28 @@ def summary(recs: QuerySet[Recommendation]) -> Summary:
         row = totals.get(status)
         return (row[key] or ZERO) if row else (0 if key == "n" else ZERO)
 
+    bases = {Recommendation(kind=kind, data_start=first, data_end=end).basis for kind, first, end in
+             recs.filter(status=Recommendation.Status.OPEN).values_list("kind", "data_start", "data_end").order_by()}
     return Summary(part("open", "n"), part("open", "usd"), part("accepted", "n"), part("accepted", "usd"),
-                   part("dismissed", "n"))
+                   part("dismissed", "n"), bases.pop() if len(bases) == 1 else "")
+
+
+@dataclass
+class Baseline:
+    """The viewer's spend over the recommendations' window, scaled to a month as the what-if page scales it."""
+
+    monthly_usd: Decimal
+    span: DataSpan
+
+
+def spend_baseline(viewer: Viewer, now: datetime | None = None, days: int = RECOMMENDATION_WINDOW_DAYS) -> Baseline:
+    """What the viewer's scope spends a month now: the last `days` days' recorded spend × 30.44 / the days with data
+    — the what-if page's "Now" for the same days, and the budget forecast's rate over a month of 30.44 days."""
+    end = now or timezone.now()
+    start = end - timedelta(days=days)
+    span = data_span(viewer.scope.q(), start, end, now=end)
+    month = whatif.what_if(whatif.model_usage(viewer.scope, start, end), span.days, whatif.Scenario())
+    return Baseline(month.baseline_monthly_usd, span)
 
 
 def filtered(recs: QuerySet[Recommendation], kind: str, status: str) -> QuerySet[Recommendation]:
@@ -85,9 +111,13 @@ def calls_link(viewer: Viewer, rec: Recommendation) -> str | None:
                     Recommendation.Kind.GPU_BATCHING):
         return None
     params = {"org": viewer.organization.slug, "range": "custom"}
-    days = int(rec.evidence.get("window_days") or 30)
-    end = rec.updated_at.date()
-    params["start"] = date.fromordinal(end.toordinal() - days).isoformat()
+    span = rec.data_span
+    if span is not None and span.first is not None:
+        start, end = span.first.date(), (span.end - timedelta(microseconds=1)).date()
+    else:
+        end = rec.updated_at.date()
+        start = date.fromordinal(end.toordinal() - int(rec.evidence.get("window_days") or RECOMMENDATION_WINDOW_DAYS))
+    params["start"] = start.isoformat()
     params["end"] = end.isoformat()
     if rec.model:
         params["model"] = rec.model
@@ -121,7 +151,7 @@ def evidence_rows(rec: Recommendation) -> list[tuple[str, str]]:
 
 def rows(viewer: Viewer, recs) -> list[dict]:
     return [{"rec": rec, "may_act": may_act(viewer, rec), "calls_url": calls_link(viewer, rec),
-             "evidence": evidence_rows(rec)} for rec in recs]
+             "evidence": evidence_rows(rec), "basis": rec.basis} for rec in recs]
 
 
 def export_months(today: date, count: int = EXPORT_MONTHS) -> list[str]:

@@ -39,18 +39,22 @@ def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     kind, status = request.GET.get("kind", ""), request.GET.get("status", "open")
     shown = savings.filtered(visible, kind, status)
     if wants_csv(request):
-        header = ["id", "kind", "title", "team", "product", "feature", "model", "monthly_savings_usd", "confidence",
-                  "status", "formula", "dismissed_reason", "updated_at"]
+        header = ["id", "kind", "title", "team", "product", "feature", "model", "monthly_savings_usd",
+                  "window_savings_usd", "days_with_data", "data_start", "data_end", "confidence", "status", "formula",
+                  "dismissed_reason", "updated_at"]
         return csv_response(Table(header, (
             {"id": r.id, "kind": r.kind, "title": r.title, "team": r.team.slug if r.team else "",
              "product": r.product.slug if r.product else "", "feature": r.feature, "model": r.model,
-             "monthly_savings_usd": money_cell(r.monthly_savings_usd), "confidence": r.confidence, "status": r.status,
-             "formula": r.formula, "dismissed_reason": r.dismissed_reason, "updated_at": r.updated_at}
+             "monthly_savings_usd": money_cell(r.monthly_savings_usd), "window_savings_usd": money_cell(r.evidence_value),
+             "days_with_data": r.data_span.days.quantize(Decimal("0.0001")) if r.data_span else "",
+             "data_start": r.data_start or "", "data_end": r.data_end or "", "confidence": r.confidence,
+             "status": r.status, "formula": r.formula, "dismissed_reason": r.dismissed_reason, "updated_at": r.updated_at}
             for r in shown.select_related("team", "product").iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("recommendations", viewer, None))
     today = timezone.now().date()
     return render_page(request, "recommendations", viewer, None, {
         "rows": savings.rows(viewer, shown), "summary": savings.summary(visible), "kind": kind, "status": status,
+        "baseline": savings.spend_baseline(viewer),
         "kinds": Recommendation.Kind.choices, "statuses": Recommendation.Status.choices,
         "may_refresh": savings.may_refresh(viewer), "months": savings.export_months(today),
     })
@@ -92,7 +96,7 @@ def recommendation_status(request: HttpRequest, viewer: Viewer, rec_id: int) -> 
         messages.error(request, "Choose open, accepted or dismissed.")
         return redirect(_recommendations_url(viewer))
     verb = {"open": "reopened", "accepted": "accepted", "dismissed": "dismissed"}[status]
-    extra = " It comes back only if its evidence doubles." if status == Recommendation.Status.DISMISSED else ""
+    extra = " It comes back only if its monthly saving doubles." if status == Recommendation.Status.DISMISSED else ""
     messages.success(request, f"“{rec.title}” is {verb}.{extra}")
     return redirect(_recommendations_url(viewer, previous))
 

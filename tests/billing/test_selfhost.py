@@ -137,9 +137,10 @@ def test_assumptions_accept_numbers_and_strings_as_decimals():
 
 # The detector ------------------------------------------------------------------------------------------------------
 
-def add_calls(org, count, *, at=NOW - timedelta(days=2), model="gpt-4.1", input_tokens=1_000_000_000,
+def add_calls(org, count, *, at=NOW - timedelta(days=30), model="gpt-4.1", input_tokens=1_000_000_000,
               output_tokens=300_000_000, team=None):
-    """`count` big gpt-4.1 calls, each costing what the catalog says: 1e9 × $2/M + 3e8 × $8/M = $4,400."""
+    """`count` big gpt-4.1 calls a minute apart from `at` (by default 30 days before NOW: 30 days with data), each
+    costing what the catalog says: 1e9 × $2/M + 3e8 × $8/M = $4,400."""
     cost = Decimal(input_tokens) * 2 / 10**6 + Decimal(output_tokens) * 8 / 10**6
     rows = []
     for i in range(count):
@@ -162,47 +163,60 @@ def self_host_recs(org, **kwargs):
 
 @pytest.mark.usefixtures("only_self_host")
 @pytest.mark.django_db
-def test_the_seed_volume_in_a_month_is_recommended_with_the_exact_saving(org, team, catalog):
-    # 10 calls × (1e9 input + 3e8 output) = the seed example's month: $44,000, 10e9 input, 3e9 output tokens
+def test_the_seed_volume_over_30_days_is_recommended_with_the_exact_saving(org, team, catalog):
+    # 10 calls × (1e9 input + 3e8 output) = the seed example's volume, $44,000, in 30 days with data; a month is
+    # 30.44 days, so × 30.44 / 30: $44,645.33, 10,146,666,667 input and 3,044,000,000 output tokens a month
     assert add_calls(org, 10, team=team) == Decimal("4400")
+    scale = Decimal("30.44") / 30
 
     [rec] = self_host_recs(org, window_days=30)
 
+    # GPU-seconds: 3,044,000,000 ÷ 250 + 10,146,666,667 ÷ 2,500 = 12,176,000 + 4,058,667 = 16,234,667
+    # ÷ 1,576,800 = 10.3 → 11 GPUs: 11 × $2.50 × 730 h = $20,075 + $12,000 = $32,075 a month (the seed's)
+    # saving $44,645.33 − $32,075 = $12,570.33 a month; break-even ceil($150,000 ÷ $12,570.33 = 11.93) = month 12
+    api = Decimal(44_000) * scale
     assert rec.model == "gpt-4.1" and rec.team == team and rec.confidence == "low"
     assert rec.fingerprint == "self_host:openai:gpt-4.1"
-    assert rec.monthly_savings_usd == Decimal("11925")  # $44,000 − $32,075, as in the seed example
-    assert rec.evidence_value == Decimal("11925")
-    assert "month 13" in rec.title
+    assert rec.monthly_savings_usd == (api - 32_075).quantize(Decimal("0.000001")) == Decimal("12570.333333")
+    # the window figure is the saving over the 30 days with data, which scales back to the month above
+    assert rec.evidence_value == ((api - 32_075) * 30 / Decimal("30.44")).quantize(Decimal("1E-10"))
+    assert "month 12" in rec.title
     evidence = rec.evidence
-    assert evidence["api_monthly_usd"] == "44000.000000" and evidence["gpus"] == 11
+    assert evidence["api_monthly_usd"] == "44645.333333" and evidence["gpus"] == 11
     assert evidence["self_host_monthly_usd"] == "32075.000000" and evidence["setup_usd"] == "150000.000000"
-    assert evidence["break_even_month"] == 13 and evidence["monthly_input_tokens"] == "10000000000"
+    assert evidence["break_even_month"] == 12 and evidence["monthly_input_tokens"] == "10146666667"
+    assert evidence["monthly_output_tokens"] == "3044000000" and evidence["days_with_data"] == "30"
     assert evidence["assumptions"]["gpu_hourly_usd"] == "2.50" and evidence["assumptions"]["min_gpus"] == "2"
     assert evidence["list_price_per_million"] == {"input": "2", "output": "8"}
-    assert "11 GPUs × $2.50 × 730 h" in rec.formula and "month 13" in rec.formula
+    assert "11 GPUs × $2.50 × 730 h" in rec.formula and "month 12" in rec.formula
+    assert "$44,000.00 recorded × 30.44 / 30 days with data" in rec.formula
 
 
 @pytest.mark.usefixtures("only_self_host")
 @pytest.mark.django_db
-def test_a_shorter_window_scales_spend_and_tokens_to_a_month(org, catalog):
-    add_calls(org, 10)
-    # in 10 days: × 3 → $132,000, 30e9 input, 9e9 output a month
-    # GPU-seconds: 9e9 ÷ 250 + 30e9 ÷ 2,500 = 36,000,000 + 12,000,000 = 48,000,000 ÷ 1,576,800 = 30.44 → 31 GPUs
-    # self-host: 31 × $2.50 × 730 = $56,575 + $12,000 = $68,575; saving $132,000 − $68,575 = $63,425
-    # break-even: $150,000 ÷ $63,425 = 2.37 → month 3
-    [rec] = self_host_recs(org, window_days=10)
+def test_fewer_days_with_data_scale_spend_and_tokens_to_a_month(org, catalog):
+    add_calls(org, 10, at=NOW - timedelta(days=10))
+    # 10 days with data in a 30-day window: × 30.44 / 10 = × 3.044 → $133,936, 30.44e9 input, 9.132e9 output a
+    # month (× 30 / 30 used to say $44,000). GPU-seconds: 9.132e9 ÷ 250 + 30.44e9 ÷ 2,500 = 36,528,000 + 12,176,000
+    # = 48,704,000 ÷ 1,576,800 = 30.9 → 31 GPUs; self-host 31 × $2.50 × 730 = $56,575 + $12,000 = $68,575;
+    # saving $133,936 − $68,575 = $65,361; break-even ceil($150,000 ÷ $65,361 = 2.29) = month 3
+    [rec] = self_host_recs(org, window_days=30)
 
-    assert rec.monthly_savings_usd == Decimal("63425")
+    assert rec.evidence["api_monthly_usd"] == "133936.000000"
+    assert rec.monthly_savings_usd == Decimal("65361")
     assert rec.evidence["gpus"] == 31 and rec.evidence["break_even_month"] == 3
+    # the GPUs are priced by the hour: a shorter window holding the same 10 days gives the same month
+    [again] = self_host_recs(org, window_days=12)
+    assert again.monthly_savings_usd == Decimal("65361")
 
 
 @pytest.mark.usefixtures("only_self_host")
 @pytest.mark.django_db
 def test_small_spend_or_no_payback_is_not_recommended(org, catalog):
-    add_calls(org, 4)  # $17,600 a month: below $20,000
+    add_calls(org, 4)  # $17,600 in 30 days, × 30.44 / 30 = $17,858.13 a month: below $20,000
     assert self_host_recs(org) == []
-    # 5 calls: $22,000 a month, but 5e9 in / 1.5e9 out need ceil(8,000,000 ÷ 1,576,800 = 5.07) = 6 GPUs:
-    # 6 × $1,825 + $12,000 = $22,950 > $22,000: self-hosting never pays
+    # 5 calls: $22,322.67 a month, but 5.073e9 in / 1.522e9 out need ceil((6,088,000 + 2,029,333) ÷ 1,576,800 =
+    # 5.15) = 6 GPUs: 6 × $1,825 + $12,000 = $22,950 > $22,322.67: self-hosting never pays
     add_calls(org, 1)
     assert self_host_recs(org) == []
     assert MAX_BREAK_EVEN_MONTHS == 18

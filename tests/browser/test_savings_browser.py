@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
@@ -36,6 +36,12 @@ def test_a_recommendation_is_dismissed_with_a_reason(signed_in, live_server, mon
         Decimal("0.01"))
     total = Recommendation.objects.filter(organization=month.organization, status="open").aggregate(s=Sum("monthly_savings_usd"))["s"]
     assert dollars(page.locator("[data-testid=open-savings]").inner_text()) == total.quantize(Decimal("0.01"))
+    first, last = biggest.data_start, biggest.data_end - timedelta(microseconds=1)
+    assert page.locator(f"[data-testid=rec-basis-{biggest.id}]").inner_text() == (
+        f"Monthly figure {biggest.basis}")
+    days = "of pool hours" if biggest.scaled_by_pool_hours else "with data"
+    assert biggest.basis.endswith(f" {days}, {first:%b %-d} – {last:%b %-d}")
+    assert page.locator("[data-testid=savings-baseline-basis]").inner_text().startswith("based on ")
     screenshot("recommendations")
 
     card.locator("summary").click()

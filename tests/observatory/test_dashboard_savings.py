@@ -61,6 +61,19 @@ def add_calls(org, team, count, *, model="gpt-4o", input_tokens=1000, output_tok
     return per_call * count
 
 
+def first_call(org):
+    return LLMCall.objects.filter(organization=org).order_by("start_time").first().start_time
+
+
+def month_of(window_usd: str, rec: Recommendation, *, first_call) -> Decimal:
+    """A recommendation's month from the seeded calls: the window's saving × 30.44 / the days from the hour of the
+    first call to the end of the run (the job's clock, stored as data_end)."""
+    assert rec.data_start == first_call.replace(minute=0, second=0, microsecond=0)
+    span = rec.data_end - rec.data_start
+    days = Decimal(span.days) + Decimal(span.seconds) / 86400
+    return (Decimal(window_usd) * Decimal("30.44") / days).quantize(Decimal("0.000001"))
+
+
 # Recommendations ------------------------------------------------------------------------------------------------
 
 def test_it_requires_login(client, org):
@@ -169,9 +182,11 @@ def test_recompute_now_runs_the_job_for_the_organization(client, org, team, peop
     finally:
         celery_app.conf.task_always_eager = False
     assert response.status_code == 200 and b"Recomputing" in response.content
-    # 1,000 × (500 × (2.50 − 0.15) + 50 × (10 − 0.60)) / 1e6 = $1.645 in 30 days
+    # 1,000 × (500 × (2.50 − 0.15) + 50 × (10 − 0.60)) / 1e6 = $1.645, all of it a day ago: about × 30.44 a month
     routing = Recommendation.objects.get(organization=org, kind="model_routing")
-    assert (routing.feature, routing.monthly_savings_usd) == ("classify", Decimal("1.645"))
+    assert routing.feature == "classify" and routing.evidence_value == Decimal("1.645")
+    assert routing.monthly_savings_usd == month_of("1.645", routing, first_call=first_call(org))
+    assert Decimal("46") < routing.monthly_savings_usd < Decimal("50.08")  # 1 to 1.07 days: not $1.645
     assert routing.title in response.content.decode()
 
 
@@ -195,7 +210,7 @@ def test_what_if_without_changes_shows_the_month_as_it_is(client, org, team, peo
     assert response.status_code == 200
     result = response.context["result"]
     days = response.context["data_span"].days  # from the hour of the first call, a day ago, to now
-    assert Decimal(1) <= days < Decimal("1.05")
+    assert Decimal(1) <= days < Decimal("1.06")  # the 1,000 calls go back 1,000 s more, the first hour up to 1 h
     assert result.baseline_monthly_usd == result.new_monthly_usd == Decimal("3.5") * (Decimal("30.44") / days)
     assert result.steps == []
     [row] = response.context["model_rows"]
@@ -264,7 +279,15 @@ def test_the_api_recomputes_on_demand_for_managers_only(client, org, team, peopl
     finally:
         celery_app.conf.task_always_eager = False
     assert response.status_code == 202 and response.json()["detail"] == "queued"
-    assert Recommendation.objects.get(kind="model_routing").monthly_savings_usd == Decimal("1.645")
+    routing = Recommendation.objects.get(kind="model_routing")
+    assert routing.monthly_savings_usd == month_of("1.645", routing, first_call=first_call(org))
+    [row] = client.get("/api/v1/recommendations").json()
+    assert Decimal(row["monthly_savings_usd"]) == routing.monthly_savings_usd
+    assert Decimal(row["evidence_value"]) == Decimal("1.645")
+    days = routing.data_end - routing.data_start
+    assert Decimal(row["days_with_data"]) == (Decimal(days.days) + Decimal(days.seconds) / 86400).quantize(
+        Decimal("0.0001"))
+    assert row["data_start"].startswith(routing.data_start.strftime("%Y-%m-%dT%H:00:00"))
 
 
 def test_the_self_host_calculator_reproduces_the_seed_example(client, org, people, catalog):
@@ -369,3 +392,95 @@ def test_the_what_if_month_is_scaled_by_the_days_with_data_and_agrees_with_the_b
     days_in_month = monthrange(now.year, now.month)[1]
     same_month = baseline * days_in_month / Decimal("30.44")
     assert abs(same_month - forecast) / forecast < Decimal("0.05")
+
+
+# Monthly figures: the days with data ------------------------------------------------------------------------------
+
+def dollar_an_hour(org, team, until, hours=14 * 24, request_hash="same question"):
+    """One gpt-4o call an hour, the `hours` hours before `until`: 100,000 input + 75,000 output tokens = $0.25 +
+    $0.75 = $1.00 each, every one the same request (so all but the first could have come from a response cache)."""
+    LLMCall.objects.bulk_create([LLMCall(
+        organization=org, trace_id=f"{h:032x}", span_id=f"{h:016x}", start_time=until - timedelta(hours=h),
+        provider="openai", operation="chat", request_model="gpt-4o", response_model="gpt-4o", team=team,
+        input_tokens=100_000, output_tokens=75_000, cost_usd=Decimal("1.00"), cost_status="priced",
+        request_hash=request_hash) for h in range(1, hours + 1)])
+    rollup_pending()
+
+
+def test_savings_baseline_and_budget_forecast_agree_on_the_month(org, team, people, catalog):
+    """14 days of calls at $1.00 an hour, seen at noon on the 11th of last month (3.5 of the 14 days before the
+    month began: too little history for a weekday profile, so the forecast runs at the last 24 hours' rate):
+    - Savings "Spend now": $336 × 30.44 / 14 days with data = $730.56 a month (× 30 / 30 used to say $336);
+    - the month's budget forecast: $252 spent (10.5 days × $24) + 468 hours left × $1.00 = $720 for a 30-day month,
+      which is $720 × 30.44 / 30 = $730.56 for a month of 30.44 days: the same to the cent."""
+    from calendar import monthrange
+    from datetime import UTC, datetime
+
+    from billing.alerts.budgets import budget_status
+    from billing.models import Budget
+    from observatory.access import viewer_in
+    from observatory.dashboard import savings
+
+    this_month = timezone.now().date().replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    now = datetime(last_month.year, last_month.month, 11, 12, tzinfo=UTC)
+    dollar_an_hour(org, team, now)
+
+    baseline = savings.spend_baseline(viewer_in(people["admin"], org), now=now)
+    assert baseline.span.days == 14 and baseline.span.first == now - timedelta(days=14)
+    # $336 × (30.44 / 14): the what-if's per-model scale, exact to 27 decimal places
+    assert abs(baseline.monthly_usd - Decimal("730.56")) < Decimal("1E-20")
+
+    budget = Budget.objects.create(organization=org, name="Everything", amount_usd=Decimal(10_000), period="month")
+    forecast = budget_status(budget, now).forecast
+    days_in_month = monthrange(now.year, now.month)[1]
+    assert forecast.method == "last 24h rate"
+    assert forecast.amount_usd == Decimal(252) + (days_in_month * 24 - 252) * Decimal(1) == 24 * days_in_month
+    assert abs(forecast.amount_usd * Decimal("30.44") / days_in_month - baseline.monthly_usd) < Decimal("0.01")
+
+
+def test_the_savings_page_says_the_days_and_agrees_with_the_what_if_page(client, org, team, people, catalog):
+    """The same 14 days read on both pages now: "Spend now" on Savings is the what-if page's "Now" (both × 30.44 /
+    the days from the first call's hour to the request, within a cent of each other), the response-cache saving
+    ($335: every call but the first) is scaled by the same days, and the page, its CSV and the API say which."""
+    from billing.recommendations import generate
+
+    top = timezone.now().replace(minute=0, second=0, microsecond=0)
+    dollar_an_hour(org, team, top)
+    first = top - timedelta(days=14)
+    [cache] = generate(org.pk)
+    assert cache.kind == "response_cache" and cache.evidence_value == Decimal("335")
+    assert cache.monthly_savings_usd == month_of("335", cache, first_call=first)
+    # $335 × 30.44 / 14 = $728.38 to $335 × 30.44 / 14.042 = $726.22 (the test started up to an hour ago): not $335
+    assert Decimal("726.2") < cache.monthly_savings_usd <= Decimal("728.39")
+
+    client.force_login(people["admin"])
+    page = client.get("/recommendations/")
+    what_if = client.get("/what-if/", {"range": "30d"})
+    baseline, now_usd = page.context["baseline"], what_if.context["result"].baseline_monthly_usd
+    assert baseline.span.first == what_if.context["data_span"].first == first
+    assert abs(baseline.monthly_usd - Decimal(336) * Decimal("30.44") / baseline.span.days) < Decimal("0.000001")
+    assert abs(baseline.monthly_usd - now_usd) < Decimal("0.01")
+    assert Decimal("728.3") < baseline.monthly_usd <= Decimal("730.56")  # $336 × 30.44 / 14.042 to 14 days
+    html = page.content.decode()
+    today = timezone.now() - timedelta(microseconds=1)
+    days = f"{first:%b %-d} – {today:%b %-d}"
+    assert f'data-testid="savings-baseline-basis">based on 14 days with data, {days}<' in html
+    assert f'data-testid="rec-basis-{cache.id}">Monthly figure based on 14 days with data, {days}<' in html
+    assert f"1 recommendation, based on 14 days with data, {days}<" in html
+    shown = re.search(r'data-testid="savings-baseline">\$([\d,.]+)<', html)[1]
+    assert shown == f"{baseline.monthly_usd:,.2f}"
+
+    [row] = list(csv.DictReader(io.StringIO(client.get("/recommendations/", {"format": "csv"}).getvalue().decode())))
+    assert Decimal(row["monthly_savings_usd"]) == cache.monthly_savings_usd
+    assert Decimal(row["window_savings_usd"]) == Decimal("335")
+    assert Decimal("14") <= Decimal(row["days_with_data"]) < Decimal("14.05")
+    assert row["data_start"] == first.isoformat()
+
+
+def test_a_row_from_before_the_days_were_stored_shows_no_basis(client, org, team, people):
+    legacy = rec(org, "old", team=team, usd="10")
+    client.force_login(people["admin"])
+    html = client.get("/recommendations/").content.decode()
+    assert f'rec-basis-{legacy.id}' not in html and "$10.00" in html
+    assert 'data-testid="savings-baseline-basis">no calls in the last 30 days<' in html
