@@ -53,8 +53,9 @@ def validate_email_list(value) -> None:
         except ValidationError:
             wrong.append(repr(item))
     if wrong:  # every wrong address at once; a code of its own: JSONField would replace the message of code "invalid"
-        said = f"{wrong[0]} is not a valid email address" if len(wrong) == 1 else f"{', '.join(wrong)} are not valid email addresses"
-        raise ValidationError(f"{said}.", code="bad_email")
+        said = f"{wrong[0]} is" if len(wrong) == 1 else f"{', '.join(wrong)} are"
+        raise ValidationError(f"{said} not {'a valid email address' if len(wrong) == 1 else 'valid email addresses'}.",
+                              code="bad_email")
 
 
 class AlertChannels(models.Model):

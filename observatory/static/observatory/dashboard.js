@@ -85,6 +85,14 @@
   });
   document.addEventListener("htmx:afterSettle", (event) => drawCharts(event.detail.target || document));
 
+  // A range picked in place (htmx swaps the page body only) goes with the menu's links too: they get the
+  // querystring the server wrote for the new body (organization, range, filters).
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const source = (event.detail.target || document).querySelector("[data-carry]");
+    if (!source) return;
+    document.querySelectorAll(".sidebar a[href*='?']").forEach((link) => { link.search = source.dataset.carry; });
+  });
+
   document.addEventListener("click", (event) => {
     const button = event.target.closest("[data-copy]");
     if (!button) return;
