@@ -111,7 +111,7 @@ def test_every_page_fits_both_widths_and_links_only_to_dashboard_pages(signed_in
                 if (problem := link_problem(target, live_server.url)) is not None:
                     problems.append(f"{where}: {problem}")
     assert visited == 2 * 18
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
 
 def test_on_a_phone_the_menu_folds_away_with_and_without_javascript(signed_in, browser, live_server, month):

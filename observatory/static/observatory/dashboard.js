@@ -67,7 +67,7 @@
               grid: { color: "#eef0f5" },
               border: { display: false },
               title: { display: Boolean(spec.axis), text: spec.axis, color: "#6b7385" },
-              ticks: { maxTicksLimit: log ? 12 : 6, color: "#6b7385", callback: tick },
+              ticks: { maxTicksLimit: log ? 12 : 6, autoSkip: !log, color: "#6b7385", callback: tick },
             },
           },
         },
