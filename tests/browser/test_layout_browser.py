@@ -78,6 +78,7 @@ def test_the_chosen_range_follows_a_click_to_models_and_latency(signed_in):
     page = signed_in
     page.click(".ranges a[data-range='7d']")
     page.wait_for_url(re.compile(r"range=7d"))
+    page.wait_for_selector("nav.nav a[href='/models/?org=acme&range=7d']")  # the menu's links follow the new range
     for name in ("models", "latency"):
         page.click(f"nav.nav a[href^='/{name}/']")
         page.wait_for_url(re.compile(rf"/{name}/\?org=acme&range=7d$"))

@@ -90,7 +90,9 @@
   document.addEventListener("htmx:afterSettle", (event) => {
     const source = (event.detail.target || document).querySelector("[data-carry]");
     if (!source) return;
-    document.querySelectorAll(".sidebar a[href*='?']").forEach((link) => { link.search = source.dataset.carry; });
+    document.querySelectorAll(".sidebar a[href*='?']").forEach((link) => {
+      link.setAttribute("href", link.pathname + source.dataset.carry);  // a path, as the server writes them
+    });
   });
 
   document.addEventListener("click", (event) => {
