@@ -50,7 +50,9 @@ def refusal_response(provider: str, status: int, message: str, code: str | None 
 
 
 class Gateway:
-    def __init__(self, pipeline: Pipeline | None = None, recorder: Recorder | None = None) -> None:
+    def __init__(self, pipeline: Pipeline | None = None, recorder: Recorder | None = None,
+                 read_timeout: float = 600.0) -> None:
+        self.read_timeout = read_timeout  # seconds without a byte from the provider before the call fails with 504
         self.recorder = recorder or Recorder()
         self.pipeline = pipeline or Pipeline()
         self.pipeline.after_upstream.append(self.recorder.submit)
@@ -60,7 +62,7 @@ class Gateway:
     async def start(self) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per relayed call
         self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=10.0, read=600.0, write=600.0, pool=30.0),
+            timeout=httpx.Timeout(connect=10.0, read=self.read_timeout, write=600.0, pool=30.0),
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60.0),
             follow_redirects=False,  # a redirect could lead off the allow-list
             trust_env=False,  # no proxy or netrc from the environment between us and the provider

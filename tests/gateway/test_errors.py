@@ -107,3 +107,42 @@ def test_without_a_stored_provider_key_the_clients_own_is_passed_through(gw, org
     headers = {name.lower(): value for name, value in provider.requests[-1]["headers"].items()}
     assert headers["authorization"] == "Bearer sk-client-own" and "x-upstream-api-key" not in headers
     assert len(gw.calls(1)) == 1
+
+
+def test_a_provider_that_does_not_answer_in_time_is_a_504_recorded_as_a_timeout(serve_gateway, org, provider, priced, obs_key):
+    from gateway.app import Gateway
+    from gateway.services import allow_upstream_host
+
+    allow_upstream_host(org, f"127.0.0.1:{provider.server_address[1]}")
+    set_provider_account(org, "openai", base_url=provider.url + "/v1", api_key="sk-stored-openai")
+    gw = serve_gateway(Gateway(read_timeout=0.3))
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=obs_key, max_retries=0)
+
+    with pytest.raises(openai.InternalServerError) as raised:
+        client.chat.completions.create(model="slow", messages=HI)  # the fake answers after a second
+
+    assert raised.value.status_code == 504 and raised.value.code == "upstream_timeout"
+    (call,) = gw.calls(1)
+    assert (call.status, call.error_type, call.http_status, call.request_model) == ("error", "timeout", 504, "slow")
+
+
+def test_a_provider_that_cannot_be_reached_is_a_502_recorded_as_a_connection_error(serve_gateway, org, priced, obs_key):
+    import socket
+
+    from gateway.services import allow_upstream_host
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the socket is closed
+    allow_upstream_host(org, f"127.0.0.1:{port}")
+    set_provider_account(org, "anthropic", base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-ant")
+    gw = serve_gateway()
+
+    with pytest.raises(anthropic.InternalServerError) as raised:
+        anthropic.Anthropic(base_url=gw.url, api_key=obs_key, max_retries=0).messages.create(
+            model="claude-sonnet-4-5", max_tokens=10, messages=HI)
+
+    assert raised.value.status_code == 502 and raised.value.body["error"]["type"] == "api_error"
+    assert raised.value.body["error"]["message"].startswith("the anthropic API could not be reached")
+    (call,) = gw.calls(1)
+    assert (call.status, call.error_type, call.http_status) == ("error", "connection", 502)

@@ -139,3 +139,30 @@ def test_calls_recorded_while_the_database_is_away_are_kept_and_stored_once_late
     assert (stored.input_tokens, stored.cached_input_tokens, stored.output_tokens, stored.ttft_ms) == (1200, 1024, 85, 80.0)
     assert stored.cost_usd == Decimal("0.0001542") and stored.team == team and stored.feature == "faq"
     assert stored.start_time == call.start_time and stored.streaming
+
+
+@pytest.mark.django_db(transaction=True)
+def test_while_the_database_is_away_the_gateway_keeps_answering_and_records_later(gw, oai, tmp_path):
+    oai.chat.completions.create(model="gpt-4o-mini", messages=HI)  # the key and upstream are now known to the gateway
+    gw.calls(1)
+
+    with connection.cursor() as cursor:  # the database drops every other connection (the gateway's) …
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with database_down(tmp_path):  # … and takes no new ones
+        answers = [oai.chat.completions.create(model="gpt-4o-mini", messages=HI) for _ in range(3)]
+        streamed = list(oai.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+        assert gw.gateway.recorder.wait_idle(10)
+        deadline = time.monotonic() + 5
+        while spool.state().pending_bytes == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert spool.state().pending_bytes > 0
+
+    assert all(answer.choices[0].message.content for answer in answers) and len(streamed) == 5
+    assert LLMCall.objects.count() == 1
+    time.sleep(0.2)
+    assert gw.gateway.recorder.wait_idle(10)
+    spool.drain(apply_spooled)
+    calls = gw.calls(5)
+    assert sum(call.cost_usd for call in calls) == Decimal("0.0001542") * 5
+    assert sum(call.streaming for call in calls) == 1
