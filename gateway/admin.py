@@ -33,9 +33,9 @@ class UpstreamHostAdmin(admin.ModelAdmin):
 
 
 class ProviderAccountForm(forms.ModelForm):
-    base_url = forms.URLField(required=False, assume_scheme="https", max_length=500,
+    base_url = forms.URLField(label="Base URL", required=False, assume_scheme="https", max_length=500,
                               help_text="Empty: the provider's public API. Its host must be on the allow-list.")
-    api_key = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False), strip=True,
+    api_key = forms.CharField(label="API key", required=False, widget=forms.PasswordInput(render_value=False), strip=True,
                               help_text="Stored encrypted and never shown again. Leave empty to keep the stored key.")
 
     class Meta:

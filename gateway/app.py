@@ -20,6 +20,7 @@ import orjson
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
@@ -174,15 +175,23 @@ class Gateway:
             exchange.finished(upstream.status_code)
         else:
             exchange.finished(upstream.status_code, error_type_of(upstream.status_code, content))
-        self.pipeline.after(exchange)
-        response = Response(content, status_code=upstream.status_code)
+        response = Response(content, status_code=upstream.status_code, background=self._after_sending(exchange))
         response.raw_headers = [*client_headers(upstream.headers), (b"content-length", str(len(content)).encode())]
         return response
 
     def _failed(self, exchange: Exchange, status: int, error_type: str, message: str) -> Response:
         exchange.finished(status, error_type)
-        self.pipeline.after(exchange)
-        return refusal_response(exchange.route.provider, status, message)
+        response = refusal_response(exchange.route.provider, status, message)
+        response.background = self._after_sending(exchange)
+        return response
+
+    def _after_sending(self, exchange: Exchange) -> BackgroundTask:
+        """The after-hooks, run once the answer is on its way to the client (not in a thread: they only enqueue)."""
+
+        async def after() -> None:
+            self.pipeline.after(exchange)
+
+        return BackgroundTask(after)
 
 
 async def _read_body(request: Request) -> bytes:

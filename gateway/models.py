@@ -39,10 +39,10 @@ class ProviderAccount(models.Model):
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="gateway_accounts")
     provider = models.CharField(max_length=32, choices=Provider.choices)
-    base_url = models.URLField(max_length=500, blank=True,
+    base_url = models.URLField("base URL", max_length=500, blank=True,
                                help_text="Empty: the provider's public API. Its host must be on the allow-list.")
     encrypted_api_key = models.TextField(blank=True)
-    key_hint = models.CharField(max_length=8, blank=True)
+    key_hint = models.CharField("key ends with", max_length=8, blank=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
