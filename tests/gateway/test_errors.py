@@ -146,3 +146,14 @@ def test_a_provider_that_cannot_be_reached_is_a_502_recorded_as_a_connection_err
     assert raised.value.body["error"]["message"].startswith("the anthropic API could not be reached")
     (call,) = gw.calls(1)
     assert (call.status, call.error_type, call.http_status) == ("error", "connection", 502)
+
+
+def test_a_body_over_the_limit_is_a_413(gw, obs_key, settings, provider):
+    settings.GATEWAY_MAX_BODY_BYTES = 2048
+
+    response = httpx.post(gw.url + "/v1/chat/completions", headers={"Authorization": f"Bearer {obs_key}"},
+                          json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 4096}]})
+
+    assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+    assert "over the gateway's 2048-byte limit" in response.json()["error"]["message"]
+    assert provider.requests == []

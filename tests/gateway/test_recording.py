@@ -1,6 +1,7 @@
 """Recording: exactly once per call, attribution from headers or the key's defaults, a client that hangs up
 mid-stream recorded with the tokens seen, and calls kept in the spool while the database is away."""
 
+import asyncio
 import json
 import threading
 import time
@@ -39,6 +40,28 @@ def test_every_call_is_recorded_exactly_once(gw, oai):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_concurrent_calls_and_streams_are_each_recorded_once(gw, obs_key):
+    async def many():
+        client = openai.AsyncOpenAI(base_url=gw.url + "/v1", api_key=obs_key, max_retries=0)
+
+        async def streamed():
+            return [chunk async for chunk in await client.chat.completions.create(
+                model="gpt-4o-mini", messages=HI, stream=True)]
+
+        plain = [client.chat.completions.create(model="gpt-4o-mini", messages=HI) for _ in range(20)]
+        results = await asyncio.gather(*plain, *(streamed() for _ in range(20)))
+        await client.close()
+        return results
+
+    results = asyncio.run(many())
+
+    assert all(len(chunks) == 5 for chunks in results[20:])
+    calls = gw.calls(40)
+    assert sum(call.streaming for call in calls) == 20
+    assert sum(call.cost_usd for call in calls) == Decimal("0.0001542") * 40
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_key_with_a_default_team_attributes_calls_that_name_none(gw, org, team, other_team):
     key = create_api_key(org, "search app", team=team).plaintext
     client = openai.OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0)
@@ -72,18 +95,48 @@ class _SlowStream(BaseHTTPRequestHandler):
                 raw = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
                 self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
                 self.wfile.flush()
+            if self.server.break_off:  # the provider drops the connection mid-stream (no closing chunk)
+                self.close_connection = True
+                return
             self.server.release.wait(10)
         except OSError:
             pass
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_client_hanging_up_mid_stream_is_recorded_with_the_tokens_seen(serve_gateway, org, priced):
+@pytest.fixture
+def slow_provider(org):
     slow = _QuietServer(("127.0.0.1", 0), _SlowStream)
     slow.release = threading.Event()
+    slow.break_off = False
     threading.Thread(target=slow.serve_forever, daemon=True).start()
     allow_upstream_host(org, f"127.0.0.1:{slow.server_address[1]}")
     set_provider_account(org, "anthropic", base_url=f"http://127.0.0.1:{slow.server_address[1]}/v1", api_key="sk-ant")
+    yield slow
+    slow.release.set()
+    slow.shutdown()
+    slow.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_provider_breaking_off_mid_stream_is_recorded_as_failed_with_the_tokens_seen(serve_gateway, org, priced,
+                                                                                       slow_provider):
+    slow_provider.break_off = True
+    gw = serve_gateway()
+    key = create_api_key(org, "gateway").plaintext
+
+    with httpx.stream("POST", gw.url + "/v1/messages", headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+                      json={"model": "claude-sonnet-4-5", "max_tokens": 50, "messages": HI, "stream": True}) as answer:
+        received = b"".join(answer.iter_raw())
+
+    assert b"message_start" in received and b'"text": "Hel"' in received  # what came before the break reached the client
+    (call,) = gw.calls(1)
+    assert (call.status, call.error_type, call.http_status) == ("error", "connection", 200)
+    assert (call.input_tokens, call.output_tokens) == (40, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_hanging_up_mid_stream_is_recorded_with_the_tokens_seen(serve_gateway, org, priced, slow_provider):
+    slow = slow_provider
     gw = serve_gateway()
     key = create_api_key(org, "gateway").plaintext
     try:
@@ -95,8 +148,6 @@ def test_a_client_hanging_up_mid_stream_is_recorded_with_the_tokens_seen(serve_g
         (call,) = gw.calls(1)
     finally:
         slow.release.set()
-        slow.shutdown()
-        slow.server_close()
     assert (call.status, call.error_type, call.http_status) == ("error", "cancelled", 499)
     assert (call.input_tokens, call.output_tokens, call.response_id) == (40, 1, "msg_slow")
     assert call.cost_usd == Decimal("0.000135")  # 40 × $3/M + 1 × $15/M: the provider bills what it streamed
