@@ -13,12 +13,13 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import orjson
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -87,12 +88,13 @@ class Gateway:
         self._db.shutdown(wait=False)
 
     async def _in_db_thread(self, function, *args):
-        return await asyncio.get_running_loop().run_in_executor(self._db, function, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._db, _with_fresh_connection, function, *args)
 
     async def handle(self, request: Request) -> Response:
         route: Route = request.scope["route_info"]
+        arrived = time.perf_counter(), time.time_ns()
         try:
-            exchange, raw = await self._prepare(request, route)
+            exchange, raw = await self._prepare(request, route, arrived)
         except Refusal as refusal:
             return refusal_response(route.provider, refusal.status, refusal.message, refusal.code)
         answer = await self.pipeline.before(exchange)
@@ -100,7 +102,7 @@ class Gateway:
             return answer
         return await self._forward(request, exchange, raw)
 
-    async def _prepare(self, request: Request, route: Route) -> tuple[Exchange, bytes]:
+    async def _prepare(self, request: Request, route: Route, arrived: tuple[float, int]) -> tuple[Exchange, bytes]:
         plaintext = key_from_headers(request.headers)
         if not plaintext:
             raise Refusal(401, "missing Observatory API key: set the client's api_key to your Observatory key (obs_…)")
@@ -108,7 +110,8 @@ class Gateway:
         if api_key is None:
             try:
                 api_key = await self._in_db_thread(authenticate_key_cached, plaintext)
-            except OUTAGE:
+            except OUTAGE as exc:
+                log.warning("database unavailable while checking an API key: %s", str(exc).splitlines()[0][:200])
                 raise Refusal(503, "the gateway cannot check API keys right now (its database is away); retry") from None
             if api_key is None:
                 raise Refusal(401, "invalid or revoked Observatory API key")
@@ -132,7 +135,8 @@ class Gateway:
             raise Refusal(403, str(upstream))
         streaming = route.streams and body.get("stream") is True
         exchange = Exchange(api_key=api_key, route=route, upstream=upstream, body=body, model=body["model"],
-                            streaming=streaming, attribution=attribution_from(request.headers))
+                            streaming=streaming, attribution=attribution_from(request.headers),
+                            started=arrived[0], started_ns=arrived[1])
         if streaming and route.provider == OPENAI and route.operation == "chat":
             options = body.get("stream_options")
             if not (isinstance(options, dict) and options.get("include_usage") is True):
@@ -192,6 +196,17 @@ class Gateway:
             self.pipeline.after(exchange)
 
         return BackgroundTask(after)
+
+
+def _with_fresh_connection(function, *args):
+    """Run a database read as a Django request would: a connection broken by an outage is dropped first, so the
+    thread reconnects once the database is back."""
+    close_old_connections()
+    try:
+        return function(*args)
+    except OUTAGE:
+        connections.close_all()  # a connection that failed this way stays bad: reconnect next time
+        raise
 
 
 async def _read_body(request: Request) -> bytes:

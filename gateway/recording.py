@@ -117,7 +117,8 @@ class Recorder:
             calls.append(call_fields(exchange))
         for api_key, calls in by_key.values():
             try:
-                store_or_spool_calls(api_key, calls)
+                if not store_or_spool_calls(api_key, calls):
+                    connections.close_all()  # spooled: the database is away; reconnect for the next batch
             except (spool.SpoolFull, OSError) as exc:
                 log.error("gateway: %s call record(s) lost: the database is away and the spool cannot take them (%s)",
                           len(calls), exc)

@@ -217,3 +217,24 @@ def test_while_the_database_is_away_the_gateway_keeps_answering_and_records_late
     calls = gw.calls(5)
     assert sum(call.cost_usd for call in calls) == Decimal("0.0001542") * 5
     assert sum(call.streaming for call in calls) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_the_gateway_cannot_check_during_an_outage_gets_a_503_and_works_once_the_database_is_back(gw, oai, org,
+                                                                                                         tmp_path):
+    unseen = openai.OpenAI(base_url=gw.url + "/v1", api_key=create_api_key(org, "new").plaintext, max_retries=0)
+    oai.chat.completions.create(model="gpt-4o-mini", messages=HI)  # this key is known to the gateway
+    gw.calls(1)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    with database_down(tmp_path):
+        with pytest.raises(openai.InternalServerError) as refused:
+            unseen.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        assert oai.chat.completions.create(model="gpt-4o-mini", messages=HI).choices  # the known key goes on
+        assert gw.gateway.recorder.wait_idle(10)
+
+    assert refused.value.status_code == 503 and "cannot check API keys right now" in refused.value.message
+    assert unseen.chat.completions.create(model="gpt-4o-mini", messages=HI).choices
+    assert len(gw.calls(2)) == 2  # recorded again once the database is back (the outage's call waits in the spool)
