@@ -94,15 +94,15 @@ class Gateway:
         route: Route = request.scope["route_info"]
         arrived = time.perf_counter(), time.time_ns()
         try:
-            exchange, raw = await self._prepare(request, route, arrived)
+            exchange = await self._prepare(request, route, arrived)
         except Refusal as refusal:
             return refusal_response(route.provider, refusal.status, refusal.message, refusal.code)
         answer = await self.pipeline.before(exchange)
         if answer is not None:
             return answer
-        return await self._forward(request, exchange, raw)
+        return await self._forward(request, exchange)
 
-    async def _prepare(self, request: Request, route: Route, arrived: tuple[float, int]) -> tuple[Exchange, bytes]:
+    async def _prepare(self, request: Request, route: Route, arrived: tuple[float, int]) -> Exchange:
         plaintext = key_from_headers(request.headers)
         if not plaintext:
             raise Refusal(401, "missing Observatory API key: set the client's api_key to your Observatory key (obs_…)")
@@ -134,18 +134,17 @@ class Gateway:
         if isinstance(upstream, UpstreamRefused):
             raise Refusal(403, str(upstream))
         streaming = route.streams and body.get("stream") is True
-        exchange = Exchange(api_key=api_key, route=route, upstream=upstream, body=body, model=body["model"],
+        exchange = Exchange(api_key=api_key, route=route, upstream=upstream, body=body, raw=raw, model=body["model"],
                             streaming=streaming, attribution=attribution_from(request.headers),
                             started=arrived[0], started_ns=arrived[1])
         if streaming and route.provider == OPENAI and route.operation == "chat":
             options = body.get("stream_options")
             if not (isinstance(options, dict) and options.get("include_usage") is True):
-                body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-                raw = orjson.dumps(body)
+                exchange.rewrite(stream_options={**(options if isinstance(options, dict) else {}), "include_usage": True})
                 exchange.hidden_usage = True
-        return exchange, raw
+        return exchange
 
-    async def _forward(self, request: Request, exchange: Exchange, raw: bytes) -> Response:
+    async def _forward(self, request: Request, exchange: Exchange) -> Response:
         route = exchange.route
         credential = request.headers.get(PASSTHROUGH_CREDENTIAL, "").strip() or exchange.upstream.api_key
         if not credential:
@@ -153,7 +152,7 @@ class Gateway:
                 f"no {route.provider} API key: an organization admin stores one for the gateway, or the client sends "
                 f"its own in the {PASSTHROUGH_CREDENTIAL} header"))
         outgoing = self.client.build_request(
-            "POST", exchange.upstream.base_url + route.upstream_path, content=raw,
+            "POST", exchange.upstream.base_url + route.upstream_path, content=exchange.raw,
             headers=upstream_headers(request.headers, route.provider, credential, exchange.streaming),
         )
         try:

@@ -12,6 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import orjson
+
 from gateway.routes import Route
 from gateway.upstreams import Upstream
 from gateway.usage import Usage
@@ -33,6 +35,7 @@ class Exchange:
     route: Route
     upstream: Upstream
     body: dict
+    raw: bytes  # the body as sent upstream: the client's own bytes unless something was rewritten
     model: str
     streaming: bool
     hidden_usage: bool = False  # the gateway asked for stream usage the client did not: its chunk is held back
@@ -44,6 +47,13 @@ class Exchange:
     http_status: int | None = None
     error_type: str = ""
     usage: Usage = field(default_factory=Usage)
+
+    def rewrite(self, **fields: object) -> None:
+        """Change fields of the request body before it goes upstream (a routing rule's model, stream options)."""
+        self.body.update(fields)
+        if "model" in fields:
+            self.model = str(fields["model"])
+        self.raw = orjson.dumps(self.body)
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:

@@ -1,6 +1,8 @@
 """Refusals: the provider's are passed through unchanged and recorded as failed calls; the gateway's own (no key,
 unknown model or route, no provider key) come in the provider's error shape, and reach no provider."""
 
+from decimal import Decimal
+
 import anthropic
 import httpx
 import openai
@@ -157,3 +159,36 @@ def test_a_body_over_the_limit_is_a_413(gw, obs_key, settings, provider):
     assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
     assert "over the gateway's 2048-byte limit" in response.json()["error"]["message"]
     assert provider.requests == []
+
+
+def test_a_before_hook_can_answer_in_place_of_the_provider_or_change_the_request(serve_gateway, org, provider, priced,
+                                                                                obs_key):
+    """The seam later features plug into: a budget refusing, a cache answering, a routing rule rewriting the model."""
+    from starlette.responses import JSONResponse
+
+    from gateway.app import Gateway
+    from gateway.pipeline import Pipeline
+    from gateway.services import allow_upstream_host
+
+    async def route_to_mini(exchange):
+        if exchange.model == "gpt-4o":
+            exchange.rewrite(model="gpt-4o-mini")
+
+    async def refuse_team_ads(exchange):
+        if exchange.attribution.get("team") == "ads":
+            return JSONResponse({"error": {"message": "over budget", "type": "budget", "code": None}}, status_code=429)
+        return None
+
+    allow_upstream_host(org, f"127.0.0.1:{provider.server_address[1]}")
+    set_provider_account(org, "openai", base_url=provider.url + "/v1", api_key="sk-stored-openai")
+    provider.requests.clear()
+    gw = serve_gateway(Gateway(Pipeline(before_upstream=[route_to_mini, refuse_team_ads])))
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=obs_key, max_retries=0)
+
+    client.chat.completions.create(model="gpt-4o", messages=HI)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="gpt-4o", messages=HI, extra_headers={"x-observatory-team": "ads"})
+
+    assert [request["body"]["model"] for request in provider.requests] == ["gpt-4o-mini"]
+    (call,) = gw.calls(1)
+    assert call.request_model == "gpt-4o-mini" and call.cost_usd == Decimal("0.0001542")
