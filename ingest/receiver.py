@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 
 from ingest import otlp_decode, rate_limit, spool
+from ingest.call_codec import calls_from_json, calls_to_json
 from ingest.http import RequestRejected
-from ingest.services import ingest_log_records, ingest_metric_points, ingest_spans
+from ingest.records import CallFields
+from ingest.services import ingest_log_records, ingest_metric_points, ingest_spans, store_calls
 from observatory.models import ApiKey
 from observatory.services import authenticate_key_cached, parse_key_prefix
 
@@ -71,6 +73,8 @@ def _within_rate(api_key: ApiKey, records: int) -> None:
 
 
 def _decode(signal: str, body: bytes, content_type: str):
+    if signal == "calls":
+        return calls_from_json(body)
     try:
         if signal == "traces":
             return otlp_decode.decode_traces(body, content_type)
@@ -86,6 +90,9 @@ def _records(signal: str, decoded) -> int:
 
 
 def _store(signal: str, api_key: ApiKey, decoded) -> Received:
+    if signal == "calls":
+        store_calls(api_key, decoded)
+        return Received(0, "")
     if signal == "traces":
         outcome = ingest_spans(api_key, decoded.spans, decoded.rejected, decoded.errors)
         return Received(outcome.rejected, outcome.message)
@@ -125,6 +132,19 @@ def _spool(sender: Sender, signal: str, body: bytes, content_type: str, rejected
         raise RequestRejected(503, "the database is unavailable; retry later", retry_after=5) from None
     message = f"{rejected} record(s) rejected" if rejected else ""
     return Received(rejected, message, spooled=True)
+
+
+def store_or_spool_calls(api_key: ApiKey, calls: list[CallFields]) -> bool:
+    """Store calls that arrive already normalized (the gateway's), exactly as an export's; while the database is
+    away, keep them in the spool (durably) to be applied later through the same path. True when stored now, False
+    when spooled; raises spool.SpoolFull or OSError when they can be kept nowhere."""
+    try:
+        store_calls(api_key, calls)
+        return True
+    except OUTAGE as exc:
+        log.warning("database unavailable, spooling %s call(s): %s", len(calls), str(exc).splitlines()[0][:200])
+    spool.append("calls", "application/json", api_key.prefix, bytes.fromhex(api_key.key_hash), calls_to_json(calls))
+    return False
 
 
 def _key_for(record: spool.SpooledExport) -> ApiKey | None:

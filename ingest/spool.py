@@ -37,7 +37,7 @@ MAGIC = b"OBSP"
 # magic, version, signal, content type, key prefix (12 ascii), key sha256 (32), received ns, body length, crc32
 _HEADER = struct.Struct("<4sBBB12s32sqII")
 VERSION = 1
-SIGNALS = ("traces", "metrics", "logs")
+SIGNALS = ("traces", "metrics", "logs", "calls")  # calls: normalized calls as JSON (ingest.call_codec), from the gateway
 CONTENT_TYPES = ("application/x-protobuf", "application/json")
 SEGMENT_BYTES = 64 * 1024 * 1024
 

@@ -52,6 +52,9 @@ class Config:
     ingest_rate_per_key: int = 50_000
     ingest_burst_per_key: int = 250_000
     spool_max_bytes: int = 1024**3
+    gateway_allowed_hosts: list[str] = field(default_factory=list)
+    gateway_secret_key: str = ""
+    gateway_max_body_bytes: int = 32 * 1024 * 1024
     extra: dict = field(default_factory=dict)
 
 
@@ -217,4 +220,16 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         ingest_rate_per_key=_int(env, "OBSERVATORY_INGEST_RATE_PER_KEY", 50_000),
         ingest_burst_per_key=_int(env, "OBSERVATORY_INGEST_BURST_PER_KEY", 250_000),
         spool_max_bytes=_int(env, "OBSERVATORY_SPOOL_MAX_BYTES", 1024**3, minimum=1024 * 1024),
+        gateway_allowed_hosts=[host.lower() for host in _list(env, "OBSERVATORY_GATEWAY_ALLOWED_HOSTS", [])],
+        gateway_secret_key=_gateway_secret_key(env),
+        gateway_max_body_bytes=_int(env, "OBSERVATORY_GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024),
     )
+
+
+def _gateway_secret_key(env: dict[str, str]) -> str:
+    """The key provider credentials are encrypted with (gateway.vault); empty: a key file in the data directory."""
+    value = env.get("OBSERVATORY_GATEWAY_SECRET_KEY", "").strip()
+    if value and len(value) < 32:
+        raise ConfigError("OBSERVATORY_GATEWAY_SECRET_KEY is too short: use at least 32 random characters "
+                          "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))').")
+    return value

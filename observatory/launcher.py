@@ -1,5 +1,5 @@
 """`observatory up`: embedded PostgreSQL, migrations (with the price catalog and call partitions), Celery worker and beat,
-web server, OTLP/gRPC receiver.
+web server, OTLP/gRPC receiver, gateway.
 
 Children run in their own sessions (so one Ctrl-C is handled once, here) and die with us
 (PR_SET_PDEATHSIG) if this process is killed. Their logs go to <data dir>/logs/.
@@ -34,6 +34,7 @@ def say(message: str) -> None:
 
 
 DEFAULT_GRPC_PORT = 4317
+DEFAULT_GATEWAY_PORT = 4000
 
 
 def check_port_free(host: str, port: int, option: str = "--port") -> None:
@@ -70,6 +71,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="port of the OTLP/gRPC receiver (default 4317; when 4317 is taken, e.g. by a local "
                              "Collector, `up` goes on without gRPC and says so)")
     parser.add_argument("--no-grpc", action="store_true", help="do not start the OTLP/gRPC receiver")
+    parser.add_argument("--gateway-host", default=os.environ.get("OBSERVATORY_GATEWAY_HOST"),
+                        help="address of the OpenAI/Anthropic-compatible gateway (default: --host)")
+    parser.add_argument("--gateway-port", type=int, default=int(os.environ.get("OBSERVATORY_GATEWAY_PORT") or 0) or None,
+                        help="port of the gateway (default 4000; when 4000 is taken, `up` goes on without the gateway "
+                             "and says so)")
+    parser.add_argument("--no-gateway", action="store_true", help="do not start the gateway")
     parser.add_argument("--demo", action="store_true", help="fill the app with realistic demo traffic")
     parser.add_argument("--no-celery", action="store_true", help="do not start the Celery worker and beat")
     return parser.parse_args(argv)
@@ -168,6 +175,17 @@ def _up(args: argparse.Namespace) -> int:
             args.no_grpc = True
     elif not args.no_grpc:
         check_port_free(args.grpc_host, args.grpc_port, "--grpc-port (or --no-grpc)")
+    args.gateway_host = args.gateway_host or args.host
+    if not args.no_gateway and args.gateway_port is None:
+        args.gateway_port = DEFAULT_GATEWAY_PORT
+        try:
+            check_port_free(args.gateway_host, args.gateway_port)
+        except LaunchError:
+            say(f"  note: {args.gateway_host}:{args.gateway_port} is in use: the gateway is not started; the dashboard "
+                "and ingest work as usual. Use --gateway-port to pick another port.")
+            args.no_gateway = True
+    elif not args.no_gateway:
+        check_port_free(args.gateway_host, args.gateway_port, "--gateway-port (or --no-gateway)")
     data_dir = config.data_dir
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -208,12 +226,14 @@ def _up(args: argparse.Namespace) -> int:
     from django.core.management import call_command
     from django.db import connections
 
+    from gateway.vault import ensure_key_file
     from observatory.services import ensure_first_admin
 
     say("  applying database migrations (they also load the price catalog and create the call partitions) …")
     call_command("migrate", interactive=False, verbosity=0)
     say("  " + price_catalog_status())
     first = ensure_first_admin()
+    ensure_key_file()  # before the web and gateway processes start, so both use the same one
     connections.close_all()
 
     ready_file = data_dir / "worker.ready"
@@ -231,6 +251,10 @@ def _up(args: argparse.Namespace) -> int:
             say(f"  starting the OTLP/gRPC receiver on {args.grpc_host}:{args.grpc_port} …")
             stack.start("grpc", [sys.executable, "-m", "observatory.cli", "grpc",
                                  "--host", args.grpc_host, "--port", str(args.grpc_port)])
+        if not args.no_gateway:
+            say(f"  starting the gateway on http://{args.gateway_host}:{args.gateway_port} …")
+            stack.start("gateway", [sys.executable, "-m", "observatory.cli", "gateway",
+                                    "--host", args.gateway_host, "--port", str(args.gateway_port)])
         if not args.no_celery:
             say("  starting the Celery worker and beat …")
             stack.start("worker", [sys.executable, "-m", "celery", "-A", "observatory", "worker",
@@ -241,6 +265,9 @@ def _up(args: argparse.Namespace) -> int:
         wait_until(lambda: _http_ok(f"http://{args.host}:{args.port}/healthz"), 60, stack)
         if not args.no_grpc:
             wait_until(lambda: _tcp_open(args.grpc_host, args.grpc_port), 60, stack)
+        if not args.no_gateway:
+            gateway_host = "127.0.0.1" if args.gateway_host in ("0.0.0.0", "") else args.gateway_host  # noqa: S104
+            wait_until(lambda: _http_ok(f"http://{gateway_host}:{args.gateway_port}/healthz"), 60, stack)
         if not args.no_celery:
             wait_until(ready_file.exists, 90, stack)
         banner(args, first, log_dir)
@@ -298,6 +325,9 @@ def banner(args: argparse.Namespace, first, log_dir: Path) -> None:
     say(f"  OTLP endpoint: {url}/v1/traces   (header: Authorization: Bearer <API key>)")
     if not args.no_grpc:
         say(f"  OTLP/gRPC:     http://{args.grpc_host}:{args.grpc_port}   (metadata: authorization: Bearer <API key>)")
+    if not getattr(args, "no_gateway", True):
+        gateway = f"http://{args.gateway_host}:{args.gateway_port}"
+        say(f"  gateway:       base_url {gateway}/v1 (OpenAI) or {gateway} (Anthropic), api_key: an Observatory API key")
     say(f"  logs: {log_dir}")
     say("  press Ctrl-C to stop")
     say("")

@@ -110,6 +110,15 @@ def authenticate_key_cached(plaintext: str) -> ApiKey | None:
     return api_key
 
 
+def cached_key(plaintext: str) -> ApiKey | None:
+    """The key `authenticate_key_cached` checked less than KEY_CACHE_SECONDS ago, without touching the database
+    (None: not known here yet, or known too long ago — then ask `authenticate_key_cached`)."""
+    hit = _key_cache.get(hash_key(plaintext or ""))
+    if hit is not None and time.monotonic() - hit[0] < KEY_CACHE_SECONDS:
+        return hit[1]
+    return None
+
+
 def forget_cached_keys() -> None:
     """Drop this process's key memory (after organization or key settings change)."""
     _key_cache.clear()

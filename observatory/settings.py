@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "observatory",
     "ingest",
     "billing",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +130,11 @@ INGEST_RATE_PER_KEY = CONFIG.ingest_rate_per_key  # records per second per API k
 INGEST_BURST_PER_KEY = CONFIG.ingest_burst_per_key
 SPOOL_MAX_BYTES = CONFIG.spool_max_bytes  # exports kept on local disk while the database is away (ingest.spool)
 SPOOL_DRAIN_IN_BACKGROUND = True
+# The gateway (gateway/): upstream hosts allowed beside the providers' public APIs and each organization's own list,
+# the key that encrypts stored provider credentials (empty: $OBSERVATORY_HOME/gateway.key), the largest request body.
+GATEWAY_ALLOWED_HOSTS = CONFIG.gateway_allowed_hosts
+GATEWAY_SECRET_KEY = CONFIG.gateway_secret_key
+GATEWAY_MAX_BODY_BYTES = CONFIG.gateway_max_body_bytes
 RETENTION_DAYS = CONFIG.retention_days
 PARTITION_DAYS_AHEAD = 7
 

@@ -33,7 +33,7 @@ def published(service):
 
 
 def test_it_defines_every_service(compose):
-    assert {"postgres", "redis", "web", "grpc", "worker", "beat", "otel-collector"} <= set(compose["services"])
+    assert {"postgres", "redis", "web", "grpc", "gateway", "worker", "beat", "otel-collector"} <= set(compose["services"])
 
 
 def test_it_publishes_the_web_port(compose):
@@ -62,8 +62,23 @@ def test_it_serves_otlp_grpc_on_4317_inside_the_network(compose):
     assert "grpc_health" in " ".join(service["healthcheck"]["test"])
 
 
+def test_it_serves_the_gateway_on_4000_with_its_own_spool(compose):
+    service = compose["services"]["gateway"]
+    assert service["image"] == compose["services"]["web"]["image"]
+    assert service["command"] == ["python", "manage.py", "gateway", "--host", "0.0.0.0", "--port", "4000"]
+    assert published(service) == {"4000:4000"}
+    assert "gateway-data:/var/lib/observatory" in service["volumes"] and "gateway-data" in compose["volumes"]
+    assert "127.0.0.1:4000/healthz" in " ".join(service["healthcheck"]["test"])
+
+
+def test_web_and_gateway_share_the_key_that_encrypts_provider_keys(compose):
+    for name in ("web", "gateway"):
+        env = compose["services"][name]["environment"]
+        assert env["OBSERVATORY_GATEWAY_SECRET_KEY"].startswith("${OBSERVATORY_GATEWAY_SECRET_KEY:?")
+
+
 def test_it_points_the_app_at_postgres_and_redis(compose):
-    for name in ("web", "grpc", "worker", "beat"):
+    for name in ("web", "grpc", "gateway", "worker", "beat"):
         env = compose["services"][name]["environment"]
         assert re.fullmatch(r"postgresql://observatory:.+@postgres:5432/observatory", env["DATABASE_URL"])
         assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
@@ -74,7 +89,7 @@ def test_it_points_the_app_at_postgres_and_redis(compose):
 def test_it_migrates_before_the_app_starts(compose):
     services = compose["services"]
     assert "migrate" in services["migrate"]["command"]
-    for name in ("web", "grpc", "worker", "beat"):
+    for name in ("web", "grpc", "gateway", "worker", "beat"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}
 

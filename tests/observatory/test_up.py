@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -63,6 +64,20 @@ def test_up_refuses_a_busy_grpc_port(tmp_path):
     assert not (tmp_path / "home" / "pgdata").exists()
 
 
+def test_up_refuses_a_busy_gateway_port_it_was_told_to_use(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "manage.py", "up", "--port", str(_free_port()), "--no-grpc", "--gateway-port", str(port)],
+            cwd=REPO, env=_env(tmp_path / "home"), capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 2
+    assert f"port 127.0.0.1:{port} is already in use" in result.stderr and "--no-gateway" in result.stderr
+    assert not (tmp_path / "home" / "pgdata").exists()
+
+
 def _export_over_grpc(port: int, key: str) -> None:
     """One GenAI chat span through the official OTLP/gRPC exporter, as an instrumented app sends it."""
     provider = TracerProvider()
@@ -76,9 +91,10 @@ def _export_over_grpc(port: int, key: str) -> None:
 
 @pytest.mark.slow
 def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
-    port, grpc_port = _free_port(), _free_port()
+    port, grpc_port, gateway_port = _free_port(), _free_port(), _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "manage.py", "up", "--port", str(port), "--grpc-port", str(grpc_port)], cwd=REPO,
+        [sys.executable, "manage.py", "up", "--port", str(port), "--grpc-port", str(grpc_port),
+         "--gateway-port", str(gateway_port)], cwd=REPO,
         env=_env(tmp_path / "home"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
@@ -97,12 +113,13 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert "starting the embedded PostgreSQL" in output
         assert "applying database migrations" in output
         assert "price catalog: 3,728 model prices in force. The bundled catalog has 4,552 entries" in output
-        for _ in range(7):  # the banner lines after "ready"
+        for _ in range(8):  # the banner lines after "ready"
             lines.append(proc.stdout.readline())
         output = "".join(lines)
         password = re.search(r"admin login:\s+admin / (\S+)", output).group(1)
         key = re.search(r"ingest API key: (obs_[0-9a-f]{12}_\S+)", output).group(1)
         assert f"OTLP/gRPC:     http://127.0.0.1:{grpc_port}" in output
+        assert f"gateway:       base_url http://127.0.0.1:{gateway_port}/v1 (OpenAI)" in output
         assert "an organization key: calls that name no team (observatory.team) stay unattributed" in output
 
         _export_over_grpc(grpc_port, key)
@@ -118,6 +135,13 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
         assert len(calls) == 2  # one over gRPC, one over HTTP: the same call, the same tokens and price
         assert {(c["input_tokens"], c["output_tokens"], c["response_model"], c["cost_usd"], c["duration_ms"])
                 for c in calls} == {(1200, 85, "gpt-4o-mini-2024-07-18", "0.0002310000", 850.0)}
+
+        refused = urllib.request.Request(
+            f"http://127.0.0.1:{gateway_port}/v1/chat/completions", data=b'{"model": "gpt-4o-mini"}', method="POST",
+            headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as no_key:
+            urllib.request.urlopen(refused, timeout=10)
+        assert no_key.value.code == 401 and b"missing Observatory API key" in no_key.value.read()
 
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
             assert response.status == 200

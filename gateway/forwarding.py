@@ -1,0 +1,88 @@
+"""The upstream leg: headers sent to the provider and passed back, and the answer relayed — whole, or as a stream
+event by event the moment each arrives (time to first token is the provider's), while the client is watched for
+hanging up so a cut stream is recorded with the tokens seen."""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateway.pipeline import Exchange, Pipeline
+from gateway.routes import ANTHROPIC
+from gateway.usage import StreamWatcher
+
+PASSTHROUGH_CREDENTIAL = "x-upstream-api-key"
+# Request headers a provider reads besides the body; everything else (the Observatory key above all) stays here.
+FORWARDED_REQUEST_HEADERS = ("accept", "user-agent", "openai-organization", "openai-project", "openai-beta",
+                             "anthropic-version", "anthropic-beta", "idempotency-key")
+DROPPED_RESPONSE_HEADERS = frozenset({"content-length", "content-encoding", "transfer-encoding", "connection",
+                                      "keep-alive", "set-cookie", "date", "server", "alt-svc"})
+CLIENT_CLOSED = 499  # the status a call gets when its client hung up mid-stream (error type "cancelled")
+
+
+def upstream_headers(headers, provider: str, credential: str, streaming: bool) -> dict[str, str]:
+    sent = {name: headers[name] for name in FORWARDED_REQUEST_HEADERS if name in headers}
+    sent["content-type"] = "application/json"
+    if streaming:
+        sent["accept-encoding"] = "identity"  # events reach the client as the provider flushes them
+    if provider == ANTHROPIC:
+        sent["x-api-key"] = credential
+    else:
+        sent["authorization"] = f"Bearer {credential}"
+    return sent
+
+
+def client_headers(upstream: httpx.Headers) -> list[tuple[bytes, bytes]]:
+    """The provider's answer headers (request ids, rate limits, Retry-After) minus those of its own connection."""
+    return [(name.lower(), value) for name, value in upstream.raw if name.lower().decode() not in DROPPED_RESPONSE_HEADERS]
+
+
+class RelayedStream(Response):
+    """An event stream relayed from the provider. The exchange is handed to the pipeline's after-hooks once the
+    stream ends, however it ends: completely, by the provider failing, or by the client hanging up."""
+
+    def __init__(self, upstream: httpx.Response, exchange: Exchange, watcher: StreamWatcher, pipeline: Pipeline) -> None:
+        self.upstream = upstream
+        self.exchange = exchange
+        self.watcher = watcher
+        self.pipeline = pipeline
+        self.status_code = upstream.status_code
+        self.background = None
+        self.raw_headers = client_headers(upstream.headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        exchange, watcher = self.exchange, self.watcher
+        outcome: tuple[int, str] = (CLIENT_CLOSED, "cancelled")
+        try:
+            async with anyio.create_task_group() as group:
+
+                async def client_hangs_up() -> None:
+                    while (await receive())["type"] != "http.disconnect":
+                        pass
+                    group.cancel_scope.cancel()
+
+                group.start_soon(client_hangs_up)
+                outcome = await self._relay(send)
+                group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.upstream.aclose()
+            exchange.usage = watcher.usage
+            exchange.finished(*outcome)
+            self.pipeline.after(exchange)
+
+    async def _relay(self, send: Send) -> tuple[int, str]:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.upstream.aiter_bytes():
+                self.exchange.first_byte()
+                out = self.watcher.feed(chunk)
+                if out:
+                    await send({"type": "http.response.body", "body": out, "more_body": True})
+        except httpx.HTTPError:  # the provider broke off mid-stream: the client sees the stream end early
+            await send({"type": "http.response.body", "body": self.watcher.finish(), "more_body": False})
+            return self.status_code, "connection"
+        await send({"type": "http.response.body", "body": self.watcher.finish(), "more_body": False})
+        return self.status_code, ""
