@@ -53,8 +53,10 @@ def link_problem(url: str, origin: str) -> str | None:
 
 
 @pytest.fixture
-def pages(month, live_server) -> dict[str, str]:
-    """Every dashboard page, by name, with a budget (and its alerts) and recommendations to show."""
+def pages(month, live_server, settings) -> dict[str, str]:
+    """Every dashboard page, by name, with a budget (and its alerts) and recommendations to show. The site's address
+    is the test server's, as a deployment's SITE_URL is its own (the digest's links are absolute, as in its email)."""
+    settings.SITE_URL = live_server.url
     from billing.models import Budget
     from billing.recommendations import generate
     from billing.tasks import evaluate_all_budgets
@@ -111,7 +113,7 @@ def test_every_page_fits_both_widths_and_links_only_to_dashboard_pages(signed_in
             for target in sorted(set(page.evaluate(TARGETS))):
                 if (problem := link_problem(target, live_server.url)) is not None:
                     problems.append(f"{where}: {problem}")
-    assert visited == 2 * 18
+    assert visited == 2 * 19  # every dashboard page of the fixture, at both widths
     assert problems == [], "\n".join(problems)
 
 
