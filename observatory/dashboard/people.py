@@ -10,6 +10,7 @@ from django.utils.text import slugify
 
 from observatory.access import Viewer, visible_invitations, visible_memberships, visible_products
 from observatory.dashboard.tenancy import new_form_token, teams_with_counts
+from observatory.dashboard.widgets import QuickSelect, QuickTextInput
 from observatory.models import Invitation, Membership, Organization, Product, Role, Team
 from observatory.services import INVITATION_DAYS
 
@@ -26,7 +27,7 @@ class _NamedForm(forms.Form):
 
     model: type[Team] | type[Product]
     noun = ""
-    name = forms.CharField(max_length=200, label="Name")
+    name = forms.CharField(max_length=200, label="Name", widget=QuickTextInput)
 
     def __init__(self, organization: Organization, *args, instance=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -70,7 +71,7 @@ class ProductForm(_NamedForm):
     """A product's name and owning team: one the viewer administers (no team: organization admins only)."""
 
     model, noun = Product, "product"
-    team = forms.ChoiceField(label="Owning team", required=False)
+    team = forms.ChoiceField(label="Owning team", required=False, widget=QuickSelect)
 
     def __init__(self, viewer: Viewer, *args, instance=None, **kwargs) -> None:
         super().__init__(viewer.organization, *args, instance=instance, **kwargs)
@@ -135,7 +136,7 @@ class InviteForm(forms.Form):
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(label="Role", choices=Role.choices)
+    role = forms.ChoiceField(label="Role", choices=Role.choices, widget=QuickSelect)
 
 
 def existing_account(email: str):
