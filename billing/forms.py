@@ -59,9 +59,9 @@ class AlertSourceForm(forms.ModelForm):
     """What budgets and rules share: a name, an owner, channels, and a scope inside one organization."""
 
     email_recipients = EmailListField(required=False)
-    slack_webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https",
+    slack_webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https", label="Slack webhook URL",
                                        help_text="Slack incoming webhook. Empty: the server's SLACK_WEBHOOK_URL, if set.")
-    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+    webhook_url = forms.URLField(required=False, max_length=500, assume_scheme="https", label="Webhook URL")
 
     def __init__(self, *args, organization: Organization, owner=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -102,6 +102,7 @@ class BudgetForm(AlertSourceForm):
         model = Budget
         fields = ["name", "team", "product", "period", "time_zone", "amount_usd", "thresholds", "forecast_alert",
                   *CHANNEL_FIELDS]
+        labels = {"amount_usd": "Amount (USD)"}
 
 
 class AnomalyRuleForm(AlertSourceForm):

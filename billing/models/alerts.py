@@ -35,10 +35,10 @@ def validate_thresholds(value) -> None:
     """Whole percentages of the budget, each between 1 and MAX_THRESHOLD_PERCENT."""
     if not isinstance(value, list) or any(isinstance(item, bool) or not isinstance(item, int) for item in value):
         raise ValidationError("thresholds are a list of whole percentages, e.g. [50, 80, 100].", code="bad_thresholds")
-    for item in value:
-        if not 1 <= item <= MAX_THRESHOLD_PERCENT:
-            raise ValidationError(f"threshold {item}% is out of range: use 1 to {MAX_THRESHOLD_PERCENT} percent.",
-                                  code="threshold_out_of_range")
+    outside = [f"{item}%" for item in value if not 1 <= item <= MAX_THRESHOLD_PERCENT]
+    if outside:  # every one at once, so one correction fixes them all
+        said = f"threshold {outside[0]} is" if len(outside) == 1 else f"thresholds {', '.join(outside)} are"
+        raise ValidationError(f"{said} out of range: use 1 to {MAX_THRESHOLD_PERCENT} percent.", code="threshold_out_of_range")
     if len(set(value)) != len(value):
         raise ValidationError("each threshold may appear once.", code="duplicate_threshold")
 
@@ -46,12 +46,16 @@ def validate_thresholds(value) -> None:
 def validate_email_list(value) -> None:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValidationError("email recipients are a list of addresses.", code="bad_email_list")
+    wrong = []
     for item in value:
         try:
             validate_email(item)
         except ValidationError:
-            # A code of its own: JSONField would replace the message of code "invalid" with "Value must be valid JSON."
-            raise ValidationError(f"{item!r} is not a valid email address.", code="bad_email") from None
+            wrong.append(repr(item))
+    if wrong:  # every wrong address at once; a code of its own: JSONField would replace the message of code "invalid"
+        said = f"{wrong[0]} is" if len(wrong) == 1 else f"{', '.join(wrong)} are"
+        raise ValidationError(f"{said} not {'a valid email address' if len(wrong) == 1 else 'valid email addresses'}.",
+                              code="bad_email")
 
 
 class AlertChannels(models.Model):

@@ -19,12 +19,21 @@ def slot_label(slot: datetime | date) -> str:
 
 
 def chart(kind: str, slots: Sequence[datetime | date], series: dict[str, Sequence[Decimal | float | int | None]],
-          unit: str, stacked: bool = False) -> dict:
-    """`series` maps a legend label to one value per slot; unit is usd, ms, pct or count (axis and tooltips)."""
+          unit: str, stacked: bool = False, scale: str = "linear", axis: str = "") -> dict:
+    """`series` maps a legend label to one value per slot; unit is usd, ms, pct or count (axis and tooltips).
+
+    `scale="log"` draws the value axis in powers of ten, for series of different magnitudes: a p50 of 600 ms
+    next to a p99 of 20,000 ms stays readable instead of lying flat on the floor (values of 0 are not drawn).
+    `axis` titles the value axis.
+    """
+    if scale not in ("linear", "log"):
+        raise ValueError(f"unknown scale {scale!r}")
     return {
         "type": kind,
         "unit": unit,
         "stacked": stacked,
+        "scale": scale,
+        "axis": axis,
         "labels": [slot_label(slot) for slot in slots],
         "datasets": [
             {"label": label, "color": COLORS[i % len(COLORS)],

@@ -77,7 +77,7 @@ def over_time(scope: Scope, period: Period) -> dict:
         ttft = percentiles_from_buckets(merge_buckets(histograms["ttft_buckets"].get(slot, [])), (0.95,))
         for name, value in (("p50", latency[0.5]), ("p95", latency[0.95]), ("p99", latency[0.99]), ("TTFT p95", ttft[0.95])):
             lines[name].append(None if value is None else round(value))
-    return chart("line", period.slots, lines, unit="ms")
+    return chart("line", period.slots, lines, unit="ms", scale="log", axis="milliseconds (log scale)")
 
 
 def slowest_calls(scope: Scope, period: Period, limit: int = 10) -> list[LLMCall]:

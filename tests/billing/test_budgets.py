@@ -272,6 +272,8 @@ def test_the_form_saves_a_valid_budget(org, team):
     ("time_zone", "Mars/Olympus_Mons", "'Mars/Olympus_Mons' is not a known time zone: use an IANA name such as UTC or "
                                        "Europe/Paris."),
     ("email_recipients", "a@example.com, oncall@", "'oncall@' is not a valid email address."),
+    ("email_recipients", "oncall@, a@example.com, bob", "'oncall@', 'bob' are not valid email addresses."),
+    ("thresholds", "0, 50, 1500", "thresholds 0%, 1500% are out of range: use 1 to 1000 percent."),
 ])
 def test_the_form_rejects_bad_input_with_a_clear_message(org, field, value, message):
     form = BudgetForm(_form_data(**{field: value}), organization=org)

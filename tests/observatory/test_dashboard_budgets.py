@@ -2,6 +2,7 @@
 delete and test a budget, and that another team's budget is a 404."""
 
 import json
+import re
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -116,6 +117,22 @@ def test_a_negative_amount_re_renders_the_form_with_the_error(client, team, user
     assert response.status_code == 400
     assert "a budget is more than $0." in shown(response, "error-amount_usd")
     assert b'value="Search monthly"' in response.content  # what was typed is kept
+    assert not Budget.objects.exists()
+
+
+def test_every_wrong_field_shows_its_error_under_it_at_once(client, team, users):
+    response = login(client, users, "admin").post("/budgets/", budget_data(
+        name="", amount_usd="0", thresholds="50, 1500", time_zone="Mars/Base", email_recipients="oncall@, bob",
+        webhook_url="https://hooks.example.com/x", webhook_secret="short"))
+    assert response.status_code == 400
+    assert shown(response, "error-name") == "This field is required."
+    assert shown(response, "error-amount_usd") == "a budget is more than $0."
+    assert shown(response, "error-thresholds") == "threshold 1500% is out of range: use 1 to 1000 percent."
+    assert shown(response, "error-time_zone").startswith("&#x27;Mars/Base&#x27; is not a known time zone")
+    assert shown(response, "error-email_recipients") == "&#x27;oncall@&#x27;, &#x27;bob&#x27; are not valid email addresses."
+    assert shown(response, "error-webhook_secret").startswith("give a secret of at least 16 characters")
+    # the browser leaves the checks to the server, which answers all of them together (not one bubble at a time)
+    assert re.search(rb'<form method="post" action="/budgets/\?org=[^"]+" hx-boost="false" novalidate>', response.content)
     assert not Budget.objects.exists()
 
 

@@ -53,6 +53,7 @@ def test_it_breaks_latency_down_by_model_and_product(client, data):
     assert (answers["label"], answers["count"]) == ("Answers", 43)
     chart = response.context["chart"]
     assert [d["label"] for d in chart["datasets"]] == ["p50", "p95", "p99", "TTFT p95"]
+    assert (chart["scale"], chart["axis"]) == ("log", "milliseconds (log scale)")  # p50 not squashed under p99
     assert len(chart["labels"]) == 7
 
 

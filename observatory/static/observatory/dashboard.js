@@ -25,13 +25,19 @@
       const existing = Chart.getChart(canvas);
       if (existing) existing.destroy();
       const line = spec.type === "line";
+      const log = spec.scale === "log";
+      // A log axis has no 0: such points are left out. Its ticks are labelled at 1, 2 and 5 of each power of ten.
+      const value = (v) => (v === null || (log && Number(v) <= 0) ? null : Number(v));
+      const tick = log
+        ? (v) => ([1, 2, 5].includes(Math.round(v / 10 ** Math.floor(Math.log10(v)))) ? format(v) : "")
+        : (v) => format(v);
       new Chart(canvas, {
         type: spec.type,
         data: {
           labels: spec.labels,
           datasets: spec.datasets.map((d) => ({
             label: d.label,
-            data: d.data.map((v) => (v === null ? null : Number(v))),
+            data: d.data.map(value),
             backgroundColor: line ? d.color + "1f" : d.color,
             borderColor: d.color,
             borderWidth: line ? 2 : 0,
@@ -55,11 +61,13 @@
           scales: {
             x: { stacked: spec.stacked, grid: { display: false }, ticks: { maxTicksLimit: 12, color: "#6b7385" } },
             y: {
+              type: log ? "logarithmic" : "linear",
               stacked: spec.stacked,
-              beginAtZero: true,
+              beginAtZero: !log,
               grid: { color: "#eef0f5" },
               border: { display: false },
-              ticks: { maxTicksLimit: 6, color: "#6b7385", callback: (v) => format(v) },
+              title: { display: Boolean(spec.axis), text: spec.axis, color: "#6b7385" },
+              ticks: { maxTicksLimit: log ? 12 : 6, autoSkip: !log, color: "#6b7385", callback: tick },
             },
           },
         },
@@ -76,6 +84,16 @@
     if (shown) window.history.replaceState(null, "", shown.dataset.settingsUrl);
   });
   document.addEventListener("htmx:afterSettle", (event) => drawCharts(event.detail.target || document));
+
+  // A range picked in place (htmx swaps the page body only) goes with the menu's links too: they get the
+  // querystring the server wrote for the new body (organization, range, filters).
+  document.addEventListener("htmx:afterSettle", (event) => {
+    const source = (event.detail.target || document).querySelector("[data-carry]");
+    if (!source) return;
+    document.querySelectorAll(".sidebar a[href*='?']").forEach((link) => {
+      link.setAttribute("href", link.pathname + source.dataset.carry);  // a path, as the server writes them
+    });
+  });
 
   document.addEventListener("click", (event) => {
     const button = event.target.closest("[data-copy]");
