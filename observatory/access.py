@@ -341,7 +341,7 @@ def team_or_404(viewer: Viewer, slug: str) -> Team:
 
 def visible_products(viewer: Viewer) -> list[Product]:
     """Products to offer in menus: all of the organization's, or those owned by the user's teams."""
-    products = Product.objects.filter(organization=viewer.organization).order_by("name")
+    products = Product.objects.filter(organization=viewer.organization).select_related("team").order_by("name")
     if not viewer.whole_organization:
         products = products.filter(team_id__in=[team.id for team in viewer.teams])
     return list(products)

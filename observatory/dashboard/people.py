@@ -10,6 +10,7 @@ from django.utils.text import slugify
 
 from observatory.access import Viewer, visible_invitations, visible_memberships, visible_products
 from observatory.dashboard.tenancy import new_form_token, teams_with_counts
+from observatory.dashboard.widgets import QuickSelect, QuickTextInput
 from observatory.models import Invitation, Membership, Organization, Product, Role, Team
 from observatory.services import INVITATION_DAYS
 
@@ -26,7 +27,7 @@ class _NamedForm(forms.Form):
 
     model: type[Team] | type[Product]
     noun = ""
-    name = forms.CharField(max_length=200, label="Name")
+    name = forms.CharField(max_length=200, label="Name", widget=QuickTextInput)
 
     def __init__(self, organization: Organization, *args, instance=None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -70,7 +71,7 @@ class ProductForm(_NamedForm):
     """A product's name and owning team: one the viewer administers (no team: organization admins only)."""
 
     model, noun = Product, "product"
-    team = forms.ChoiceField(label="Owning team", required=False)
+    team = forms.ChoiceField(label="Owning team", required=False, widget=QuickSelect)
 
     def __init__(self, viewer: Viewer, *args, instance=None, **kwargs) -> None:
         super().__init__(viewer.organization, *args, instance=instance, **kwargs)
@@ -135,7 +136,7 @@ class InviteForm(forms.Form):
 
 
 class RoleForm(forms.Form):
-    role = forms.ChoiceField(label="Role", choices=Role.choices)
+    role = forms.ChoiceField(label="Role", choices=Role.choices, widget=QuickSelect)
 
 
 def existing_account(email: str):
@@ -143,19 +144,26 @@ def existing_account(email: str):
     return get_user_model().objects.filter(Q(email__iexact=email) | Q(username__iexact=email)).order_by("pk").first()
 
 
-def people_context(viewer: Viewer, bound: dict[str, forms.Form] | None = None) -> dict:
+def people_context(viewer: Viewer, bound: dict[str, forms.Form] | None = None, edit: str = "") -> dict:
     """Rows and forms of the teams, products and people cards; `bound` holds a form just posted with errors, by its
-    prefix (e.g. "team12", "new-team"), shown in its place."""
+    prefix (e.g. "team12", "new-team"), shown in its place. A team's or product's edit form is built only for the row
+    asked for (`edit`, the form's prefix, from the row's Edit link): an organization with fifty teams and a hundred
+    products would otherwise render a hundred and fifty forms nobody opened."""
     bound = bound or {}
 
     def form(prefix: str, make):
         return bound[prefix] if prefix in bound else make(prefix)
 
-    teams = [{"team": team, "form": form(f"team{team.id}", lambda p, t=team: TeamForm(
-                 viewer.organization, instance=t, prefix=p)) if viewer.may_manage_team(team.id) else None}
+    def row_form(prefix: str, make):
+        return bound.get(prefix) or (make(prefix) if prefix == edit else None)
+
+    teams = [{"team": team, "editable": viewer.may_manage_team(team.id), "prefix": f"team{team.id}",
+              "form": row_form(f"team{team.id}", lambda p, t=team: TeamForm(viewer.organization, instance=t, prefix=p))
+              if viewer.may_manage_team(team.id) else None}
              for team in teams_with_counts(viewer)]
-    products = [{"product": product, "form": form(f"product{product.id}", lambda p, pr=product: ProductForm(
-                    viewer, instance=pr, prefix=p)) if viewer.may_manage_team(product.team_id) else None}
+    products = [{"product": product, "editable": viewer.may_manage_team(product.team_id), "prefix": f"product{product.id}",
+                 "form": row_form(f"product{product.id}", lambda p, pr=product: ProductForm(viewer, instance=pr, prefix=p))
+                 if viewer.may_manage_team(product.team_id) else None}
                 for product in visible_products(viewer)]
     members = [{"membership": m, "form": form(f"member{m.id}", lambda p, m=m: RoleForm(
                     initial={"role": m.role}, prefix=p)) if viewer.may_manage_team(m.team_id) else None}

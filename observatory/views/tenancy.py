@@ -31,7 +31,8 @@ def settings_response(request: HttpRequest, viewer: Viewer, form: tenancy.NewKey
     in its place; a new key or invitation link is in this answer only (no-store)."""
     form = form if form is not None else tenancy.NewKeyForm(viewer)
     response = render_page(request, "settings", viewer, None, {
-        **people.people_context(viewer, bound), "new_invitation": new_invitation, "email_problem": email_problem,
+        **people.people_context(viewer, bound, request.GET.get("edit", "")),
+        "new_invitation": new_invitation, "email_problem": email_problem,
         "teams": tenancy.teams_with_counts(viewer), "members": tenancy.members(viewer),
         "keys": [{"key": key, "can_revoke": key.is_active and viewer.can_manage_keys(key.default_team_id)}
                  for key in visible_keys(viewer)],

@@ -280,3 +280,25 @@ def test_people_actions_reject_get_and_require_login(client, data):
     client = data.login(client, "admin")
     for url in urls:
         assert client.get(url).status_code == 405
+
+
+def test_a_rows_edit_form_is_built_only_when_asked_for(client, data):
+    """Fifty teams and a hundred products would be a hundred and fifty forms on every visit: each row links to its
+    form instead (?edit=<row>), and only that row's form is on the page."""
+    admin = data.login(client, "admin")
+    page = admin.get("/settings/").content.decode()
+    for row in (f"team{data.search.id}", f"team{data.ads.id}", f"product{data.answers.id}"):
+        assert f"edit={row}#{row}" in page
+    assert f'action="/settings/teams/{data.search.id}/' not in page
+    assert f'action="/settings/products/{data.answers.id}/' not in page
+
+    editing = admin.get(f"/settings/?edit=team{data.search.id}").content.decode()
+    assert editing.count('action="/settings/teams/') == 2  # the new-team form and this row's rename form
+    assert re.search(rf'name="team{data.search.id}-name"[^>]*value="Search"|value="Search"[^>]*name="team{data.search.id}-name"',
+                     editing)
+    product_form = admin.get(f"/settings/?edit=product{data.answers.id}").content.decode()
+    assert f'action="/settings/products/{data.answers.id}/' in product_form
+    assert f'<option value="{data.search.id}" selected>' in product_form
+
+    viewer = data.login(client, "search_viewer")
+    assert 'action="/settings/teams/' not in viewer.get(f"/settings/?edit=team{data.search.id}").content.decode()
