@@ -161,31 +161,31 @@ def up(argv: list[str]) -> int:
         return 2
 
 
+def _optional_listener(args: argparse.Namespace, name: str, default_port: int, consequence: str) -> None:
+    """Settle the host and port of the gRPC receiver or the gateway (`name`). On its default port, something already
+    listening means it is left out with a note; a port the user chose must be free."""
+    host = getattr(args, f"{name}_host") or args.host
+    setattr(args, f"{name}_host", host)
+    if getattr(args, f"no_{name}"):
+        return
+    if getattr(args, f"{name}_port") is None:
+        setattr(args, f"{name}_port", default_port)
+        try:
+            check_port_free(host, default_port)
+        except LaunchError:
+            say(f"  note: {host}:{default_port} is in use{consequence}. Use --{name}-port to pick another port.")
+            setattr(args, f"no_{name}", True)
+    else:
+        check_port_free(host, getattr(args, f"{name}_port"), f"--{name}-port (or --no-{name})")
+
+
 def _up(args: argparse.Namespace) -> int:
     config = load_config()
     check_port_free(args.host, args.port)
-    args.grpc_host = args.grpc_host or args.host
-    if not args.no_grpc and args.grpc_port is None:  # the default port: if something holds it, go on without gRPC
-        args.grpc_port = DEFAULT_GRPC_PORT
-        try:
-            check_port_free(args.grpc_host, args.grpc_port)
-        except LaunchError:
-            say(f"  note: {args.grpc_host}:{args.grpc_port} is in use (a local OpenTelemetry Collector?): the OTLP/gRPC "
-                "receiver is not started; OTLP/HTTP works as usual. Use --grpc-port to pick another port.")
-            args.no_grpc = True
-    elif not args.no_grpc:
-        check_port_free(args.grpc_host, args.grpc_port, "--grpc-port (or --no-grpc)")
-    args.gateway_host = args.gateway_host or args.host
-    if not args.no_gateway and args.gateway_port is None:
-        args.gateway_port = DEFAULT_GATEWAY_PORT
-        try:
-            check_port_free(args.gateway_host, args.gateway_port)
-        except LaunchError:
-            say(f"  note: {args.gateway_host}:{args.gateway_port} is in use: the gateway is not started; the dashboard "
-                "and ingest work as usual. Use --gateway-port to pick another port.")
-            args.no_gateway = True
-    elif not args.no_gateway:
-        check_port_free(args.gateway_host, args.gateway_port, "--gateway-port (or --no-gateway)")
+    _optional_listener(args, "grpc", DEFAULT_GRPC_PORT,
+                       " (a local OpenTelemetry Collector?): the OTLP/gRPC receiver is not started; OTLP/HTTP works as usual")
+    _optional_listener(args, "gateway", DEFAULT_GATEWAY_PORT,
+                       ": the gateway is not started; the dashboard and ingest work as usual")
     data_dir = config.data_dir
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
