@@ -18,8 +18,8 @@ import uvicorn
 from billing.pricing.at_ingest import catalog_cache
 from billing.services import load_default_catalog
 from gateway.app import Gateway, build_app
-from gateway.services import allow_upstream_host, set_provider_account
 from gateway.rulebook import rulebooks
+from gateway.services import allow_upstream_host, set_provider_account
 from gateway.upstreams import upstream_cache
 from ingest.models import LLMCall
 from observatory.services import create_api_key

@@ -73,6 +73,7 @@ def test_a_stream_is_replayed_as_a_stream(gw, oai, provider, policy):
     assert [c.choices[0].delta.content for c in replayed if c.choices and c.choices[0].delta.content] == ANSWER_PARTS
     assert len(replayed) == len(first) == 5 and all(c.usage is None for c in replayed)  # the hidden usage chunk stays hidden
     paid, cached = gw.calls(2)
+    assert not paid.app_cache_hit and paid.cost_usd == ONE_CALL
     assert cached.streaming and cached.app_cache_hit and cached.cost_avoided_usd == ONE_CALL
     assert cached.output_tokens == 85 and cached.finish_reason == "stop"
 
