@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from gateway import canary as canaries
+from observatory import canary as canaries
 from observatory.access import Viewer, dashboard_view, routing_rule_or_404
 from observatory.dashboard import canary as canary_reads
 from observatory.dashboard import savings

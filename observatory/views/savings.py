@@ -19,11 +19,11 @@ from billing.models import Recommendation
 from billing.monthly import DAYS_PER_MONTH, data_span
 from billing.recommendations import route_for, selfhost
 from billing.tables import Table, csv_response, xlsx_response
-from gateway.canary import suggested_model
 from observatory.access import (
     Viewer,
     dashboard_view,
 )
+from observatory.canary import suggested_model
 from observatory.dashboard import canary as canary_reads
 from observatory.dashboard import prices as price_reads
 from observatory.dashboard import savings

@@ -8,9 +8,9 @@ import openai
 import pytest
 
 from billing.models import Recommendation
-from gateway import canary
 from gateway.routing import bucket
 from gateway.rules import RoutingRule
+from observatory import canary
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HI = [{"role": "user", "content": "hi"}]
