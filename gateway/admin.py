@@ -62,3 +62,6 @@ class ProviderAccountAdmin(admin.ModelAdmin):
         saved = services.set_provider_account(obj.organization, obj.provider, base_url=obj.base_url,
                                               api_key=form.cleaned_data.get("api_key") or None)
         obj.pk = saved.pk
+
+
+from gateway import rules_admin  # noqa: E402,F401 (cache policies and routing rules)

@@ -26,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
+from gateway import routing
+from gateway.cache import ResponseCache
 from gateway.forwarding import PASSTHROUGH_CREDENTIAL, RelayedStream, client_headers, upstream_headers
 from gateway.pipeline import Exchange, Pipeline, attribution_from
 from gateway.recording import Recorder
@@ -58,6 +60,10 @@ class Gateway:
         self.recorder = recorder or Recorder()
         self.pipeline = pipeline or Pipeline()
         self.pipeline.after_upstream.append(self.recorder.submit)
+        # routing rules, then the response cache (on the routed model): gateway.routing, gateway.cache
+        self.cache = ResponseCache(self.pipeline)
+        self.pipeline.before_upstream[:0] = [routing.Router(self._in_db_thread), self.cache]
+        self.pipeline.after_upstream.insert(0, self.cache.keep)
         self.client: httpx.AsyncClient | None = None
         self._db = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="gateway-db")
 
@@ -75,6 +81,7 @@ class Gateway:
         if self.client is not None:
             await self.client.aclose()
         await asyncio.get_running_loop().run_in_executor(None, self.recorder.stop)
+        await asyncio.get_running_loop().run_in_executor(None, self.cache.close)
         barrier = threading.Barrier(DB_THREADS)
 
         def close_this_threads_connections() -> None:
@@ -135,7 +142,7 @@ class Gateway:
             raise Refusal(403, str(upstream))
         streaming = route.streams and body.get("stream") is True
         exchange = Exchange(api_key=api_key, route=route, upstream=upstream, body=body, raw=raw, model=body["model"],
-                            streaming=streaming, attribution=attribution_from(request.headers),
+                            streaming=streaming, attribution=attribution_from(request.headers), headers=request.headers,
                             started=arrived[0], started_ns=arrived[1])
         if streaming and route.provider == OPENAI and route.operation == "chat":
             options = body.get("stream_options")
@@ -151,17 +158,12 @@ class Gateway:
             return refusal_response(route.provider, 401, (
                 f"no {route.provider} API key: an organization admin stores one for the gateway, or the client sends "
                 f"its own in the {PASSTHROUGH_CREDENTIAL} header"))
-        outgoing = self.client.build_request(
-            "POST", exchange.upstream.base_url + route.upstream_path, content=exchange.raw,
-            headers=upstream_headers(request.headers, route.provider, credential, exchange.streaming),
-        )
-        try:
-            upstream = await self.client.send(outgoing, stream=True)
-        except httpx.TimeoutException:
-            return self._failed(exchange, 504, "timeout", f"the {route.provider} API did not answer in time")
-        except httpx.HTTPError as exc:
-            return self._failed(exchange, 502, "connection",
-                                f"the {route.provider} API could not be reached ({type(exc).__name__})")
+        upstream = await self._send(request, exchange, credential)
+        if exchange.fallback is not None:  # a routing rule's fallback (gateway.routing)
+            upstream = await routing.with_fallback(exchange, upstream, lambda: self._send(request, exchange, credential),
+                                                   self.pipeline, error_type_of)
+        if isinstance(upstream, routing.UpstreamFailure):
+            return self._failed(exchange, upstream.status, upstream.error_type, upstream.message)
         if exchange.streaming and upstream.status_code < 400 and \
                 upstream.headers.get("content-type", "").startswith("text/event-stream"):
             watcher = StreamWatcher(route, hide_usage_chunk=exchange.hidden_usage)
@@ -174,6 +176,8 @@ class Gateway:
         finally:
             await upstream.aclose()
         if upstream.status_code < 400:
+            if exchange.capture is not None:
+                exchange.capture.append(content)
             exchange.usage = usage_from_body(route, content)
             exchange.finished(upstream.status_code)
         else:
@@ -181,6 +185,21 @@ class Gateway:
         response = Response(content, status_code=upstream.status_code, background=self._after_sending(exchange))
         response.raw_headers = [*client_headers(upstream.headers), (b"content-length", str(len(content)).encode())]
         return response
+
+    async def _send(self, request: Request, exchange: Exchange, credential: str):
+        """The provider's answer (its body not read yet), or the UpstreamFailure when there is none."""
+        route = exchange.route
+        outgoing = self.client.build_request(
+            "POST", exchange.upstream.base_url + route.upstream_path, content=exchange.raw,
+            headers=upstream_headers(request.headers, route.provider, credential, exchange.streaming),
+        )
+        try:
+            return await self.client.send(outgoing, stream=True)
+        except httpx.TimeoutException:
+            return routing.UpstreamFailure(504, "timeout", f"the {route.provider} API did not answer in time")
+        except httpx.HTTPError as exc:
+            return routing.UpstreamFailure(502, "connection",
+                                           f"the {route.provider} API could not be reached ({type(exc).__name__})")
 
     def _failed(self, exchange: Exchange, status: int, error_type: str, message: str) -> Response:
         exchange.finished(status, error_type)

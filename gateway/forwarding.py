@@ -79,10 +79,15 @@ class RelayedStream(Response):
             async for chunk in self.upstream.aiter_bytes():
                 self.exchange.first_byte()
                 out = self.watcher.feed(chunk)
+                if self.exchange.capture is not None:  # the response cache keeps the stream as the client got it
+                    self.exchange.capture.append(out)
                 if out:
                     await send({"type": "http.response.body", "body": out, "more_body": True})
         except httpx.HTTPError:  # the provider broke off mid-stream: the client sees the stream end early
             await send({"type": "http.response.body", "body": self.watcher.finish(), "more_body": False})
             return self.status_code, "connection"
-        await send({"type": "http.response.body", "body": self.watcher.finish(), "more_body": False})
+        rest = self.watcher.finish()
+        if self.exchange.capture is not None:
+            self.exchange.capture.append(rest)
+        await send({"type": "http.response.body", "body": rest, "more_body": False})
         return self.status_code, ""

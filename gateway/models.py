@@ -50,3 +50,6 @@ class ProviderAccount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} ({self.base_url or 'public API'})"
+
+
+from gateway.rules import CachedResponse, CachePolicy, RoutingRule  # noqa: E402,F401 (the cache and routing models)

@@ -9,7 +9,7 @@ cut — off the response path; the recorder is one.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -47,6 +47,14 @@ class Exchange:
     http_status: int | None = None
     error_type: str = ""
     usage: Usage = field(default_factory=Usage)
+    # routing and the response cache (gateway.routing, gateway.cache) -------------------------------------------
+    headers: Mapping[str, str] = field(default_factory=dict)  # the client's request headers
+    attributes: dict[str, object] = field(default_factory=dict)  # recorded with the call: the rule and arm that served it
+    fallback: object | None = None  # gateway.routing.Fallback: where a 429, 5xx or timeout is retried once
+    cache_key: str = ""  # set on a cache miss the response cache will fill
+    cache_ttl: int = 0
+    capture: list[bytes] | None = None  # the answer's bytes as the client got them, while the cache wants them
+    cache_hit: bool = False  # answered from the response cache: recorded as an app-cache hit, cost avoided
 
     def rewrite(self, **fields: object) -> None:
         """Change fields of the request body before it goes upstream (a routing rule's model, stream options)."""

@@ -51,8 +51,8 @@ def call_fields(exchange: Exchange) -> CallFields:
         team=attribution.get("team", ""), product=attribution.get("product", ""),
         feature=attribution.get("feature", ""), environment=attribution.get("environment", ""),
         end_user=attribution.get("end_user", ""), session=attribution.get("session", ""),
-        source=SOURCE, source_version=SOURCE_VERSION,
-        attributes={"server.address": exchange.upstream.host},
+        source=SOURCE, source_version=SOURCE_VERSION, app_cache_hit=exchange.cache_hit,
+        attributes={"server.address": exchange.upstream.host, **exchange.attributes},
     )
 
 

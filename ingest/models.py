@@ -206,3 +206,6 @@ class MetricSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name}={self.value} @ {self.time:%Y-%m-%d %H:%M:%S}"
+
+
+from ingest.feedback import Feedback  # noqa: E402,F401 (user feedback on calls)

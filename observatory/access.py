@@ -87,7 +87,7 @@ def grants_of(user, api_key: ApiKey | None = None) -> dict[int, tuple[int, ...] 
 
 # budgets, rules, SLOs and recommendations without a team belong to their product's owning team; calls and rollups
 # belong to the team they were attributed to, nothing else
-OWNED_THROUGH_PRODUCT = {"budget", "anomalyrule", "latencyslo", "recommendation"}
+OWNED_THROUGH_PRODUCT = {"budget", "anomalyrule", "latencyslo", "recommendation", "routingrule", "cachepolicy"}
 
 
 def _team_condition(model, team_ids: tuple[int, ...]) -> Q:
@@ -422,6 +422,17 @@ def require_manage_team(viewer: Viewer, team_id: int | None) -> None:
     if not viewer.may_manage_team(team_id):
         raise PermissionDenied("only organization admins, and admins of this team, may manage it."
                                if team_id else "only organization admins may manage organization-wide roles.")
+
+
+def routing_rule_or_404(viewer: Viewer, rule_id: int):
+    """A gateway routing rule (a canary) the viewer may read: its team's, or its product's owning team's."""
+    from gateway.rules import RoutingRule
+
+    rule = viewer.readable(RoutingRule.objects.select_related("team", "product", "recommendation")).filter(
+        pk=rule_id).first()
+    if rule is None:
+        raise Http404("No such routing rule.")
+    return rule
 
 
 def invitation_for_token(token_hash: str) -> Invitation | None:

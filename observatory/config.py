@@ -55,6 +55,7 @@ class Config:
     gateway_allowed_hosts: list[str] = field(default_factory=list)
     gateway_secret_key: str = ""
     gateway_max_body_bytes: int = 32 * 1024 * 1024
+    gateway_redis_url: str = ""  # the gateway's shared response cache; empty: PostgreSQL
     extra: dict = field(default_factory=dict)
 
 
@@ -223,7 +224,15 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         gateway_allowed_hosts=[host.lower() for host in _list(env, "OBSERVATORY_GATEWAY_ALLOWED_HOSTS", [])],
         gateway_secret_key=_gateway_secret_key(env),
         gateway_max_body_bytes=_int(env, "OBSERVATORY_GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024),
+        gateway_redis_url=_redis_url(env, "OBSERVATORY_GATEWAY_REDIS_URL"),
     )
+
+
+def _redis_url(env: dict[str, str], name: str) -> str:
+    url = env.get(name, "").strip()
+    if url and url.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{name}={url!r} is not a Redis URL: use redis://host:6379/0 (or leave it empty for PostgreSQL)")
+    return url
 
 
 def _gateway_secret_key(env: dict[str, str]) -> str:

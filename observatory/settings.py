@@ -135,6 +135,7 @@ SPOOL_DRAIN_IN_BACKGROUND = True
 GATEWAY_ALLOWED_HOSTS = CONFIG.gateway_allowed_hosts
 GATEWAY_SECRET_KEY = CONFIG.gateway_secret_key
 GATEWAY_MAX_BODY_BYTES = CONFIG.gateway_max_body_bytes
+GATEWAY_REDIS_URL = CONFIG.gateway_redis_url  # the response cache shared by gateway processes (empty: PostgreSQL)
 RETENTION_DAYS = CONFIG.retention_days
 PARTITION_DAYS_AHEAD = 7
 
@@ -191,6 +192,7 @@ CELERY_BEAT_SCHEDULE = {
     "recommendations": {"task": "billing.tasks.generate_recommendations", "schedule": crontab(hour=3, minute=17)},
     "weekly-digest": {"task": "observatory.tasks.send_weekly_digest",
                       "schedule": crontab(day_of_week="mon", hour=8, minute=0)},
+    "purge-gateway-cache": {"task": "gateway.tasks.purge_expired_responses", "schedule": crontab(minute="*/15")},
     "retry-weekly-digests": {"task": "observatory.tasks.retry_weekly_digests", "schedule": crontab(minute="*/10")},
 }
 

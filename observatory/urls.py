@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from observatory import health
-from observatory.views import budgets, calls, digest, gpu, people, savings, spend, tenancy
+from observatory.views import budgets, calls, digest, gpu, people, routing, savings, spend, tenancy
 
 urlpatterns = [
     path("", include("ingest.urls")),  # first: OTLP exporters post here many times a second
@@ -34,6 +34,9 @@ urlpatterns = [
     path("recommendations/refresh/", savings.refresh_recommendations, name="refresh-recommendations"),
     path("recommendations/<int:rec_id>/status/", savings.recommendation_status, name="recommendation-status"),
     path("recommendations/exports/<slug:kind>/", savings.download_export, name="download-export"),
+    path("recommendations/<int:rec_id>/canary/", routing.apply_canary, name="apply-canary"),
+    path("routing/<int:rule_id>/", routing.canary_page, name="canary"),
+    path("routing/<int:rule_id>/change/", routing.change_canary, name="change-canary"),
     path("what-if/", savings.what_if, name="what-if"),
     path("what-if/models/", savings.what_if_models, name="what-if-models"),
     path("settings/", tenancy.settings_page, name="settings"),

@@ -23,6 +23,8 @@ from observatory.access import (
     Viewer,
     dashboard_view,
 )
+from observatory.canary import suggested_model
+from observatory.dashboard import canary as canary_reads
 from observatory.dashboard import prices as price_reads
 from observatory.dashboard import savings
 from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
@@ -52,8 +54,12 @@ def recommendations(request: HttpRequest, viewer: Viewer) -> HttpResponse:
             for r in shown.select_related("team", "product").iterator(chunk_size=EXPORT_CHUNK)
         )), csv_name("recommendations", viewer, None))
     today = timezone.now().date()
+    rows = savings.rows(viewer, shown)
+    running = canary_reads.canaries_by_recommendation(viewer)  # "Apply as a canary", or a link to the running one
+    for row in rows:
+        row["canary"], row["suggested_model"] = running.get(row["rec"].id), suggested_model(row["rec"])
     return render_page(request, "recommendations", viewer, None, {
-        "rows": savings.rows(viewer, shown), "summary": savings.summary(visible), "kind": kind, "status": status,
+        "rows": rows, "summary": savings.summary(visible), "kind": kind, "status": status,
         "baseline": savings.spend_baseline(viewer),
         "kinds": Recommendation.Kind.choices, "statuses": Recommendation.Status.choices,
         "may_refresh": savings.may_refresh(viewer), "months": savings.export_months(today),

@@ -3,6 +3,7 @@ per model call to Observatory, off the app's hot path. Start with `init()` and `
 
 from .api import flush, init, instrument, record_cache_hit, shutdown, stats, uninstrument, wrap
 from .attribution import attribute, copy_context, current_attribution
+from .feedback import feedback
 from .version import __version__
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "attribute",
     "copy_context",
     "current_attribution",
+    "feedback",
     "flush",
     "init",
     "instrument",

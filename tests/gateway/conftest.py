@@ -18,6 +18,7 @@ import uvicorn
 from billing.pricing.at_ingest import catalog_cache
 from billing.services import load_default_catalog
 from gateway.app import Gateway, build_app
+from gateway.rulebook import rulebooks
 from gateway.services import allow_upstream_host, set_provider_account
 from gateway.upstreams import upstream_cache
 from ingest.models import LLMCall
@@ -56,6 +57,7 @@ def serve_gateway(settings, tmp_path):
     settings.DATA_DIR = tmp_path  # the vault's key file, the spool
     settings.SPOOL_DRAIN_IN_BACKGROUND = False
     upstream_cache.clear()
+    rulebooks.clear()
     servers = []
 
     def start(gateway: Gateway | None = None) -> RunningGateway:
