@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .content import messages_json
-from .fingerprints import fingerprint
+from .fingerprints import canonical_text, digest
 from .settings import Settings
 
 # Request fields that do not change what the model answers: left out of `observatory.request_hash`.
@@ -90,11 +90,11 @@ class Operation:
 
 
 class Call:
-    """One model call as the hot path records it: timestamps, and attributes already read off the
-    request (when the call starts, so changing `messages` afterwards changes nothing) and off the
-    response. It keeps no reference to the request or response objects: kept alive in a queue
-    until the worker gets to them, they would make Python's garbage collector work harder than
-    the SDK itself."""
+    """One model call as the hot path records it: timestamps, attributes already read off the
+    request (when the call starts, so changing `messages` afterwards changes nothing) and a
+    `Summary` read off the response (turned into attributes by the worker). It keeps no reference
+    to the request or response objects: kept alive in a queue until the worker gets to them, they
+    would make Python's garbage collector work harder than the SDK itself."""
 
     __slots__ = (
         "attributes",
@@ -106,6 +106,7 @@ class Call:
         "operation",
         "start_ns",
         "status_code",
+        "summary",
     )
 
     def __init__(
@@ -125,6 +126,8 @@ class Call:
         self.first_chunk_ns: int | None = None
         self.error_type: str | None = None
         self.status_code: int | None = None
+        self.summary: Summary | None = None
+        """What the response said; turned into attributes by the worker."""
 
     def fail(self, error: BaseException) -> None:
         self.error_type = type(error).__name__
@@ -159,6 +162,20 @@ def _server(client: Any) -> tuple[str | None, int | None]:
     return server
 
 
+_heads: dict[tuple[str, str], str] = {}
+
+
+def _request_head(operation: Operation) -> str:
+    key = (operation.provider, operation.name)
+    head = _heads.get(key)
+    if head is None:
+        head = _heads[key] = "d3:" + "".join(
+            f"s{len(name)}:{name}" + (f"s{len(value)}:{value}" if value is not None else "")
+            for name, value in (("operation", operation.name), ("provider", operation.provider), ("request", None))
+        )
+    return head
+
+
 def request_attributes(operation: Operation, kwargs: Mapping[str, Any], client: Any, settings: Settings) -> dict[str, Any]:
     """Attributes read off the request (the call's keyword arguments), hashes included; runs on
     the app's thread when the call starts."""
@@ -180,13 +197,14 @@ def request_attributes(operation: Operation, kwargs: Mapping[str, Any], client: 
     prefix = operation.prompt_prefix(request)
     seen: dict[int, str] = {}
     if prefix is not None:
-        prefix_hash = fingerprint(prefix, seen)
-        if prefix_hash:
-            attributes["observatory.prompt_prefix_hash"] = prefix_hash
-    semantic = {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
-    request_hash = fingerprint({"provider": operation.provider, "operation": operation.name, "request": semantic}, seen)
-    if request_hash:
-        attributes["observatory.request_hash"] = request_hash
+        prefix_text = canonical_text(prefix, seen)
+        if prefix_text is not None:
+            attributes["observatory.prompt_prefix_hash"] = digest(prefix_text)
+    request_text = canonical_text({key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}, seen)
+    if request_text is not None:
+        # The canonical form of {"provider": ..., "operation": ..., "request": the request}, keys
+        # sorted, written without building that mapping.
+        attributes["observatory.request_hash"] = digest(_request_head(operation) + request_text)
     user = operation.user(request)
     if isinstance(user, str) and user:
         attributes["user.id"] = user
@@ -228,10 +246,13 @@ def span_name(call: Call) -> str:
 
 
 def span_attributes(call: Call, settings: Settings) -> dict[str, Any]:
-    """All span attributes of a finished call: what the hot path read, plus attribution (the
-    init() defaults under the active `attribute()` values), time to first chunk and the error.
+    """All span attributes of a finished call: what the hot path read off the request and the
+    response, plus attribution (the init() defaults under the active `attribute()` values), time
+    to first chunk and the error.
     Runs on the worker, which owns the call by then, so the call's own dict is completed."""
     attributes = call.attributes
+    if call.summary is not None:
+        attributes.update(response_attributes(call.summary, settings))
     for key, value in {**settings.default_attribution, **call.attribution}.items():
         attributes[_ATTRIBUTION_KEYS[key]] = value
     if call.first_chunk_ns is not None:

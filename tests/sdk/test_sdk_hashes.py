@@ -139,3 +139,35 @@ def test_a_long_messages_list_is_hashed_from_its_length_ends_and_samples():
 def test_a_string_and_a_number_of_the_same_text_hash_differently():
     assert fingerprint({"a": "1"}) != fingerprint({"a": 1}) != fingerprint({"a": 1.0})
     assert fingerprint(["ab", "c"]) != fingerprint(["a", "bc"])
+
+
+DOCUMENT = "".join(f"Clause {n}: the supplier delivers the goods listed in schedule {n % 97} on time. " for n in range(5600))
+
+
+def test_the_hashes_keep_their_values_across_sdk_releases():
+    """Values written by SDK 0.2 before the faster canonical writer: the dashboard groups calls by these
+    hashes, so spans from both releases of the same request must still land in one group."""
+    short = _hashes(
+        CHAT,
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": "You are a terse assistant."}, {"role": "user", "content": "Say hello."}],
+        max_tokens=100,
+    )
+    long_document = _hashes(
+        CHAT,
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": "Read it."}, {"role": "user", "content": "Summarize:\n\n" + DOCUMENT}],
+        temperature=0.5,
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "enum": list(range(100))}}}],
+    )
+    anthropic_blocks = _hashes(
+        ANTHROPIC_MESSAGES,
+        model="claude-sonnet-4",
+        system="Be brief.",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+        max_tokens=5,
+    )
+
+    assert short == ("b31e35417d689e862e7c211c1722fff2", "1bb76cf378bb7b1eefa61b1bd05bb7e2")
+    assert long_document == ("603856438ebac70d39b8e21ac7fd92ca", "01bf5ecb8422f639c088084e48d4344b")
+    assert anthropic_blocks == ("0c5cf16aa07c4acc3112fc2f4b837263", "f364ad17af567553befc34e96400d33f")
