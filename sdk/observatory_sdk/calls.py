@@ -200,7 +200,8 @@ def request_attributes(operation: Operation, kwargs: Mapping[str, Any], client: 
         prefix_text = canonical_text(prefix, seen)
         if prefix_text is not None:
             attributes["observatory.prompt_prefix_hash"] = digest(prefix_text)
-    request_text = canonical_text({key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}, seen)
+    semantic = {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
+    request_text = canonical_text(semantic, seen, depth=1)  # one level down, under "request"
     if request_text is not None:
         # The canonical form of {"provider": ..., "operation": ..., "request": the request}, keys
         # sorted, written without building that mapping.

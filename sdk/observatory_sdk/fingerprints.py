@@ -131,11 +131,11 @@ def _items_text(items: Any, depth: int, seen: dict[int, str] | None) -> str:
     return f"l{size}:" + "".join([_text(item, deeper, seen) for item in chosen])
 
 
-def canonical_text(payload: Any, seen: dict[int, str] | None = None) -> str | None:
-    """The canonical form of `payload` (see the module docstring); None when part of it cannot be
-    read (a one-shot iterator, an unknown object, a cycle)."""
+def canonical_text(payload: Any, seen: dict[int, str] | None = None, depth: int = 0) -> str | None:
+    """The canonical form of `payload` (see the module docstring), written as if `depth` levels
+    down; None when part of it cannot be read (a one-shot iterator, an unknown object, a cycle)."""
     try:
-        return _text(payload, 0, seen)
+        return _text(payload, depth, seen)
     except (_NotHashable, TypeError, ValueError, RecursionError):
         return None
 
