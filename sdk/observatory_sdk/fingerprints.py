@@ -90,6 +90,10 @@ def _text(value: Any, depth: int, seen: dict[int, str] | None) -> str:
             text = _mapping_text(value, depth, seen) if kind is dict else _items_text(value, depth, seen)
             seen[id(value)] = text
         return text
+    if kind is _Sampled:
+        return f"l{value.size}:" + "".join([_text(item, depth + 1, seen) for item in value])
+    if kind is _Dumped:
+        return _text(value.value, depth + 1, None)
     if isinstance(value, Mapping):
         return _mapping_text(value, depth, seen)
     if isinstance(value, list | tuple):
@@ -129,6 +133,80 @@ def _items_text(items: Any, depth: int, seen: dict[int, str] | None) -> str:
     deeper = depth + 1
     chosen = items if size <= WHOLE_ITEMS else _sampled_items(items)
     return f"l{size}:" + "".join([_text(item, deeper, seen) for item in chosen])
+
+
+class _Sampled(list):  # type: ignore[type-arg]
+    """A snapshot of a list longer than WHOLE_ITEMS: its sampled items only, and its length."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int, items: list[Any]) -> None:
+        super().__init__(items)
+        self.size = size
+
+
+class _Dumped(dict):  # type: ignore[type-arg]
+    """A snapshot of a pydantic request object: its dump (`value`), read like the object's fields
+    (a dict dump is the mapping itself), hashed one level down like the object."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value if type(value) is dict else ())
+        self.value = value
+
+
+class _Unreadable:
+    """Stands in for what has no stable form (a one-shot iterator, an unknown object, too deep)."""
+
+
+_UNREADABLE = _Unreadable()
+_SHARED = frozenset({str, int, float, bool, type(None), bytes})
+_SNAPSHOT_DEPTH = MAX_DEPTH + 4  # the request sits one level down in its hash, messages one up in the prefix's
+
+
+def snapshot(value: Any, depth: int = 0) -> Any:
+    """A copy of a request value that the app can no longer change and that hashes (and reads) as
+    the value did when it was taken: containers are copied, strings and numbers shared, so its
+    cost grows with the number of containers and items, never with the length of a text; a list
+    longer than WHOLE_ITEMS keeps only the items its hash reads. Made on the app's thread when the
+    call starts; the hashes are written from it later, by the export thread."""
+    kind = type(value)
+    if kind in _SHARED:
+        return value
+    if depth > _SNAPSHOT_DEPTH:
+        return _UNREADABLE
+    if kind is dict:
+        copy = value.copy()
+        for key, item in copy.items():
+            if type(item) not in _SHARED:
+                copy[key] = snapshot(item, depth + 1)
+        return copy
+    if (kind is list or kind is tuple) and len(value) <= WHOLE_ITEMS:
+        items = [item if type(item) in _SHARED else snapshot(item, depth + 1) for item in value]
+        return items if kind is list else tuple(items)
+    return _snapshot_other(value, depth)
+
+
+def _snapshot_other(value: Any, depth: int) -> Any:
+    if isinstance(value, Mapping):
+        return {key: snapshot(value[key], depth + 1) for key in value}
+    if isinstance(value, list | tuple):
+        if len(value) <= WHOLE_ITEMS:
+            return [snapshot(item, depth + 1) for item in value]
+        return _Sampled(len(value), [snapshot(item, depth + 1) for item in _sampled_items(value)])
+    if hasattr(value, "model_dump"):
+        try:
+            return _Dumped(snapshot(value.model_dump(mode="json", exclude_unset=True), depth + 1))
+        except Exception:
+            return _UNREADABLE
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return value[:]
+    if isinstance(value, int | float):
+        return (float if isinstance(value, float) else int)(value)
+    return _UNREADABLE
 
 
 def canonical_text(payload: Any, seen: dict[int, str] | None = None, depth: int = 0) -> str | None:
