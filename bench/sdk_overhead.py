@@ -2,14 +2,17 @@
 run beside the Langfuse and OpenLLMetry wrappers, on a short prompt and on a 100k-token one;
 prints tables and writes bench/results/sdk_overhead-<UTC time>.json.
 
-The headline is CPU of all threads per call: `time.process_time()` over the timed calls and the
-exporter's flush at the end of each block (so the background export is counted), minus the same
-for the raw client. Each wrapper runs in its own subprocess with its own OTLP sink process, in
-interleaved rounds; inside it, blocks of raw and instrumented calls alternate (raw/instrumented,
-then instrumented/raw, ...) so that the machine's drift falls on both alike. The peers patch
-openai's classes, so their blocks switch the patched method in and out; ours wraps one client.
-Both run against a loopback fake OpenAI server in its own process (TCP_NODELAY), then with the
-same canned answer served in-process by an httpx mock transport (no network, no server noise).
+The headline is CPU of all threads per call, instrumented minus raw. Each wrapper runs in its own
+subprocess with its own OTLP sink process, in interleaved rounds; inside it, BLOCKS short blocks of
+raw and instrumented calls alternate (raw/instrumented, then instrumented/raw, ...) so that the
+machine's drift falls on both alike. Per block the calling thread's CPU is read
+(`time.thread_time`); the CPU of every other thread of the process over the run (the exporters'
+background threads) and the exporter's flush at the end are added to the instrumented side
+(`time.process_time` minus the calling thread's), so the background export is counted however the
+exporter schedules it. The peers patch openai's classes, so their blocks switch the patched method
+in and out; ours wraps one client. Both run against a loopback fake OpenAI server in its own
+process (TCP_NODELAY), then with the same canned answer served in-process by an httpx mock
+transport (no network, no server noise). The load average before and after the run is recorded.
 Import cost (RSS and modules added by importing each wrapper after openai) is measured in fresh
 processes.
 
@@ -33,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CLIENTS = ("observatory", "langfuse", "openllmetry")
 PROMPTS = ("short", "100k")
-BLOCKS = 4
+BLOCKS = 50  # per side and run, alternating
 SYSTEM = {"role": "system", "content": "You are a terse assistant."}
 # ~425 KiB of English text: about 100k tokens.
 DOCUMENT = "".join(f"Clause {n}: the supplier delivers the goods listed in schedule {n % 97} on time. " for n in range(5600))
@@ -150,19 +153,23 @@ def _make_clients(kind: str, provider_url: str, sink_url: str) -> tuple[Any, Any
     return client, client, flush, switch
 
 
-def _block(client: Any, messages: list[dict[str, str]], calls: int, flush: Any, timings: list[int]) -> float:
-    """CPU seconds of all threads for `calls` chat calls and the flush after them."""
-    cpu_start = time.process_time()
+def _block(client: Any, messages: list[dict[str, str]], calls: int, timings: list[int]) -> tuple[float, float]:
+    """(CPU seconds of the calling thread, wall seconds) for `calls` chat calls."""
+    cpu_start, wall_start = time.thread_time(), time.perf_counter()
     for _ in range(calls):
         began = time.perf_counter_ns()
         client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=100)
         timings.append(time.perf_counter_ns() - began)
-    flush()
-    return time.process_time() - cpu_start
+    return time.thread_time() - cpu_start, time.perf_counter() - wall_start
 
 
 def run_client(kind: str, provider_url: str, sink_url: str, calls: int, prompt: str) -> None:
-    """Child process: alternating blocks of raw and instrumented calls; prints both as JSON."""
+    """Child process: short alternating blocks of raw and instrumented calls; prints both as JSON.
+
+    The calling thread's CPU is read per block (`time.thread_time`), so blocks can be short and
+    many, and the machine's drift falls on both sides alike; every other thread's CPU over the run
+    (the exporters' background threads, the final flush included) is the process's CPU minus the
+    calling thread's, and is charged to the instrumented side (the raw client has no threads)."""
     import gc
 
     messages = PROMPT_MESSAGES[prompt]
@@ -171,34 +178,48 @@ def run_client(kind: str, provider_url: str, sink_url: str, calls: int, prompt: 
     except Exception as error:  # a missing peer is reported, not faked
         print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
         return
-    sides = {"raw": (raw, lambda: None, False), "instrumented": (client, flush, True)}
+    sides = {"raw": (raw, False), "instrumented": (client, True)}
     warmup = max(10, calls // 10)
-    for side_client, side_flush, on in sides.values():
+    for side_client, on in sides.values():
         switch(on)
-        _block(side_client, messages, warmup, side_flush, [])
+        _block(side_client, messages, warmup, [])
+    switch(True)
+    flush()
     gc.collect()
     per_block = max(1, calls // BLOCKS)
     cpu = {"raw": 0.0, "instrumented": 0.0}
+    wall = {"raw": 0.0, "instrumented": 0.0}
     timings: dict[str, list[int]] = {"raw": [], "instrumented": []}
     rss_before = _rss_kib()
-    wall_start = {"raw": 0.0, "instrumented": 0.0}
+    process_start, thread_start = time.process_time(), time.thread_time()
     for block in range(BLOCKS):
         order = ("raw", "instrumented") if block % 2 == 0 else ("instrumented", "raw")
         for side in order:
-            side_client, side_flush, on = sides[side]
+            side_client, on = sides[side]
             switch(on)
-            began = time.perf_counter()
-            cpu[side] += _block(side_client, messages, per_block, side_flush, timings[side])
-            wall_start[side] += time.perf_counter() - began
+            block_cpu, block_wall = _block(side_client, messages, per_block, timings[side])
+            cpu[side] += block_cpu
+            wall[side] += block_wall
+    flush_cpu, flush_wall = time.thread_time(), time.perf_counter()
+    flush()
+    cpu["instrumented"] += time.thread_time() - flush_cpu
+    wall["instrumented"] += time.perf_counter() - flush_wall
+    background = (time.process_time() - process_start) - (time.thread_time() - thread_start)
+    cpu["instrumented"] += background
     total = per_block * BLOCKS
-    result: dict[str, Any] = {"calls": total, "rss_growth_kib": _rss_kib() - rss_before}
+    result: dict[str, Any] = {
+        "calls": total,
+        "calls_per_block": per_block,
+        "rss_growth_kib": _rss_kib() - rss_before,
+        "background_cpu_us_per_call": background / total * 1e6,
+    }
     for side in sides:
         values = sorted(timings[side])
         result[side] = {
             "median_us": values[len(values) // 2] / 1000,
             "p99_us": values[int(len(values) * 0.99)] / 1000,
             "mean_us": statistics.fmean(values) / 1000,
-            "with_flush_us_per_call": wall_start[side] / total * 1e6,
+            "with_flush_us_per_call": wall[side] / total * 1e6,
             "cpu_us_per_call": cpu[side] / total * 1e6,
         }
     print(json.dumps(result), flush=True)
@@ -367,7 +388,7 @@ def main() -> None:
             _print_table(f"{label}, {prompt} prompt", summary[key][prompt], calls[prompt])
     print("raw: the uninstrumented client, in blocks alternating with the instrumented one in the same subprocess;")
     print("+median/+p99/+cpu/+flush: instrumented minus raw, median over rounds; +cpu: CPU of all threads of the")
-    print("process per call, the exporter's flush after each block included; +flush: wall time per call with it.")
+    print("process per call, background threads and the exporter's final flush included; +flush: wall time per call with it.")
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"sdk_overhead-{started}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
@@ -410,6 +431,7 @@ def _summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "median_us": middle("instrumented", "median_us"),
             "p99_us": middle("instrumented", "p99_us"),
             "rss_growth_kib": round(statistics.median(run["rss_growth_kib"] for run in good)),
+            "background_cpu_us_per_call": round(statistics.median(run["background_cpu_us_per_call"] for run in good), 1),
             "spans_received_per_run": [run["sink"].get("spans") for run in good],
         }
         for key in _ADDED:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .content import messages_json
-from .fingerprints import fingerprint
+from .failures import log_once
+from .fingerprints import canonical_text, digest, snapshot
 from .settings import Settings
 
 # Request fields that do not change what the model answers: left out of `observatory.request_hash`.
@@ -90,11 +91,12 @@ class Operation:
 
 
 class Call:
-    """One model call as the hot path records it: timestamps, and attributes already read off the
-    request (when the call starts, so changing `messages` afterwards changes nothing) and off the
-    response. It keeps no reference to the request or response objects: kept alive in a queue
-    until the worker gets to them, they would make Python's garbage collector work harder than
-    the SDK itself."""
+    """One model call as the hot path records it: timestamps, attributes already read off the
+    request, a snapshot of the request (taken when the call starts, so changing `messages`
+    afterwards changes nothing; hashed by the worker) and a `Summary` read off the response
+    (turned into attributes by the worker). It keeps no reference to the request or response
+    objects: kept alive in a queue until the worker gets to them, they would make Python's garbage
+    collector work harder than the SDK itself."""
 
     __slots__ = (
         "attributes",
@@ -104,8 +106,10 @@ class Call:
         "error_type",
         "first_chunk_ns",
         "operation",
+        "request",
         "start_ns",
         "status_code",
+        "summary",
     )
 
     def __init__(
@@ -125,6 +129,10 @@ class Call:
         self.first_chunk_ns: int | None = None
         self.error_type: str | None = None
         self.status_code: int | None = None
+        self.request: Any = None
+        """A snapshot of the request (`read_request`); hashed by the worker."""
+        self.summary: Summary | None = None
+        """What the response said; turned into attributes by the worker."""
 
     def fail(self, error: BaseException) -> None:
         self.error_type = type(error).__name__
@@ -159,9 +167,24 @@ def _server(client: Any) -> tuple[str | None, int | None]:
     return server
 
 
-def request_attributes(operation: Operation, kwargs: Mapping[str, Any], client: Any, settings: Settings) -> dict[str, Any]:
-    """Attributes read off the request (the call's keyword arguments), hashes included; runs on
-    the app's thread when the call starts."""
+_heads: dict[tuple[str, str], str] = {}
+
+
+def _request_head(operation: Operation) -> str:
+    key = (operation.provider, operation.name)
+    head = _heads.get(key)
+    if head is None:
+        head = _heads[key] = "d3:" + "".join(
+            f"s{len(name)}:{name}" + (f"s{len(value)}:{value}" if value is not None else "")
+            for name, value in (("operation", operation.name), ("provider", operation.provider), ("request", None))
+        )
+    return head
+
+
+def read_request(operation: Operation, kwargs: Mapping[str, Any], client: Any, settings: Settings) -> tuple[dict[str, Any], Any]:
+    """On the app's thread when the call starts: the attributes read off the request (the call's
+    keyword arguments), and a snapshot of the request for the export thread to hash
+    (`request_hashes`), so that changing `messages` afterwards changes nothing."""
     request = {key: value for key, value in kwargs.items() if not isinstance(value, operation.sentinels)}
     attributes: dict[str, Any] = {
         "gen_ai.provider.name": operation.provider,
@@ -177,16 +200,6 @@ def request_attributes(operation: Operation, kwargs: Mapping[str, Any], client: 
         attributes["server.address"] = host
         if port:
             attributes["server.port"] = port
-    prefix = operation.prompt_prefix(request)
-    seen: dict[int, str] = {}
-    if prefix is not None:
-        prefix_hash = fingerprint(prefix, seen)
-        if prefix_hash:
-            attributes["observatory.prompt_prefix_hash"] = prefix_hash
-    semantic = {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
-    request_hash = fingerprint({"provider": operation.provider, "operation": operation.name, "request": semantic}, seen)
-    if request_hash:
-        attributes["observatory.request_hash"] = request_hash
     user = operation.user(request)
     if isinstance(user, str) and user:
         attributes["user.id"] = user
@@ -194,7 +207,26 @@ def request_attributes(operation: Operation, kwargs: Mapping[str, Any], client: 
         messages = operation.input_messages(request)
         if messages:
             attributes["gen_ai.input.messages"] = messages_json(messages, settings.max_content_chars)
-    return attributes
+    return attributes, snapshot(request)
+
+
+def request_hashes(operation: Operation, request: Mapping[str, Any]) -> dict[str, str]:
+    """`observatory.prompt_prefix_hash` and `observatory.request_hash` of a request snapshot (see
+    `read_request`); runs on the export thread, many calls in a row."""
+    hashes: dict[str, str] = {}
+    prefix = operation.prompt_prefix(request)
+    seen: dict[int, str] = {}
+    if prefix is not None:
+        prefix_text = canonical_text(prefix, seen)
+        if prefix_text is not None:
+            hashes["observatory.prompt_prefix_hash"] = digest(prefix_text)
+    semantic = {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
+    request_text = canonical_text(semantic, seen, depth=1)  # one level down, under "request"
+    if request_text is not None:
+        # The canonical form of {"provider": ..., "operation": ..., "request": the request}, keys
+        # sorted, written without building that mapping.
+        hashes["observatory.request_hash"] = digest(_request_head(operation) + request_text)
+    return hashes
 
 
 def response_attributes(summary: Summary, settings: Settings) -> dict[str, Any]:
@@ -228,10 +260,19 @@ def span_name(call: Call) -> str:
 
 
 def span_attributes(call: Call, settings: Settings) -> dict[str, Any]:
-    """All span attributes of a finished call: what the hot path read, plus attribution (the
-    init() defaults under the active `attribute()` values), time to first chunk and the error.
+    """All span attributes of a finished call: what the hot path read off the request and the
+    response, plus attribution (the init() defaults under the active `attribute()` values), time
+    to first chunk and the error.
     Runs on the worker, which owns the call by then, so the call's own dict is completed."""
     attributes = call.attributes
+    if call.request is not None:
+        try:
+            attributes.update(request_hashes(call.operation, call.request))
+        except Exception:  # the span goes out without its hashes
+            log_once("hash", "observatory_sdk: could not hash a request", exc_info=True)
+        call.request = None
+    if call.summary is not None:
+        attributes.update(response_attributes(call.summary, settings))
     for key, value in {**settings.default_attribution, **call.attribution}.items():
         attributes[_ATTRIBUTION_KEYS[key]] = value
     if call.first_chunk_ns is not None:

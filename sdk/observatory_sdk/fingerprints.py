@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any
 
 WHOLE_CHARS = 4096
@@ -29,20 +30,28 @@ WHOLE_ITEMS = 64
 EDGE_ITEMS = 16
 SAMPLES = 32
 MAX_DEPTH = 32
+SAMPLERS_LIMIT = 256
+_samplers: dict[int, Any] = {}
 
 
 class _NotHashable(Exception):
     pass
 
 
-def _sampled_text(text: str | bytes) -> list[Any]:
+def _sampled_text(text: str | bytes) -> Any:
     """The ends of a long string (or bytes) and SAMPLES slices spaced evenly between them."""
     size = len(text)
-    step = (size - 2 * EDGE_CHARS) // (SAMPLES + 1)
-    parts = [text[:EDGE_CHARS]]
-    parts += [text[EDGE_CHARS + step * n : EDGE_CHARS + step * n + SAMPLE_CHARS] for n in range(1, SAMPLES + 1)]
-    parts.append(text[-EDGE_CHARS:])
-    return parts
+    pick = _samplers.get(size)
+    if pick is None:
+        step = (size - 2 * EDGE_CHARS) // (SAMPLES + 1)
+        slices = [slice(0, EDGE_CHARS)]
+        slices += [slice(EDGE_CHARS + step * n, EDGE_CHARS + step * n + SAMPLE_CHARS) for n in range(1, SAMPLES + 1)]
+        slices.append(slice(size - EDGE_CHARS, size))
+        pick = itemgetter(*slices)  # all slices taken in one C call
+        if len(_samplers) >= SAMPLERS_LIMIT:
+            _samplers.clear()
+        _samplers[size] = pick
+    return pick(text)
 
 
 def _sampled_items(items: Any) -> list[Any]:
@@ -52,11 +61,17 @@ def _sampled_items(items: Any) -> list[Any]:
     return [*items[:EDGE_ITEMS], *middle, *items[size - EDGE_ITEMS :]]
 
 
-def _scalar(value: Any) -> str | None:
-    """The canonical text of a short string, a number, a bool or None; None for anything else."""
+def _text(value: Any, depth: int, seen: dict[int, str] | None) -> str:
+    """The canonical text of `value`. Containers met before in the same call (`seen`, by id) are
+    not written twice: the prefix and the request hash share their messages."""
     kind = type(value)
     if kind is str:
-        return f"s{len(value)}:{value}" if len(value) <= WHOLE_CHARS else None
+        size = len(value)
+        if size <= WHOLE_CHARS:
+            return f"s{size}:{value}"
+        if depth > MAX_DEPTH:
+            raise _NotHashable
+        return f"S{size}:" + "".join(_sampled_text(value))
     if kind is int:
         return f"i{value};"
     if value is None:
@@ -65,75 +80,147 @@ def _scalar(value: Any) -> str | None:
         return "t" if value else "f"
     if kind is float:
         return f"r{value!r};"
-    return None
-
-
-def _write(value: Any, out: list[str], depth: int, seen: dict[int, str] | None) -> None:
-    text = _scalar(value)
-    if text is not None:
-        out.append(text)
-        return
     if depth > MAX_DEPTH:  # deeper than any request: a cycle
         raise _NotHashable
-    kind = type(value)
     if kind is dict or kind is list or kind is tuple:
-        if seen is not None:  # a container written before for the other hash of the same call
-            text = seen.get(id(value))
-            if text is not None:
-                out.append(text)
-                return
-        start = len(out)
-        if kind is dict:
-            _write_mapping(value, out, depth, seen)
-        else:
-            _write_items(value, out, depth, seen)
-        if seen is not None:
-            text = "".join(out[start:])
-            del out[start:]
-            out.append(text)
+        if seen is None:
+            return _mapping_text(value, depth, None) if kind is dict else _items_text(value, depth, None)
+        text = seen.get(id(value))
+        if text is None:
+            text = _mapping_text(value, depth, seen) if kind is dict else _items_text(value, depth, seen)
             seen[id(value)] = text
-    elif kind is str:
-        out.append(f"S{len(value)}:")
-        out += _sampled_text(value)
-    elif isinstance(value, Mapping):
-        _write_mapping(value, out, depth, seen)
-    elif isinstance(value, list | tuple):
-        _write_items(value, out, depth, seen)
-    elif hasattr(value, "model_dump"):  # a pydantic request object hashes like its dict form
-        _write(value.model_dump(mode="json", exclude_unset=True), out, depth + 1, None)
-    elif isinstance(value, bytes | bytearray):
-        out.append(f"b{len(value)}:")
+        return text
+    if kind is _Sampled:
+        return f"l{value.size}:" + "".join([_text(item, depth + 1, seen) for item in value])
+    if kind is _Dumped:
+        return _text(value.value, depth + 1, None)
+    if isinstance(value, Mapping):
+        return _mapping_text(value, depth, seen)
+    if isinstance(value, list | tuple):
+        return _items_text(value, depth, seen)
+    if hasattr(value, "model_dump"):  # a pydantic request object hashes like its dict form
+        return _text(value.model_dump(mode="json", exclude_unset=True), depth + 1, None)
+    if isinstance(value, bytes | bytearray):
         parts = [value] if len(value) <= WHOLE_CHARS else _sampled_text(value)
-        out += [bytes(part).hex() for part in parts]
-    elif isinstance(value, str):  # a str subclass (an enum member) hashes like the plain string
-        _write(value[:], out, depth, seen)
-    elif isinstance(value, int | float):
-        _write((float if isinstance(value, float) else int)(value), out, depth, seen)
-    else:  # iterators (already consumed by the client) and unknown objects have no stable form
-        raise _NotHashable
+        return f"b{len(value)}:" + "".join([bytes(part).hex() for part in parts])
+    if isinstance(value, str):  # a str subclass (an enum member) hashes like the plain string
+        return _text(value[:], depth, seen)
+    if isinstance(value, int | float):
+        return _text((float if isinstance(value, float) else int)(value), depth, seen)
+    raise _NotHashable  # iterators (already consumed by the client) and unknown objects have no stable form
 
 
-def _write_mapping(mapping: Mapping[Any, Any], out: list[str], depth: int, seen: dict[int, str] | None) -> None:
-    append = out.append
-    append(f"d{len(mapping)}:")
+def _mapping_text(mapping: Mapping[Any, Any], depth: int, seen: dict[int, str] | None) -> str:
+    parts = [f"d{len(mapping)}:"]
+    append = parts.append
+    deeper = depth + 1
     for key in sorted(mapping):
         item = mapping[key]
         # Inlined for the common case, short string keys and values: this loop is most of the cost.
         if type(key) is str and len(key) <= WHOLE_CHARS:
+            if type(item) is str and len(item) <= WHOLE_CHARS:
+                append(f"s{len(key)}:{key}s{len(item)}:{item}")
+                continue
             append(f"s{len(key)}:{key}")
         else:
-            _write(key, out, depth + 1, seen)
-        if type(item) is str and len(item) <= WHOLE_CHARS:
-            append(f"s{len(item)}:{item}")
-        else:
-            _write(item, out, depth + 1, seen)
+            append(_text(key, deeper, seen))
+        append(_text(item, deeper, seen))
+    return "".join(parts)
 
 
-def _write_items(items: Any, out: list[str], depth: int, seen: dict[int, str] | None) -> None:
+def _items_text(items: Any, depth: int, seen: dict[int, str] | None) -> str:
     size = len(items)
-    out.append(f"l{size}:")
-    for item in items if size <= WHOLE_ITEMS else _sampled_items(items):
-        _write(item, out, depth + 1, seen)
+    deeper = depth + 1
+    chosen = items if size <= WHOLE_ITEMS else _sampled_items(items)
+    return f"l{size}:" + "".join([_text(item, deeper, seen) for item in chosen])
+
+
+class _Sampled(list):  # type: ignore[type-arg]
+    """A snapshot of a list longer than WHOLE_ITEMS: its sampled items only, and its length."""
+
+    __slots__ = ("size",)
+
+    def __init__(self, size: int, items: list[Any]) -> None:
+        super().__init__(items)
+        self.size = size
+
+
+class _Dumped(dict):  # type: ignore[type-arg]
+    """A snapshot of a pydantic request object: its dump (`value`), read like the object's fields
+    (a dict dump is the mapping itself), hashed one level down like the object."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        super().__init__(value if type(value) is dict else ())
+        self.value = value
+
+
+class _Unreadable:
+    """Stands in for what has no stable form (a one-shot iterator, an unknown object, too deep)."""
+
+
+_UNREADABLE = _Unreadable()
+_SHARED = frozenset({str, int, float, bool, type(None), bytes})
+_SNAPSHOT_DEPTH = MAX_DEPTH + 4  # the request sits one level down in its hash, messages one up in the prefix's
+
+
+def snapshot(value: Any, depth: int = 0) -> Any:
+    """A copy of a request value that the app can no longer change and that hashes (and reads) as
+    the value did when it was taken: containers are copied, strings and numbers shared, so its
+    cost grows with the number of containers and items, never with the length of a text; a list
+    longer than WHOLE_ITEMS keeps only the items its hash reads. Made on the app's thread when the
+    call starts; the hashes are written from it later, by the export thread."""
+    kind = type(value)
+    if kind in _SHARED:
+        return value
+    if depth > _SNAPSHOT_DEPTH:
+        return _UNREADABLE
+    if kind is dict:
+        copy = value.copy()
+        for key, item in copy.items():
+            if type(item) not in _SHARED:
+                copy[key] = snapshot(item, depth + 1)
+        return copy
+    if (kind is list or kind is tuple) and len(value) <= WHOLE_ITEMS:
+        items = [item if type(item) in _SHARED else snapshot(item, depth + 1) for item in value]
+        return items if kind is list else tuple(items)
+    return _snapshot_other(value, depth)
+
+
+def _snapshot_other(value: Any, depth: int) -> Any:
+    if isinstance(value, Mapping):
+        return {key: snapshot(value[key], depth + 1) for key in value}
+    if isinstance(value, list | tuple):
+        if len(value) <= WHOLE_ITEMS:
+            return [snapshot(item, depth + 1) for item in value]
+        return _Sampled(len(value), [snapshot(item, depth + 1) for item in _sampled_items(value)])
+    if hasattr(value, "model_dump"):
+        try:
+            return _Dumped(snapshot(value.model_dump(mode="json", exclude_unset=True), depth + 1))
+        except Exception:
+            return _UNREADABLE
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, str):
+        return value[:]
+    if isinstance(value, int | float):
+        return (float if isinstance(value, float) else int)(value)
+    return _UNREADABLE
+
+
+def canonical_text(payload: Any, seen: dict[int, str] | None = None, depth: int = 0) -> str | None:
+    """The canonical form of `payload` (see the module docstring), written as if `depth` levels
+    down; None when part of it cannot be read (a one-shot iterator, an unknown object, a cycle)."""
+    try:
+        return _text(payload, depth, seen)
+    except (_NotHashable, TypeError, ValueError, RecursionError):
+        return None
+
+
+def digest(text: str) -> str:
+    """The hash of a canonical text: sha256, first 16 bytes as hex."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def fingerprint(payload: Any, seen: dict[int, str] | None = None) -> str | None:
@@ -141,9 +228,5 @@ def fingerprint(payload: Any, seen: dict[int, str] | None = None) -> str | None:
     cannot be read (a one-shot iterator, an unknown object). Hashes of parts of one request share
     `seen` (the canonical text of each container written, by id), so each is written once: only
     while those objects are alive and unchanged, i.e. within one call."""
-    out: list[str] = []
-    try:
-        _write(payload, out, 0, seen)
-    except (_NotHashable, TypeError, ValueError):
-        return None
-    return hashlib.sha256("".join(out).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    text = canonical_text(payload, seen)
+    return None if text is None else digest(text)

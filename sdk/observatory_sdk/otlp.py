@@ -18,8 +18,10 @@ _PACK_DOUBLE = struct.Struct("<d").pack
 _PACK_FIXED32 = struct.Struct("<I").pack
 _HAS_IS_REMOTE = 0x100
 _IS_REMOTE = 0x200
-_CACHE_LIMIT = 8192
-_cache: dict[tuple[str, type, Any], bytes] = {}
+SPAN_ATTRIBUTES = b"\x4a"
+_CACHE_KEYS = 512
+_CACHE_VALUES = 1024
+_cache: dict[str, dict[Any, tuple[type, bytes]]] = {}
 
 SPAN_KIND_CLIENT = 3
 STATUS_ERROR = 2
@@ -58,23 +60,37 @@ def _any_value(value: Any) -> bytes:
 
 
 def _key_value(tag: bytes, key: str, value: Any) -> bytes:
-    """One KeyValue field under `tag`, from the cache when this exact pair was seen before."""
-    cache_key = (key, type(value), value)
-    try:
-        encoded = _cache.get(cache_key)
-    except TypeError:  # an unhashable value, such as a list
-        return _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
-    if encoded is None:
-        encoded = _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
-        if len(_cache) >= _CACHE_LIMIT:
-            _cache.clear()
-        _cache[cache_key] = encoded
-    return encoded
+    return _field(tag, _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value)))
 
 
-def encode_attributes(attributes: Mapping[str, Any], tag: bytes = b"\x4a") -> bytes:
-    """Repeated KeyValue fields (a Span's attributes by default)."""
-    return b"".join([_key_value(tag, key, value) for key, value in attributes.items()])
+def encode_attributes(attributes: Mapping[str, Any], tag: bytes = SPAN_ATTRIBUTES) -> bytes:
+    """Repeated KeyValue fields (a Span's attributes by default). A span's attribute whose key and
+    value were encoded before comes from the cache: one dict per key, by value (and its type, so
+    that True, 1 and 1.0 stay apart); a key whose values never repeat (ids, hashes) just refills."""
+    if tag != SPAN_ATTRIBUTES:
+        return b"".join([_key_value(tag, key, value) for key, value in attributes.items()])
+    parts = []
+    append = parts.append
+    for key, value in attributes.items():
+        values = _cache.get(key)
+        if values is None:
+            if len(_cache) >= _CACHE_KEYS:
+                _cache.clear()
+            values = _cache[key] = {}
+        try:
+            cached = values.get(value)
+        except TypeError:  # an unhashable value, such as a list
+            append(_key_value(tag, key, value))
+            continue
+        if cached is not None and cached[0] is type(value):
+            append(cached[1])
+            continue
+        encoded = _key_value(tag, key, value)
+        if len(values) >= _CACHE_VALUES:
+            values.clear()
+        values[value] = (type(value), encoded)
+        append(encoded)
+    return b"".join(parts)
 
 
 def encode_span(
@@ -132,11 +148,23 @@ def encode_scope(name: str, version: str | None) -> bytes:
     return scope + (_field(b"\x12", version.encode()) if version else b"")
 
 
-def encode_request(resource_attributes: Mapping[str, Any], scope: bytes, spans: Iterable[bytes]) -> bytes:
-    """An ExportTraceServiceRequest: one resource, one instrumentation scope, the encoded spans."""
-    resource = _field(b"\x0a", encode_attributes(resource_attributes, b"\x0a"))
-    scope_spans = _field(b"\x12", _field(b"\x0a", scope) + b"".join(spans))
-    return _field(b"\x0a", resource + scope_spans)
+def encode_resource(resource_attributes: Mapping[str, Any]) -> bytes:
+    """The `resource` field of a ResourceSpans: the same for every batch, so encoded once."""
+    return _field(b"\x0a", encode_attributes(resource_attributes, b"\x0a"))
+
+
+def encode_request(resource: Mapping[str, Any] | bytes, scope: bytes, spans: Iterable[bytes]) -> bytes:
+    """An ExportTraceServiceRequest: one resource (its attributes, or `encode_resource` of them),
+    one instrumentation scope, the encoded spans, in one join."""
+    if not isinstance(resource, bytes):
+        resource = encode_resource(resource)
+    body = b"".join(spans)
+    scope_field = _field(b"\x0a", scope)
+    scope_size = len(scope_field) + len(body)
+    resource_spans_size = len(resource) + 1 + len(_varint(scope_size)) + scope_size
+    return b"".join(
+        (b"\x0a", _varint(resource_spans_size), resource, b"\x12", _varint(scope_size), scope_field, body)
+    )
 
 
 def _read_varint(data: bytes, at: int) -> tuple[int, int]:

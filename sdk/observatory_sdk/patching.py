@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from . import pipeline
 from .attribution import current_attribution
-from .calls import Call, Operation, Summary, app_context, request_attributes, response_attributes
+from .calls import Call, Operation, Summary, app_context, read_request
 from .failures import log_once
 
 MARK = "__observatory_operation__"
@@ -64,13 +64,9 @@ def start_call(
     """A Call stamped with the start time, the request's attributes, attribution and trace
     context, and the perf counter; (None, 0) if that fails, and the call goes unrecorded."""
     try:
-        call = Call(
-            operation,
-            time_ns(),
-            request_attributes(operation, kwargs, client, active.settings),
-            current_attribution(),
-            app_context(),
-        )
+        attributes, request = read_request(operation, kwargs, client, active.settings)
+        call = Call(operation, time_ns(), attributes, current_attribution(), app_context())
+        call.request = request
     except Exception:  # telemetry must never break the app
         log_once("start-call", "observatory_sdk: could not record a call", exc_info=True)
         return None, 0
@@ -90,10 +86,12 @@ def finish_call(call: Call | None, began: int, response: Any, error: BaseExcepti
         if error is not None:
             call.fail(error)
         if response is not None:
-            settings = active.settings
-            if not isinstance(response, Summary):
-                response = call.operation.summarize(response, settings.capture_content)
-            call.attributes.update(response_attributes(response, settings))
+            # Read now (a handful of fields): the response object itself is not kept (see Call).
+            call.summary = (
+                response
+                if isinstance(response, Summary)
+                else call.operation.summarize(response, active.settings.capture_content)
+            )
         active.submit(call)
     except Exception:  # telemetry must never break the app
         log_once("record-call", "observatory_sdk: could not record a call", exc_info=True)

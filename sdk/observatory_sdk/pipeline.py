@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .calls import Call, span_attributes, span_name
 from .exporter import OtlpHttpSender
 from .failures import log_once
-from .otlp import SPAN_KIND_CLIENT, STATUS_ERROR, encode_request, encode_scope, encode_span
+from .otlp import SPAN_KIND_CLIENT, STATUS_ERROR, encode_request, encode_resource, encode_scope, encode_span
 from .settings import Settings
 from .version import __version__
 
@@ -43,7 +43,7 @@ class Pipeline:
         self.settings = settings
         self.provider_spans: ProviderSpans | None = None
         """Set when spans go through an OpenTelemetry SDK TracerProvider."""
-        self._resource = resource
+        self._resource = encode_resource(resource)
         self._scope = encode_scope(SCOPE_NAME, __version__)
         self._sender = sender
         self._limit = settings.max_queue_size

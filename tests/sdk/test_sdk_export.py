@@ -298,7 +298,7 @@ def test_internal_failures_never_reach_the_app_and_are_logged_once(provider, obs
         raise RuntimeError("boom")
 
     monkeypatch.setattr(pipeline, "span_attributes", broken)
-    monkeypatch.setattr(patching, "request_attributes", broken)
+    monkeypatch.setattr(patching, "read_request", broken)
     client = _client(provider)
     with caplog.at_level(logging.WARNING, logger="observatory_sdk"):
         for _ in range(3):

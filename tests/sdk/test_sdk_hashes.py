@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import openai
-from observatory_sdk.calls import request_attributes
+from observatory_sdk.calls import read_request, request_hashes
 from observatory_sdk.fingerprints import fingerprint
 from observatory_sdk.integrations.anthropic import MESSAGES as ANTHROPIC_MESSAGES
 from observatory_sdk.integrations.openai import CHAT, RESPONSES
@@ -14,8 +14,10 @@ TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters":
 
 
 def _hashes(operation, **request):
-    attributes = request_attributes(operation, request, None, load_settings(endpoint="http://127.0.0.1:1"))
-    return attributes.get("observatory.prompt_prefix_hash"), attributes.get("observatory.request_hash")
+    """The two hashes as a span carries them: the request is read when the call starts, hashed later."""
+    _, snapshot = read_request(operation, request, None, load_settings(endpoint="http://127.0.0.1:1"))
+    hashes = request_hashes(operation, snapshot)
+    return hashes.get("observatory.prompt_prefix_hash"), hashes.get("observatory.request_hash")
 
 
 def test_the_prefix_hash_covers_system_tools_and_first_message_only():
@@ -139,3 +141,64 @@ def test_a_long_messages_list_is_hashed_from_its_length_ends_and_samples():
 def test_a_string_and_a_number_of_the_same_text_hash_differently():
     assert fingerprint({"a": "1"}) != fingerprint({"a": 1}) != fingerprint({"a": 1.0})
     assert fingerprint(["ab", "c"]) != fingerprint(["a", "bc"])
+
+
+CONTRACT = "".join(f"Clause {n}: the supplier delivers the goods listed in schedule {n % 97} on time. " for n in range(5600))
+
+
+def test_the_hashes_keep_their_values_across_sdk_releases():
+    """Values written by SDK 0.2 before the faster canonical writer: the dashboard groups calls by these
+    hashes, so spans from both releases of the same request must still land in one group."""
+    short = _hashes(
+        CHAT,
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": "You are a terse assistant."}, {"role": "user", "content": "Say hello."}],
+        max_tokens=100,
+    )
+    long_document = _hashes(
+        CHAT,
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": "Read it."}, {"role": "user", "content": "Summarize:\n\n" + CONTRACT}],
+        temperature=0.5,
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "enum": list(range(100))}}}],
+    )
+    anthropic_blocks = _hashes(
+        ANTHROPIC_MESSAGES,
+        model="claude-sonnet-4",
+        system="Be brief.",
+        messages=[{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+        max_tokens=5,
+    )
+
+    assert short == ("b31e35417d689e862e7c211c1722fff2", "1bb76cf378bb7b1eefa61b1bd05bb7e2")
+    assert long_document == ("603856438ebac70d39b8e21ac7fd92ca", "01bf5ecb8422f639c088084e48d4344b")
+    assert anthropic_blocks == ("0c5cf16aa07c4acc3112fc2f4b837263", "f364ad17af567553befc34e96400d33f")
+
+
+def test_changing_a_message_after_the_call_does_not_change_its_hashes(openai_client, exported):
+    """The request is copied when the call starts (containers only) and hashed later on the export
+    thread: an app editing its message dicts in place after the call cannot change what was sent."""
+    tools = [{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}]
+    first = {"role": "user", "content": [{"type": "text", "text": "Where is order 42?"}]}
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=[SYSTEM, first], tools=tools)
+    first["content"][0]["text"] = "Where is order 43?"
+    tools[0]["function"]["name"] = "cancel_order"
+    openai_client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[SYSTEM, {"role": "user", "content": [{"type": "text", "text": "Where is order 42?"}]}],
+        tools=[{"type": "function", "function": {"name": "lookup_order", "parameters": {"type": "object"}}}],
+    )
+
+    edited, fresh = (span["attributes"] for span in exported(2))
+    assert edited["observatory.request_hash"] == fresh["observatory.request_hash"]
+    assert edited["observatory.prompt_prefix_hash"] == fresh["observatory.prompt_prefix_hash"]
+
+
+def test_a_long_conversation_hashes_as_before():
+    """A list longer than 64 items is copied as the items its hash reads; the value is unchanged."""
+    turns = [{"role": "user" if n % 2 else "assistant", "content": f"turn {n}"} for n in range(200)]
+
+    assert _hashes(CHAT, model="gpt-4o-mini", messages=[SYSTEM, *turns]) == (
+        "fe011555f129e06b0e0c69ebbd62c1ce",
+        "13d091fbaa5580c52d431bd7335af82e",
+    )

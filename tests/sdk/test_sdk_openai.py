@@ -309,3 +309,19 @@ def test_instrument_observes_every_client_until_uninstrument(provider, exported)
     )
 
     assert exported(1)[0]["attributes"]["gen_ai.usage.input_tokens"] == 1200
+
+
+def test_changing_the_response_after_the_call_does_not_change_its_span(openai_client, only_span):
+    """The span's attributes are built on the export thread, later, from what was read off the
+    response when the call returned: an app reusing the response object cannot alter them."""
+    response = openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    response.usage.prompt_tokens = 1
+    response.usage.completion_tokens = 2
+    response.model = "edited"
+    response.choices[0].finish_reason = "length"
+
+    attributes = only_span()["attributes"]
+    assert attributes["gen_ai.usage.input_tokens"] == 1200
+    assert attributes["gen_ai.usage.output_tokens"] == 85
+    assert attributes["gen_ai.response.model"] == OPENAI_MODEL
+    assert attributes["gen_ai.response.finish_reasons"] == ["stop"]
