@@ -28,6 +28,7 @@ from starlette.routing import Route as HttpRoute
 
 from gateway.forwarding import PASSTHROUGH_CREDENTIAL, RelayedStream, client_headers, upstream_headers
 from gateway.front import Front
+from gateway.limits import BudgetGuard
 from gateway.pipeline import Exchange, Pipeline, attribution_from
 from gateway.recording import Recorder
 from gateway.routes import OPENAI, ROUTES, Route, error_body, model_problem, provider_shape
@@ -59,6 +60,7 @@ class Gateway:
         self.read_timeout = read_timeout  # seconds without a byte from the provider before the call fails with 504
         self.recorder = recorder or Recorder()
         self.pipeline = pipeline or Pipeline()
+        self.pipeline.before_upstream.insert(0, BudgetGuard(self._in_db_thread))  # hard budgets first (gateway.limits)
         self.pipeline.after_upstream.append(self.recorder.submit)
         self.client: FastClient | None = None
         self._db = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="gateway-db")

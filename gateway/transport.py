@@ -47,6 +47,7 @@ class _Connection(asyncio.Protocol):
         self.wake: asyncio.Future | None = None
         self.paused = False
         self.until_close = False
+        self.keep_alive = False
 
     # protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -78,6 +79,7 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         names = {name.lower() for name, _ in self.headers}
         status = self.parser.get_status_code()
+        self.keep_alive = self.parser.should_keep_alive()  # read here: llhttp forgets it once the message is done
         self.until_close = b"content-length" not in names and b"transfer-encoding" not in names and \
             status not in (204, 304) and status >= 200
         if self.head_done is not None and not self.head_done.done():
@@ -232,8 +234,7 @@ class FastTransport(httpx.AsyncBaseTransport):
 
     def _release(self, connection: _Connection) -> None:
         """Back to the pool when its answer was read to the end and both sides keep the connection; else closed."""
-        if connection.complete and connection.error is None and connection.usable() and \
-                connection.parser.should_keep_alive():
+        if connection.complete and connection.error is None and connection.keep_alive and connection.usable():
             idle = self._idle.setdefault(connection.key, [])
             if len(idle) < self._max_idle:
                 connection.idle_since = time.monotonic()

@@ -28,7 +28,7 @@ class Command(BaseCommand):
         try:
             uvicorn.run("gateway.asgi:application", host=options["host"], port=options["port"],
                         workers=options["workers"], log_level="warning", access_log=False, lifespan="on",
-                        timeout_graceful_shutdown=10, server_header=False)
+                        timeout_graceful_shutdown=10, server_header=False, proxy_headers=False)
         except SystemExit as exc:
             if exc.code:
                 raise CommandError(f"the gateway could not start on {options['host']}:{options['port']} "
