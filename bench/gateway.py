@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -85,7 +86,7 @@ class FakeProvider(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-request-id: req_bench\r\n"
                                  b"content-length: %d\r\n\r\n%s" % (len(payload), payload))
             return
-        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-request-id: req_bench\r\n"
+        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\nx-request-id: req_bench\r\n"
                              b"transfer-encoding: chunked\r\n\r\n")
         events = [_chunk({"role": "assistant", "content": ""}, None)]
         events += [_chunk({"content": part}, None) for part in PARTS[:-1]]
@@ -353,6 +354,7 @@ def start_litellm(venv: Path, fake_port: int, logs: Path) -> tuple[subprocess.Po
     if not binary.exists():
         raise RuntimeError(f"LiteLLM is not installed at {binary} (pip install 'litellm[proxy]' into {venv})")
     config = logs / "litellm.yaml"
+    master_key = "sk-bench-" + secrets.token_hex(16)  # LiteLLM refuses to start without one; no database needed
     config.write_text(
         "model_list:\n"
         f"  - model_name: {MODEL}\n"
@@ -363,6 +365,8 @@ def start_litellm(venv: Path, fake_port: int, logs: Path) -> tuple[subprocess.Po
         "litellm_settings:\n"
         "  telemetry: false\n"
         "  set_verbose: false\n"
+        "general_settings:\n"
+        f"  master_key: {master_key}\n"
     )
     port = free_port()
     env = {**os.environ, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False", "DISABLE_SCHEMA_UPDATE": "true",
@@ -372,7 +376,7 @@ def start_litellm(venv: Path, fake_port: int, logs: Path) -> tuple[subprocess.Po
                                 "--num_workers", "1"], env=env, stdout=open(logs / "litellm.log", "w"),
                                stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(f"http://127.0.0.1:{port}/health/liveliness", process, 180)
-    return process, {"port": port, "path": "/v1/chat/completions", "headers": {"authorization": "Bearer sk-any"},
+    return process, {"port": port, "path": "/v1/chat/completions", "headers": {"authorization": f"Bearer {master_key}"},
                      "processes": {"gateway": ([process.pid], False)}}
 
 
@@ -413,6 +417,10 @@ def summarize(blocks: list[dict]) -> dict:
     firsts = [x for block in blocks for x in block["firsts"]]
     done = len(latencies)
     cpu = {name: sum(block["cpu"][name] for block in blocks) for name in blocks[0]["cpu"]}
+    errors = sum(block["error_count"] for block in blocks)
+    if not done:
+        return {"requests": 0, "errors": errors, "cpu_ms_per_request": None,
+                "error_samples": [e for block in blocks for e in block["errors"]][:5]}
     return {
         "requests": done, "errors": sum(block["error_count"] for block in blocks),
         "error_samples": [e for block in blocks for e in block["errors"]][:5],
@@ -426,6 +434,8 @@ def summarize(blocks: list[dict]) -> dict:
 
 
 def added(result: dict, direct: dict) -> None:
+    if not result["requests"]:
+        return
     for name in ("p50_ms", "p99_ms", "ttft_p50_ms", "ttft_p99_ms"):
         result["added_" + name] = result[name] - direct[name]
 
@@ -437,6 +447,10 @@ def table(cells: dict) -> str:
         for name, r in targets.items():
             if "skipped" in r:
                 lines.append(f"{name:10} {mode:7} {clients:>7}  not measured: {r['skipped']}")
+                continue
+            if not r["requests"]:
+                lines.append(f"{name:10} {mode:7} {clients:>7}  failed: all {r['errors']} requests errored "
+                             f"({', '.join(sorted(set(r['error_samples'])))}; see its log)")
                 continue
             plus = (f"{r['added_p50_ms']:8.2f} {r['added_p99_ms']:8.2f} {r['added_ttft_p50_ms']:8.2f}"
                     if name != "direct" else f"{'':8} {'':8} {'':8}")
