@@ -56,12 +56,13 @@ class PostgresCounters:
 
     def add(self, amounts: dict[CounterKey, Decimal]) -> None:
         now = timezone.now()
+        rows = sorted(amounts.items())  # one order for every writer: stores in transactions never wait crosswise
         with connection.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO billing_budgetcounter (budget_id, period_start, spent_usd, updated_at) "
                 "VALUES (%s, %s, %s, %s) ON CONFLICT (budget_id, period_start) "
                 "DO UPDATE SET spent_usd = billing_budgetcounter.spent_usd + EXCLUDED.spent_usd, updated_at = %s",
-                [(budget_id, start, amount, now, now) for (budget_id, start), amount in amounts.items()])
+                [(budget_id, start, amount, now, now) for (budget_id, start), amount in rows])
 
     def read(self, keys: list[CounterKey]) -> dict[CounterKey, Decimal]:
         wanted = set(keys)
