@@ -7,13 +7,18 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Hand ingest what it must call as it stores calls (ingest never imports billing)."""
+        """Hand ingest what it must call as it stores calls, and the gateway its hard budgets (neither imports
+        billing)."""
         from billing.attribution import attribution_rules
+        from billing.limits import book
         from billing.pricing.at_ingest import price_for_ingest
+        from gateway import hooks as gateway_hooks
         from ingest import hooks
 
         hooks.set_call_pricer(price_for_ingest)
         hooks.set_rule_reader(attribution_rules)
+        hooks.set_spend_listener(book.record_spend)  # hard-budget counters follow every stored call's cost
+        gateway_hooks.set_limits(book)  # the gateway refuses calls under a spent hard budget
 
         # Every install runs migrate (observatory up, docker compose, manage.py), so the catalog is in force
         # after it; the seed adds nothing once the catalog is there (billing.services.seed_catalog).

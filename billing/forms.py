@@ -100,7 +100,7 @@ class BudgetForm(AlertSourceForm):
 
     class Meta:
         model = Budget
-        fields = ["name", "team", "product", "period", "time_zone", "amount_usd", "thresholds", "forecast_alert",
+        fields = ["name", "team", "product", "period", "time_zone", "amount_usd", "thresholds", "forecast_alert", "hard_limit",
                   *CHANNEL_FIELDS]
         labels = {"amount_usd": "Amount (USD)"}
 

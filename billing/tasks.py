@@ -9,6 +9,7 @@ from billing.alerts.anomalies import evaluate_rules
 from billing.alerts.budgets import evaluate_budgets
 from billing.alerts.delivery import deliver_due
 from billing.gpu import compute_gpu_cost_range
+from billing.limits import reconcile
 from billing.models import GpuPool
 from billing.pricing.repricing import reprice
 from billing.rollups import rollup_pending
@@ -39,6 +40,12 @@ def reprice_calls(since: str, until: str | None = None, model: str | None = None
 def evaluate_all_budgets() -> dict:
     """Every minute: spend to date and forecast of each budget; raises threshold, forecast and reset alerts."""
     return evaluate_budgets()
+
+
+@shared_task
+def reconcile_budget_counters() -> int:
+    """Every minute: each hard budget's spend counter set to what the rollups and raw calls say (billing.limits)."""
+    return reconcile()
 
 
 @shared_task

@@ -29,9 +29,12 @@ from starlette.routing import Route as HttpRoute
 from gateway import routing
 from gateway.cache import ResponseCache
 from gateway.forwarding import PASSTHROUGH_CREDENTIAL, RelayedStream, client_headers, upstream_headers
+from gateway.front import Front
+from gateway.limits import BudgetGuard
 from gateway.pipeline import Exchange, Pipeline, attribution_from
 from gateway.recording import Recorder
 from gateway.routes import OPENAI, ROUTES, Route, error_body, model_problem, provider_shape
+from gateway.transport import FastClient, FastTransport
 from gateway.upstreams import UpstreamRefused, upstream_cache
 from gateway.usage import StreamWatcher, error_type_of, usage_from_body
 from observatory.api_auth import key_from_headers
@@ -59,22 +62,19 @@ class Gateway:
         self.read_timeout = read_timeout  # seconds without a byte from the provider before the call fails with 504
         self.recorder = recorder or Recorder()
         self.pipeline = pipeline or Pipeline()
+        self.pipeline.before_upstream.insert(0, BudgetGuard(self._in_db_thread))  # hard budgets first (gateway.limits)
         self.pipeline.after_upstream.append(self.recorder.submit)
         # routing rules, then the response cache (on the routed model): gateway.routing, gateway.cache
         self.cache = ResponseCache(self.pipeline)
         self.pipeline.before_upstream[:0] = [routing.Router(self._in_db_thread), self.cache]
         self.pipeline.after_upstream.insert(0, self.cache.keep)
-        self.client: httpx.AsyncClient | None = None
+        self.client: FastClient | None = None
         self._db = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="gateway-db")
 
     async def start(self) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per relayed call
-        self.client = httpx.AsyncClient(
-            timeout=httpx.Timeout(connect=10.0, read=self.read_timeout, write=600.0, pool=30.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=60.0),
-            follow_redirects=False,  # a redirect could lead off the allow-list
-            trust_env=False,  # no proxy or netrc from the environment between us and the provider
-        )
+        self.client = FastClient(httpx.Timeout(connect=10.0, read=self.read_timeout, write=600.0, pool=30.0),
+                                 FastTransport(max_connections=1000, max_idle_per_host=200, keepalive_expiry=60.0))
         self.recorder.start()
 
     async def stop(self) -> None:
@@ -241,7 +241,7 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def build_app(gateway: Gateway | None = None) -> Starlette:
+def build_app(gateway: Gateway | None = None) -> Front:
     """The ASGI app; `gateway` lets tests and later increments bring their own pipeline or recorder."""
     gateway = gateway or Gateway()
 
@@ -281,5 +281,5 @@ def build_app(gateway: Gateway | None = None) -> Starlette:
 
     app.add_exception_handler(404, not_found)
     app.add_exception_handler(405, not_found)
-    return app
+    return Front(app, gateway)  # the relayed routes skip Starlette's router and middlewares (gateway.front)
 

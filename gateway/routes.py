@@ -55,6 +55,7 @@ _ERROR_TYPES = {
     404: ("invalid_request_error", "not_found", "not_found_error"),
     405: ("invalid_request_error", "method_not_allowed", "invalid_request_error"),
     413: ("invalid_request_error", "request_too_large", "request_too_large"),
+    429: ("insufficient_quota", "budget_exceeded", "rate_limit_error"),  # ours only for a spent hard budget
     502: ("server_error", "upstream_unreachable", "api_error"),
     503: ("server_error", "gateway_unavailable", "overloaded_error"),
     504: ("server_error", "upstream_timeout", "timeout_error"),

@@ -10,6 +10,7 @@ effect at the call's start time.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from ingest.records import CallFields, IngestCost, SpanView
 from ingest.span_owners import Owner, SpanRef, inherited_owners
 from ingest.time_bounds import time_ns_problem
 from observatory.models import ApiKey, Product, Team
+
+log = logging.getLogger(__name__)
 
 MAX_TEXT = 512  # longest stored label (model, feature, user ...); longer values are cut
 _CONTEXT_ATTRIBUTE_LIMIT = 64
@@ -135,9 +138,13 @@ def store_calls(
     pricer = hooks.call_pricer()
     declared = None if capture else declared_keys(org_id)
     call_rows, content_rows, owned_calls = [], [], []
+    listener = hooks.spend_listener()
+    spent: list[hooks.StoredSpend] = []
     for call in calls:
         attribution = attribute_call(api_key, call)  # rules see every attribute, before any is withheld
         cost = pricer(org_id, call) if pricer else UNPRICED
+        if listener is not None and cost.cost_usd:
+            spent.append((attribution.team_id, attribution.product_id, call.start_time, cost.cost_usd))
         if capture:
             if call.input_content or call.output_content:
                 content_rows.append(content_row(org_id, call, content_cap))
@@ -151,6 +158,11 @@ def store_calls(
         for span, owner in zip(context, span_owners(api_key, context, owned_calls), strict=True)
     ]
     result = store.write_batch(call_rows, span_rows, content_rows)
+    if spent:
+        try:
+            listener(org_id, spent)
+        except Exception:  # the calls are stored; a counter behind until the next reconciliation is no reason to fail
+            log.exception("ingest: the spend listener failed on %s call(s)", len(spent))
     outcome.calls_inserted = result.calls_inserted
     outcome.calls_duplicate = result.calls_duplicate
     outcome.context_spans = len(span_rows)

@@ -135,6 +135,7 @@ SPOOL_DRAIN_IN_BACKGROUND = True
 GATEWAY_ALLOWED_HOSTS = CONFIG.gateway_allowed_hosts
 GATEWAY_SECRET_KEY = CONFIG.gateway_secret_key
 GATEWAY_MAX_BODY_BYTES = CONFIG.gateway_max_body_bytes
+REDIS_URL = CONFIG.redis_url  # hard-budget counters shared there (else in PostgreSQL; billing.limits)
 GATEWAY_REDIS_URL = CONFIG.gateway_redis_url  # the response cache shared by gateway processes (empty: PostgreSQL)
 RETENTION_DAYS = CONFIG.retention_days
 PARTITION_DAYS_AHEAD = 7
@@ -187,6 +188,7 @@ CELERY_BEAT_SCHEDULE = {
     "roll-up": {"task": "billing.tasks.roll_up", "schedule": 60.0},
     "gpu-cost": {"task": "billing.tasks.gpu_cost_recent_hours", "schedule": crontab(minute=5)},
     "evaluate-budgets": {"task": "billing.tasks.evaluate_all_budgets", "schedule": 60.0},
+    "reconcile-budget-counters": {"task": "billing.tasks.reconcile_budget_counters", "schedule": 60.0},
     "evaluate-alert-rules": {"task": "billing.tasks.evaluate_alert_rules", "schedule": 60.0},
     "deliver-alerts": {"task": "billing.tasks.deliver_pending_alerts", "schedule": 30.0},
     "recommendations": {"task": "billing.tasks.generate_recommendations", "schedule": crontab(hour=3, minute=17)},

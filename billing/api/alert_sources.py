@@ -105,7 +105,7 @@ class BudgetSerializer(AlertSourceSerializer):
     class Meta:
         model = Budget
         fields = [*AlertSourceSerializer.common_fields, "team", "product", "period", "time_zone", "amount_usd", "thresholds",
-                  "forecast_alert", "page_url"]
+                  "forecast_alert", "hard_limit", "page_url"]
 
     def get_page_url(self, obj) -> str:
         return budget_url(obj)

@@ -19,6 +19,7 @@ from billing.models.alerts import (  # noqa: F401
 )
 from billing.models.attribution import AttributionRule  # noqa: F401
 from billing.models.gpu import GpuCostHour, GpuPool  # noqa: F401
+from billing.models.limits import BudgetCounter, BudgetRefusal  # noqa: F401
 from billing.models.prices import CATALOG_START, PER_TOKEN, Price, PriceOverride, PriceSource  # noqa: F401
 from billing.models.recommendations import Recommendation  # noqa: F401
 from billing.models.rollups import (  # noqa: F401

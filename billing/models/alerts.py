@@ -99,6 +99,10 @@ class Budget(AlertChannels):
     thresholds = models.JSONField(default=default_thresholds, blank=True, validators=[validate_thresholds],
                                   help_text="Percentages of the amount that raise an alert when spend reaches them.")
     forecast_alert = models.BooleanField(default=True, help_text="Alert when the period's projected spend exceeds the amount.")
+    hard_limit = models.BooleanField(
+        "Hard limit", default=False,
+        help_text="Once the period's spend reaches the amount, the gateway refuses calls in this budget's scope "
+                  "(HTTP 429) until the period resets. Calls made without the gateway are counted, never blocked.")
 
     class Meta:
         ordering = ["organization", "name"]

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billing.alerts.budgets import BudgetStatus, SpendScope, budget_status, hourly_spend, period_label
 from billing.forms import BudgetForm
+from billing.limits import refused_this_period
 from billing.models import Alert, Budget
 from observatory.access import Viewer, readable
 from observatory.dashboard.charts import chart
@@ -171,6 +172,11 @@ def spend_chart(row: BudgetRow, now=None) -> dict:
 
 def budget_alerts(budget: Budget) -> list[Alert]:
     return list(budget.alerts.prefetch_related("deliveries")[:RECENT_ALERTS])
+
+
+def refused_requests(budget: Budget) -> int:
+    """Requests the gateway refused under this (found, so readable) budget this period; they are not calls."""
+    return refused_this_period(budget)
 
 
 def visible_alerts(viewer: Viewer) -> list[Alert]:

@@ -56,6 +56,7 @@ def _budget_page(request: HttpRequest, viewer: Viewer, budget: Budget, form, sta
     return render_page(request, "budgets_detail", viewer, None, {
         "row": row, "budget": budget, "chart": budget_reads.spend_chart(row), "alerts": budget_reads.budget_alerts(budget),
         "form": form if may_manage else None, "may_manage": may_manage, "channels": channel_targets(budget),
+        "refused": budget_reads.refused_requests(budget) if budget.hard_limit else 0,
     }, status=status)
 
 
