@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, connections
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -161,6 +161,7 @@ class LimitBook:
         self._refused: Counter[tuple[int, datetime]] = Counter()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._stopping = threading.Event()
 
     @property
     def counters(self):
@@ -273,25 +274,41 @@ class LimitBook:
                     [(budget_id, hour, count) for (budget_id, hour), count in refused.items()])
 
     def _start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="budget-limits", daemon=True)
-            self._thread.start()
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._stopping = threading.Event()
+                self._thread = threading.Thread(target=self._run, args=(self._stopping,), name="budget-limits",
+                                                daemon=True)
+                self._thread.start()
 
-    def _run(self) -> None:
-        while True:
-            self._wake.wait(READ_SECONDS)
-            self._wake.clear()
-            close_old_connections()
-            try:
-                self.refresh()
-            except Exception as exc:  # the database or Redis away: keep the last counters, try again
-                log.warning("hard budgets: counters not refreshed: %s", str(exc).splitlines()[0][:200])
-                from django.db import connections
+    def _run(self, stopping: threading.Event) -> None:
+        try:
+            while not stopping.is_set():
+                self._wake.wait(READ_SECONDS)
+                self._wake.clear()
+                if stopping.is_set():
+                    return
+                try:
+                    close_old_connections()
+                    self.refresh()
+                except Exception as exc:  # the database or Redis away: keep the last counters, try again
+                    log.warning("hard budgets: counters not refreshed: %s", str(exc).splitlines()[0][:200])
+                    connections.close_all()
+        finally:
+            connections.close_all()
 
-                connections.close_all()
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the background thread (it closes its database connection)."""
+        thread = self._thread
+        self._stopping.set()
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        self._thread = None
 
     def forget(self) -> None:
-        """Drop what this process knows (tests; a later check loads afresh)."""
+        """Stop the background thread and drop what this process knows (tests; a later check loads afresh)."""
+        self.stop()
         with self._lock:
             self.orgs, self.spent, self._refused = {}, {}, Counter()
             self._periods.clear()

@@ -6,6 +6,7 @@ process waits for one read of its budgets. Refusals are counted apart from calls
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -43,6 +44,15 @@ class BudgetGuard:
 
     def __init__(self, in_db_thread: Callable[..., Awaitable[object]]) -> None:
         self.in_db_thread = in_db_thread
+        self._loading: dict[int, asyncio.Future] = {}  # one read per organization, however many calls wait on it
+
+    async def _load(self, limits: hooks.Limits, organization_id: int) -> None:
+        pending = self._loading.get(organization_id)
+        if pending is None:
+            pending = self._loading[organization_id] = asyncio.ensure_future(
+                self.in_db_thread(limits.load, organization_id))
+            pending.add_done_callback(lambda _: self._loading.pop(organization_id, None))
+        await asyncio.shield(pending)
 
     async def __call__(self, exchange: Exchange) -> JSONResponse | None:
         limits = hooks.limits()
@@ -55,7 +65,7 @@ class BudgetGuard:
             refusal = limits.check(*who)
         except hooks.LimitsNotLoaded:
             try:
-                await self.in_db_thread(limits.load, key.organization_id)
+                await self._load(limits, key.organization_id)
             except OUTAGE as exc:  # no budgets known and none readable: serve the call rather than refuse it
                 log.warning("hard budgets of organization %s unreadable: %s", key.organization_id,
                             str(exc).splitlines()[0][:200])

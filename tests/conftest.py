@@ -20,7 +20,8 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 @pytest.fixture(autouse=True)
 def _fresh_process_caches():
-    """Each test starts with empty in-process caches (API keys, team names), as a new worker would."""
+    """Each test starts with empty in-process caches (API keys, team names, hard budgets), as a new worker would."""
+    from billing.limits import book
     from ingest.attribution import rule_cache
     from ingest.services import tenancy_cache
     from observatory.services import forget_cached_keys
@@ -28,7 +29,9 @@ def _fresh_process_caches():
     forget_cached_keys()
     tenancy_cache.clear()
     rule_cache.clear()
+    book.forget()
     yield
+    book.forget()  # its background thread (started by a gateway's first call) ends with the test
 
 
 @pytest.fixture

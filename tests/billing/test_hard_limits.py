@@ -21,13 +21,6 @@ from tests.observatory.test_dashboard_budgets import budget_data, login, users  
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fresh_book():
-    book.forget()
-    yield
-    book.forget()
-
-
 def month_start() -> datetime:
     return period_bounds("month", "UTC", timezone.now())[0]
 
