@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.routes import ROUTES, error_body
@@ -30,8 +31,6 @@ class Front:
             response = await self.gateway.handle(Request(scope, receive))
         except Exception:  # a bug of ours: the client still gets its provider's error shape, and the log the trace
             log.exception("gateway: unexpected error on %s", route.path)
-            from starlette.responses import JSONResponse
-
             response = JSONResponse(error_body(route.provider, 500, "the gateway failed on this request; see its log"),
                                     status_code=500)
         await response(scope, receive, send)
