@@ -53,6 +53,14 @@ def test_a_soft_budget_page_says_nothing_of_a_limit(client, org, team, users):  
     assert "Hard limit" not in login(client, users, "viewer").get(f"/budgets/{budget.id}/").content.decode()
 
 
+def test_the_budgets_list_marks_the_hard_limits(client, org, team, users):  # noqa: F811
+    make_budget(org, team=team, hard_limit=True, name="Capped")
+    make_budget(org, team=team, name="Watched")
+    rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in
+            login(client, users, "viewer").get("/budgets/").content.decode().split("<tr")[1:] if "</a>" in row}
+    assert "hard limit</span>" in rows["Capped"] and "hard limit</span>" not in rows["Watched"]
+
+
 def test_the_api_sets_and_clears_the_hard_limit(client, org, users):  # noqa: F811
     client.force_login(users["admin"])
     created = client.post("/api/v1/budgets", {"name": "Org monthly", "period": "month", "time_zone": "UTC",
