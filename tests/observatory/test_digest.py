@@ -48,9 +48,8 @@ class PickyMailbox(Mailbox):
         return [m for m in self.messages if m["To"] == address]
 
 
-@pytest.fixture
-def smtp(settings):
-    mailbox = PickyMailbox()
+def serving_mail(settings, mailbox):
+    """A local SMTP server delivering to `mailbox`, with Django's email settings pointed at it (a generator)."""
     controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -58,6 +57,11 @@ def smtp(settings):
     settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
     yield mailbox
     controller.stop()
+
+
+@pytest.fixture
+def smtp(settings):
+    yield from serving_mail(settings, PickyMailbox())
 
 
 def person(name, org, team, role):

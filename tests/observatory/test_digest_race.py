@@ -5,13 +5,11 @@ import asyncio
 import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.db import connection
 
 from observatory import digest
 from observatory.models import DigestSend
-from tests.billing.test_alerts import free_port
-from tests.observatory.test_digest import NOW, PickyMailbox, seed_week
+from tests.observatory.test_digest import NOW, PickyMailbox, seed_week, serving_mail
 
 RACERS = 2
 
@@ -26,14 +24,7 @@ class SlowMailbox(PickyMailbox):
 
 @pytest.fixture
 def slow_smtp(settings):
-    mailbox = SlowMailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_USE_TLS = "127.0.0.1", controller.port, False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    yield mailbox
-    controller.stop()
+    yield from serving_mail(settings, SlowMailbox())
 
 
 def test_two_workers_running_the_job_at_once_send_each_digest_once(transactional_db, org, team, other_team, slow_smtp):
