@@ -32,7 +32,7 @@ from gateway.forwarding import PASSTHROUGH_CREDENTIAL, RelayedStream, client_hea
 from gateway.front import Front
 from gateway.limits import BudgetGuard
 from gateway.pipeline import Exchange, Pipeline, attribution_from
-from gateway.recording import Recorder
+from gateway.recording import ProcessRecorder, Recorder
 from gateway.routes import OPENAI, ROUTES, Route, error_body, model_problem, provider_shape
 from gateway.transport import FastClient, FastTransport
 from gateway.upstreams import UpstreamRefused, upstream_cache
@@ -57,7 +57,7 @@ def refusal_response(provider: str, status: int, message: str, code: str | None 
 
 
 class Gateway:
-    def __init__(self, pipeline: Pipeline | None = None, recorder: Recorder | None = None,
+    def __init__(self, pipeline: Pipeline | None = None, recorder: Recorder | ProcessRecorder | None = None,
                  read_timeout: float = 600.0) -> None:
         self.read_timeout = read_timeout  # seconds without a byte from the provider before the call fails with 504
         self.recorder = recorder or Recorder()

@@ -1,13 +1,23 @@
 """Every call through the gateway becomes a call record, through ingest's own path (attribution, pricing, the COPY
-store, and the spool while the database is away) — in a background thread, so recording never delays an answer.
+store, and the spool while the database is away) — off the response path, so recording never delays an answer.
 
-`call_fields` is pure: an Exchange → the CallFields a mapper would have built for the same call. The `Recorder`
-takes finished exchanges from a queue (a few microseconds on the response path) and stores them in batches.
+`call_fields` is pure: an Exchange → the CallFields a mapper would have built for the same call. Two recorders take
+finished exchanges from a queue (a few microseconds on the response path) and store them in batches:
+
+- `Recorder`, a thread of the gateway's process (tests, and anything embedding the app in its own process);
+- `ProcessRecorder`, what `observatory gateway` runs: the batches are priced and stored in a process of their own, so
+  the event loop never waits for the GIL while a batch is being priced and copied (with the thread, the requests
+  that arrived during a batch's few milliseconds of Python waited for it: that was the gateway's p99). A thread of
+  the gateway turns exchanges into call records and pipes them over; the recording process acknowledges each batch
+  once stored (or spooled); batches not yet acknowledged are sent again to a new recording process if it dies —
+  storing is idempotent (INSERT … ON CONFLICT DO NOTHING), so a batch stored twice counts once.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import pickle
 import queue
 import secrets
 import threading
@@ -17,6 +27,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from django.db import close_old_connections, connections
 
+from gateway import recorder_process
 from gateway.pipeline import Exchange
 from ingest import spool
 from ingest.receiver import store_or_spool_calls
@@ -110,21 +121,173 @@ class Recorder:
             connections.close_all()
 
     def _store(self, batch: list[Exchange]) -> None:
-        close_old_connections()
-        by_key: dict[int, tuple] = {}
-        for exchange in batch:
-            _, calls = by_key.setdefault(exchange.api_key.pk, (exchange.api_key, []))
-            calls.append(call_fields(exchange))
-        for api_key, calls in by_key.values():
-            try:
-                if not store_or_spool_calls(api_key, calls):
-                    connections.close_all()  # spooled: the database is away; reconnect for the next batch
-            except (spool.SpoolFull, OSError) as exc:
-                log.error("gateway: %s call record(s) lost: the database is away and the spool cannot take them (%s)",
-                          len(calls), exc)
-            except Exception:  # one bad batch must not stop the recorder
-                log.exception("gateway: %s call record(s) could not be stored", len(calls))
+        store_groups(group_by_key(batch))
         with self._lock:
             self.pending -= len(batch)
             if self.pending <= 0:
                 self._idle.set()
+
+
+def group_by_key(batch: list[Exchange]) -> list[tuple]:
+    """[(api_key, [CallFields, …]), …]: one store per key, as an export is stored."""
+    by_key: dict[int, tuple] = {}
+    for exchange in batch:
+        try:
+            fields = call_fields(exchange)
+        except Exception:  # one odd exchange must not cost the others their records
+            log.exception("gateway: a call record could not be built (model %r)", exchange.model)
+            continue
+        by_key.setdefault(exchange.api_key.pk, (exchange.api_key, []))[1].append(fields)
+    return list(by_key.values())
+
+
+def store_groups(groups: list[tuple]) -> None:
+    close_old_connections()
+    for api_key, calls in groups:
+        try:
+            if not store_or_spool_calls(api_key, calls):
+                connections.close_all()  # spooled: the database is away; reconnect for the next batch
+        except (spool.SpoolFull, OSError) as exc:
+            log.error("gateway: %s call record(s) lost: the database is away and the spool cannot take them (%s)",
+                      len(calls), exc)
+        except Exception:  # one bad batch must not stop the recorder
+            log.exception("gateway: %s call record(s) could not be stored", len(calls))
+
+
+class ProcessRecorder:
+    """The recorder with its pricing and COPY in a process of its own (see the module's docstring). Same interface
+    as `Recorder`: `submit` never blocks and never raises."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[Exchange | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()  # pending, _unacked
+        self._pipe_lock = threading.Lock()  # the pipe and the process, replaced together when the process dies
+        self._idle = threading.Event()
+        self._idle.set()
+        self.pending = 0
+        self._unacked: dict[int, tuple[bytes, int]] = {}  # batch number → (what was sent, exchanges in it)
+        self._sequence = 0
+        self._stopping = False
+        self._pipe = None
+        self.process: multiprocessing.Process | None = None
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        if self.process is not None:
+            return
+        self._spawn()
+        self._threads = [threading.Thread(target=self._send_batches, name="gateway-recorder-send", daemon=True),
+                         threading.Thread(target=self._read_acknowledgements, name="gateway-recorder-ack", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, exchange: Exchange) -> None:
+        with self._lock:
+            self.pending += 1
+            self._idle.clear()
+        self._queue.put(exchange)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Send what is queued, let the recording process store it and end (at shutdown)."""
+        if self.process is None:
+            return
+        self._stopping = True
+        self._queue.put(None)
+        self._threads[0].join(timeout)
+        self.process.join(timeout)
+        if self.process.is_alive():
+            log.error("gateway: the recording process did not end within %.0f s; %s call record(s) unconfirmed",
+                      timeout, self.pending)
+            self.process.terminate()
+        self._threads[1].join(timeout)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted exchange is stored (or spooled) and acknowledged."""
+        return self._idle.wait(timeout)
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a process that runs threads and an event loop
+        ours, theirs = context.Pipe(duplex=True)
+        from django.conf import settings
+
+        # What this process was told after Django read its settings (a test database, a data directory) holds there
+        overrides = {"database_name": connections["default"].settings_dict["NAME"], "data_dir": str(settings.DATA_DIR)}
+        process = context.Process(target=recorder_process.main, args=(theirs, overrides), daemon=True,
+                                  name="observatory-gateway-recorder")
+        process.start()
+        theirs.close()
+        self._pipe, self.process = ours, process
+
+    def _send_batches(self) -> None:
+        done = False
+        while not done:
+            first = self._queue.get()
+            batch = [] if first is None else [first]
+            done = first is None
+            while not done and len(batch) < BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    done = True
+                else:
+                    batch.append(item)
+            if batch:
+                self._send(batch)
+        with self._pipe_lock, _quietly():
+            self._pipe.send_bytes(pickle.dumps(None))
+
+    def _send(self, batch: list[Exchange]) -> None:
+        groups = group_by_key(batch)
+        self._sequence += 1
+        data = pickle.dumps((self._sequence, groups), protocol=pickle.HIGHEST_PROTOCOL)
+        with self._lock:
+            self._unacked[self._sequence] = (data, len(batch))
+        with self._pipe_lock, _quietly():  # a dead process: the acknowledgement reader starts another and resends
+            self._pipe.send_bytes(data)
+
+    def _read_acknowledgements(self) -> None:
+        while True:
+            try:
+                numbers = self._pipe.recv()
+            except (EOFError, OSError):
+                if self._stopping:
+                    return
+                self._restart()
+                continue
+            with self._lock:
+                for number in numbers:
+                    _, count = self._unacked.pop(number, (b"", 0))
+                    self.pending -= count
+                if self.pending <= 0:
+                    self._idle.set()
+
+    def _restart(self) -> None:
+        with self._pipe_lock:
+            log.error("gateway: the recording process ended (exit code %s); starting another, %s batch(es) resent",
+                      self.process.exitcode if self.process else None, len(self._unacked))
+            time.sleep(0.5)  # a process that dies at once must not spin
+            self._spawn()
+            with self._lock:
+                waiting = [self._unacked[number][0] for number in sorted(self._unacked)]
+            with _quietly():
+                for data in waiting:
+                    self._pipe.send_bytes(data)
+
+
+def merged(groups: list[tuple]) -> list[tuple]:
+    by_key: dict[int, tuple] = {}
+    for api_key, calls in groups:
+        by_key.setdefault(api_key.pk, (api_key, []))[1].extend(calls)
+    return list(by_key.values())
+
+
+class _quietly:
+    """Swallow a broken pipe: the process at the other end died, and its batches are resent to the next."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, value, traceback) -> bool:
+        return kind is not None and issubclass(kind, OSError)

@@ -22,6 +22,7 @@ class Command(BaseCommand):
         import sys
 
         import uvicorn
+        from uvicorn.config import STARTUP_FAILURE
 
         from gateway.vault import ensure_key_file
 
@@ -38,6 +39,6 @@ class Command(BaseCommand):
                         workers=options["workers"], log_level="warning", access_log=False, lifespan="on",
                         timeout_graceful_shutdown=10, server_header=False, proxy_headers=False)
         except SystemExit as exc:
-            if exc.code:
+            if exc.code == STARTUP_FAILURE:  # not a signal's exit after serving: the socket or the app did not start
                 raise CommandError(f"the gateway could not start on {options['host']}:{options['port']} "
                                    "(is the port in use?)") from None
