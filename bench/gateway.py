@@ -321,7 +321,8 @@ print("KEY=" + create_api_key(org, "bench").plaintext)
 
 def start_ours(fake_port: int, home: Path, logs: Path) -> tuple[subprocess.Popen, dict]:
     observatory = str(Path(sys.executable).parent / "observatory")
-    env = {**os.environ, "OBSERVATORY_HOME": str(home), "HOME": str(home)}
+    env = {**os.environ, "OBSERVATORY_HOME": str(home), "HOME": str(home),
+           "OBSERVATORY_GATEWAY_PRIVATE_NETWORKS": "127.0.0.0/8"}  # the fake provider is on loopback
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"):
         env.pop(name, None)
     with open(logs / "ours-setup.log", "w") as log:

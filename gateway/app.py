@@ -34,8 +34,8 @@ from gateway.limits import BudgetGuard
 from gateway.pipeline import Exchange, Pipeline, attribution_from
 from gateway.recording import ProcessRecorder, Recorder
 from gateway.routes import OPENAI, ROUTES, Route, error_body, model_problem, provider_shape
-from gateway.transport import FastClient, FastTransport
-from gateway.upstreams import UpstreamRefused, upstream_cache
+from gateway.transport import AddressRefused, FastClient, FastTransport
+from gateway.upstreams import UpstreamRefused, address_refusal, upstream_cache
 from gateway.usage import StreamWatcher, error_type_of, usage_from_body
 from observatory.api_auth import key_from_headers
 from observatory.services import authenticate_key_cached, cached_key
@@ -74,7 +74,8 @@ class Gateway:
     async def start(self) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # no log line per relayed call
         self.client = FastClient(httpx.Timeout(connect=10.0, read=self.read_timeout, write=600.0, pool=30.0),
-                                 FastTransport(max_connections=1000, max_idle_per_host=200, keepalive_expiry=60.0))
+                                 FastTransport(max_connections=1000, max_idle_per_host=200, keepalive_expiry=60.0,
+                                               address_check=address_refusal))
         self.recorder.start()
 
     async def stop(self) -> None:
@@ -195,6 +196,9 @@ class Gateway:
         )
         try:
             return await self.client.send(outgoing, stream=True)
+        except AddressRefused as exc:
+            return routing.UpstreamFailure(502, "connection", f"the gateway will not call this {route.provider} "
+                                                              f"upstream: {exc}")
         except httpx.TimeoutException:
             return routing.UpstreamFailure(504, "timeout", f"the {route.provider} API did not answer in time")
         except httpx.HTTPError as exc:

@@ -13,14 +13,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import ipaddress
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httptools
 import httpx
+
+if TYPE_CHECKING:
+    from observatory.addresses import IPAddress
 
 READ_PAUSE_BYTES = 1 << 20  # a provider sending faster than our client reads is paused beyond this
 
@@ -152,11 +158,22 @@ class _Body(httpx.AsyncByteStream):
         self._transport._release(connection)
 
 
+class AddressRefused(httpx.ConnectError):
+    """The host resolved to an address the transport's `address_check` refuses; nothing was sent."""
+
+
 class FastTransport(httpx.AsyncBaseTransport):
-    """Keep-alive connections per (scheme, host, port), at most `max_connections` open in all."""
+    """Keep-alive connections per (scheme, host, port), at most `max_connections` open in all.
+
+    `address_check(host, port, ip)` (optional) returns why the transport may not connect to `ip` for `host`, or
+    None: a new connection resolves the host once, refuses it if any address is refused, and connects to an
+    address it checked (the TLS server name stays the host's), so a DNS answer that changes between the check and
+    the connection cannot send the request elsewhere."""
 
     def __init__(self, max_connections: int = 1000, max_idle_per_host: int = 200, keepalive_expiry: float = 60.0,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 address_check: Callable[[str, int, IPAddress], str | None] | None = None) -> None:
+        self._address_check = address_check
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._max_idle = max_idle_per_host
         self._expiry = keepalive_expiry
@@ -219,10 +236,15 @@ class FastTransport(httpx.AsyncBaseTransport):
             raise httpx.PoolTimeout("too many connections to providers are open") from None
         scheme, host, port = key
         try:
+            address = host if self._address_check is None else await asyncio.wait_for(
+                self._checked_address(host, port), timeouts.get("connect"))
             _, connection = await asyncio.wait_for(asyncio.get_running_loop().create_connection(
-                lambda: _Connection(key), host, port,
+                lambda: _Connection(key), address, port,
                 ssl=self._ssl_context() if scheme == "https" else None,
                 server_hostname=host if scheme == "https" else None), timeouts.get("connect"))
+        except AddressRefused:
+            self._slots.release()
+            raise
         except TimeoutError:
             self._slots.release()
             raise httpx.ConnectTimeout(f"no connection to {host}:{port} within the connect timeout") from None
@@ -231,6 +253,17 @@ class FastTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
         self._open.add(connection)
         return connection, False
+
+    async def _checked_address(self, host: str, port: int) -> str:
+        infos = await asyncio.get_running_loop().getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+        for ip in addresses:
+            refusal = self._address_check(host, port, ip)
+            if refusal is not None:
+                raise AddressRefused(refusal)
+        if not addresses:
+            raise httpx.ConnectError(f"{host} has no address")
+        return str(addresses[0])
 
     def _release(self, connection: _Connection) -> None:
         """Back to the pool when its answer was read to the end and both sides keep the connection; else closed."""

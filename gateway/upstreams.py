@@ -6,6 +6,7 @@ seconds so a call costs no database round trip.
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from django.conf import settings
 from gateway import vault
 from gateway.models import ProviderAccount, UpstreamHost
 from gateway.routes import PUBLIC_BASE_URLS
+from observatory.addresses import IPAddress, non_public_kind
 
 CACHE_SECONDS = 10.0
 PUBLIC_HOSTS = frozenset(urlsplit(url).hostname for url in PUBLIC_BASE_URLS.values())
@@ -44,6 +46,34 @@ def host_allowed(url: str, organization_hosts: frozenset[str]) -> bool:
         return False
     allowed = PUBLIC_HOSTS | frozenset(settings.GATEWAY_ALLOWED_HOSTS) | organization_hosts
     return host in allowed or f"{host}:{port}" in allowed
+
+
+_networks: dict[tuple[str, ...], tuple] = {}
+
+
+def private_networks() -> tuple:
+    """OBSERVATORY_GATEWAY_PRIVATE_NETWORKS as networks (parsed once per value)."""
+    entries = tuple(settings.GATEWAY_PRIVATE_NETWORKS)
+    networks = _networks.get(entries)
+    if networks is None:
+        networks = _networks[entries] = tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+    return networks
+
+
+def address_refusal(host: str, port: int, ip: IPAddress) -> str | None:
+    """Why the gateway may not connect to `ip`, an address `host` resolved to (None: it may). The providers' public
+    APIs and the operator's OBSERVATORY_GATEWAY_ALLOWED_HOSTS may be anywhere; a host an organization admin added
+    must resolve to public addresses only, or to one inside OBSERVATORY_GATEWAY_PRIVATE_NETWORKS — so no
+    organization can point the gateway at the server's own network, its cloud metadata service or localhost."""
+    name = host.strip("[]").lower()
+    trusted = PUBLIC_HOSTS | frozenset(settings.GATEWAY_ALLOWED_HOSTS)
+    if name in trusted or f"{name}:{port}" in trusted:
+        return None
+    kind = non_public_kind(ip)
+    if kind is None or any(ip.version == network.version and ip in network for network in private_networks()):
+        return None
+    return (f"{name} resolves to {ip}, {kind}; the gateway calls an organization's hosts on public addresses only "
+            "(an operator allows internal networks with OBSERVATORY_GATEWAY_PRIVATE_NETWORKS)")
 
 
 def normalize_host(entry: str) -> str:

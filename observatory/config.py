@@ -5,6 +5,7 @@ Kept free of Django imports so the launcher, settings and tests share one parser
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ class Config:
     ingest_burst_per_key: int = 250_000
     spool_max_bytes: int = 1024**3
     gateway_allowed_hosts: list[str] = field(default_factory=list)
+    gateway_private_networks: list[str] = field(default_factory=list)
     gateway_secret_key: str = ""
     gateway_max_body_bytes: int = 32 * 1024 * 1024
     redis_url: str = ""  # REDIS_URL: hard-budget counters shared there (else in PostgreSQL)
@@ -90,6 +92,17 @@ def _list(env: dict[str, str], name: str, default: list[str]) -> list[str]:
     if raw is None or raw.strip() == "":
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _networks(env: dict[str, str], name: str) -> list[str]:
+    """Comma-separated networks (10.0.0.0/8, 192.168.1.5, fd00::/8) as their canonical spelling."""
+    networks = []
+    for entry in _list(env, name, []):
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{name}: {entry!r} is not a network; give CIDR blocks such as 10.0.0.0/8") from None
+    return networks
 
 
 def default_data_dir(env: dict[str, str]) -> Path:
@@ -223,6 +236,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         ingest_burst_per_key=_int(env, "OBSERVATORY_INGEST_BURST_PER_KEY", 250_000),
         spool_max_bytes=_int(env, "OBSERVATORY_SPOOL_MAX_BYTES", 1024**3, minimum=1024 * 1024),
         gateway_allowed_hosts=[host.lower() for host in _list(env, "OBSERVATORY_GATEWAY_ALLOWED_HOSTS", [])],
+        gateway_private_networks=_networks(env, "OBSERVATORY_GATEWAY_PRIVATE_NETWORKS"),
         gateway_secret_key=_gateway_secret_key(env),
         gateway_max_body_bytes=_int(env, "OBSERVATORY_GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024),
         redis_url=env.get("REDIS_URL", "").strip(),

@@ -133,6 +133,7 @@ SPOOL_DRAIN_IN_BACKGROUND = True
 # The gateway (gateway/): upstream hosts allowed beside the providers' public APIs and each organization's own list,
 # the key that encrypts stored provider credentials (empty: $OBSERVATORY_HOME/gateway.key), the largest request body.
 GATEWAY_ALLOWED_HOSTS = CONFIG.gateway_allowed_hosts
+GATEWAY_PRIVATE_NETWORKS = CONFIG.gateway_private_networks  # internal networks an organization's upstream may be in
 GATEWAY_SECRET_KEY = CONFIG.gateway_secret_key
 GATEWAY_MAX_BODY_BYTES = CONFIG.gateway_max_body_bytes
 REDIS_URL = CONFIG.redis_url  # hard-budget counters shared there (else in PostgreSQL; billing.limits)

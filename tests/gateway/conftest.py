@@ -56,6 +56,7 @@ def serve_gateway(settings, tmp_path):
     """Start a gateway (optionally with your own Gateway object); stopped at the end of the test."""
     settings.DATA_DIR = tmp_path  # the vault's key file, the spool
     settings.SPOOL_DRAIN_IN_BACKGROUND = False
+    settings.GATEWAY_PRIVATE_NETWORKS = ["127.0.0.0/8"]  # the fake providers listen on loopback
     upstream_cache.clear()
     rulebooks.clear()
     servers = []

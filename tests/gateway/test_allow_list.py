@@ -94,3 +94,58 @@ def test_an_allow_list_entry_is_a_host_and_nothing_else(entry):
 
 def test_an_allow_list_entry_is_kept_lowercase_with_its_port():
     assert normalize_host(" LLM.Internal:8000 ") == "llm.internal:8000"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_organizations_host_on_an_internal_address_is_refused_unless_the_operator_allows_that_network(
+        gw, oai, org, provider, settings):
+    settings.GATEWAY_PRIVATE_NETWORKS = []
+    upstream_cache.clear()
+
+    with pytest.raises(openai.APIStatusError) as refused:
+        oai.chat.completions.create(model="gpt-4o-mini", messages=HI)
+
+    assert refused.value.status_code == 502
+    assert "127.0.0.1 resolves to 127.0.0.1, a loopback address" in refused.value.message
+    assert "OBSERVATORY_GATEWAY_PRIVATE_NETWORKS" in refused.value.message
+    assert provider.requests == []  # nothing was sent
+    failed = gw.calls(1)[0]
+    assert (failed.status, failed.http_status, failed.cost_usd) == ("error", 502, 0)
+
+    settings.GATEWAY_PRIVATE_NETWORKS = ["127.0.0.1/32"]
+    assert oai.chat.completions.create(model="gpt-4o-mini", messages=HI).choices[0].message.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_name_that_resolves_to_an_internal_address_is_refused_and_the_operators_hosts_are_trusted(
+        gw, oai, org, provider, settings):
+    port = provider.server_address[1]
+    settings.GATEWAY_PRIVATE_NETWORKS = []
+    UpstreamHost.objects.filter(organization=org).delete()
+    allow_upstream_host(org, f"localhost:{port}")  # a name, as a DNS answer pointing inside would be
+    set_provider_account(org, "openai", base_url=f"http://localhost:{port}/v1")
+
+    with pytest.raises(openai.APIStatusError) as refused:
+        oai.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    assert refused.value.status_code == 502 and "localhost resolves to" in refused.value.message
+    assert provider.requests == []
+
+    settings.GATEWAY_ALLOWED_HOSTS = [f"localhost:{port}"]  # the operator's own list may point anywhere
+    assert oai.chat.completions.create(model="gpt-4o-mini", messages=HI).choices[0].message.content
+
+
+def test_the_address_check_refuses_the_metadata_service_and_private_ranges_but_not_public_ones(settings):
+    import ipaddress
+
+    from gateway.upstreams import address_refusal
+
+    settings.GATEWAY_PRIVATE_NETWORKS = ["10.1.0.0/16"]
+    settings.GATEWAY_ALLOWED_HOSTS = []
+    check = lambda ip: address_refusal("llm.example.com", 443, ipaddress.ip_address(ip))  # noqa: E731
+
+    assert "metadata" in check("169.254.169.254")
+    assert "a private address" in check("10.2.0.5") and "a private address" in check("192.168.1.9")
+    assert "loopback" in check("::ffff:127.0.0.1")
+    assert check("10.1.4.4") is None  # inside the operator's private network
+    assert check("104.18.6.192") is None
+    assert address_refusal("api.openai.com", 443, ipaddress.ip_address("10.9.9.9")) is None  # a provider's public API

@@ -129,7 +129,8 @@ def second_gateway(tmp_path, gw):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": url, "OBSERVATORY_HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "DATABASE_URL": url, "OBSERVATORY_HOME": str(tmp_path), "PYTHONPATH": str(ROOT),
+           "OBSERVATORY_GATEWAY_PRIVATE_NETWORKS": "127.0.0.0/8"}
     env.pop("REDIS_URL", None)
     process = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.asgi:application", "--port", str(port),
                                 "--log-level", "warning"], env=env, cwd=ROOT)

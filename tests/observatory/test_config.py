@@ -88,6 +88,14 @@ def test_private_webhook_addresses_are_refused_unless_allowed():
         load_config({"HOME": "/tmp", "OBSERVATORY_WEBHOOK_ALLOW_PRIVATE": "sometimes"})
 
 
+def test_the_gateways_private_networks_are_read_as_networks():
+    assert load_config({"HOME": "/tmp"}).gateway_private_networks == []
+    config = load_config({"HOME": "/tmp", "OBSERVATORY_GATEWAY_PRIVATE_NETWORKS": "10.0.0.0/8, 192.168.1.5,fd00::/8"})
+    assert config.gateway_private_networks == ["10.0.0.0/8", "192.168.1.5/32", "fd00::/8"]
+    with pytest.raises(ConfigError, match="OBSERVATORY_GATEWAY_PRIVATE_NETWORKS: 'intranet' is not a network"):
+        load_config({"HOME": "/tmp", "OBSERVATORY_GATEWAY_PRIVATE_NETWORKS": "intranet"})
+
+
 def test_manage_py_prints_a_clear_configuration_error():
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=REPO, capture_output=True, text=True, timeout=60,
