@@ -19,6 +19,7 @@ from billing.models import (
     DailyProductLatency,
     DailyRollup,
     DailyTeamModelRollup,
+    DailyTeamModelSpend,
     GpuCostHour,
     HourlyModelLatency,
     HourlyProductLatency,
@@ -43,19 +44,23 @@ def _midnight_after(moment: datetime) -> datetime:
 
 
 TEAM_MODEL_FIELDS = frozenset({"team_id", "product_id", "provider", "model"})
-DAILY_MODELS = (DailyRollup, DailyTeamModelRollup, DailyModelLatency, DailyProductLatency)
+DAILY_MODELS = (DailyRollup, DailyTeamModelRollup, DailyTeamModelSpend, DailyModelLatency, DailyProductLatency)
 
 
-def rollup_pieces(scope: Scope, start: datetime, end: datetime, fields: Sequence[str] | None = None) -> list[QuerySet]:
+def rollup_pieces(scope: Scope, start: datetime, end: datetime, fields: Sequence[str] | None = None,
+                  histograms: bool = False) -> list[QuerySet]:
     """Querysets whose rows together cover [start, end) exactly once. Reads that group by no more than `fields`
-    (given, and within team, product, provider and model) take whole days from the smaller DailyTeamModelRollup."""
+    (given, and within team, product, provider and model) take whole days from the smaller DailyTeamModelSpend, or
+    DailyTeamModelRollup when they read the latency `histograms`."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_midnight = _midnight_after(start)
     last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
     hourly = HourlyRollup.objects.filter(scope.q())
     if first_midnight >= last_midnight:
         return [hourly.filter(hour__gte=start, hour__lt=end)]
-    daily = DailyTeamModelRollup if fields is not None and set(fields) <= TEAM_MODEL_FIELDS else DailyRollup
+    daily = DailyRollup
+    if fields is not None and set(fields) <= TEAM_MODEL_FIELDS:
+        daily = DailyTeamModelRollup if histograms else DailyTeamModelSpend
     return [
         hourly.filter(hour__gte=start, hour__lt=first_midnight),
         daily.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date()),
@@ -185,13 +190,13 @@ def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[st
     per-model histograms (HourlyModelLatency / DailyModelLatency), and by product the per-product ones, instead
     of every group's rows."""
     if scope.team_ids is not None or type(scope) is not Scope:
-        return rollup_pieces(scope, start, end, fields)
+        return rollup_pieces(scope, start, end, fields, histograms=True)
     if set(fields) <= {"provider", "model"}:
         hourly_model, daily_model = HourlyModelLatency, DailyModelLatency
     elif fields == ["product_id"]:
         hourly_model, daily_model = HourlyProductLatency, DailyProductLatency
     else:
-        return rollup_pieces(scope, start, end, fields)
+        return rollup_pieces(scope, start, end, fields, histograms=True)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_midnight = _midnight_after(start)
     last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)

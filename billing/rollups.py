@@ -162,6 +162,14 @@ FROM g LEFT JOIN lh USING ({TEAM_MODEL_KEYS}) LEFT JOIN th USING ({TEAM_MODEL_KE
 """
 
 
+TEAM_MODEL_SPEND_SQL = f"""
+INSERT INTO billing_dailyteammodelspend (organization_id, day, team_id, product_id, provider, model, environment, feature,
+                                         {SUM_COLUMNS})
+SELECT organization_id, day, team_id, product_id, provider, model, environment, feature, {SUM_COLUMNS}
+FROM billing_dailyteammodelrollup WHERE organization_id = %(org)s AND day = ANY(%(days)s)
+"""
+
+
 def latency_sql(source: str, target: str, period: str, dimensions: str = "provider, model") -> str:
     """Merge the histograms of `source` rollup rows into per-(period, dimensions) rows of `target`. A nullable
     dimension (product_id) is grouped as 0 and written back as NULL."""
@@ -227,6 +235,9 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         cursor.execute("DELETE FROM billing_dailyteammodelrollup WHERE organization_id = %s AND day = ANY(%s)",
                        [organization_id, days])
         cursor.execute(TEAM_MODEL_DAILY_SQL, {"org": organization_id, "days": days})
+        cursor.execute("DELETE FROM billing_dailyteammodelspend WHERE organization_id = %s AND day = ANY(%s)",
+                       [organization_id, days])
+        cursor.execute(TEAM_MODEL_SPEND_SQL, {"org": organization_id, "days": days})
         cursor.execute("DELETE FROM billing_hourlymodellatency WHERE organization_id = %s AND hour = ANY(%s)",
                        [organization_id, hours])
         cursor.execute(HOURLY_MODEL_LATENCY_SQL, {"org": organization_id, "periods": hours})

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 SOURCE = "observatory-gateway"
 BATCH = 500
 LINGER_SECONDS = 0.05  # how long a record waits for others to share its write: one COPY for many calls under load
+SEND_LINGER_SECONDS = 0.01  # how long the gateway's sending thread gathers exchanges before it takes the interpreter
 try:
     SOURCE_VERSION = version("observatory")
 except PackageNotFoundError:  # running from a source tree that was not installed
@@ -224,6 +225,8 @@ class ProcessRecorder:
             first = self._queue.get()
             batch = [] if first is None else [first]
             done = first is None
+            if not done:
+                time.sleep(SEND_LINGER_SECONDS)  # the interpreter is the event loop's meanwhile: one hand-over per batch
             while not done and len(batch) < BATCH:
                 try:
                     item = self._queue.get_nowait()

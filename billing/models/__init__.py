@@ -31,6 +31,7 @@ from billing.models.rollups import (  # noqa: F401
     DailyRollup,
     DailySessionSpend,
     DailyTeamModelRollup,
+    DailyTeamModelSpend,
     HourlyModelLatency,
     HourlyProductLatency,
     HourlyRollup,

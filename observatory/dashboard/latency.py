@@ -63,7 +63,7 @@ def over_time(scope: Scope, period: Period) -> dict:
     elif org_wide:
         pieces = latency_pieces(scope, period.start, period.end, [])
     else:
-        pieces = rollup_pieces(scope, period.start, period.end, ())
+        pieces = rollup_pieces(scope, period.start, period.end, (), histograms=True)
     for piece in pieces:
         time_field = "day" if piece.model in DAILY_MODELS else "hour"
         for moment, latency, ttft in piece.values_list(time_field, "latency_buckets", "ttft_buckets"):

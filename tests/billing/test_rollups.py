@@ -202,10 +202,15 @@ def test_per_product_latency_histograms_match_the_full_rollups(org, team, other_
 
 @pytest.mark.django_db
 def test_reads_by_team_and_model_take_whole_days_from_the_smaller_rollup_and_agree(org, team, dataset):
-    from billing.models import DailyTeamModelRollup
+    from billing.models import DailyTeamModelRollup, DailyTeamModelSpend
 
     rollup_pending()
     assert 0 < DailyTeamModelRollup.objects.count() <= DailyRollup.objects.count()
+    # the spend reads' narrow copy (no histograms) has the same rows and sums
+    sums = ("day", "team_id", "product_id", "provider", "model", "calls", "errors", "cost_usd", "input_tokens",
+            "output_tokens", "latency_sum_ms", "ttft_calls")
+    assert sorted(DailyTeamModelSpend.objects.values_list(*sums), key=str) == \
+        sorted(DailyTeamModelRollup.objects.values_list(*sums), key=str)
     start, end = DAY + timedelta(hours=7), DAY + timedelta(days=3)
     for scope in (Scope(org.id), Scope(org.id, team_ids=(team.id,))):
         calls = LLMCall.objects.filter(scope.q(), start_time__gte=start, start_time__lt=end)
