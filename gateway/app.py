@@ -34,6 +34,7 @@ from gateway.limits import BudgetGuard
 from gateway.pipeline import Exchange, Pipeline, attribution_from
 from gateway.recording import ProcessRecorder, Recorder
 from gateway.routes import OPENAI, ROUTES, Route, error_body, model_problem, provider_shape
+from gateway.translate import TranslationError, error_message
 from gateway.transport import AddressRefused, FastClient, FastTransport
 from gateway.upstreams import UpstreamRefused, address_refusal, upstream_cache
 from gateway.usage import StreamWatcher, error_type_of, usage_from_body
@@ -161,14 +162,18 @@ class Gateway:
                 f"its own in the {PASSTHROUGH_CREDENTIAL} header"))
         upstream = await self._send(request, exchange, credential)
         if exchange.fallback is not None:  # a routing rule's fallback (gateway.routing)
-            upstream = await routing.with_fallback(exchange, upstream, lambda: self._send(request, exchange, credential),
-                                                   self.pipeline, error_type_of)
+            upstream = await routing.with_fallback(
+                exchange, upstream,
+                lambda: self._send(request, exchange, exchange.upstream.api_key if exchange.translation else credential),
+                self.pipeline, error_type_of, self._in_db_thread)
+        route, translation = exchange.route, exchange.translation  # a fallback may have gone to the other provider
         if isinstance(upstream, routing.UpstreamFailure):
             return self._failed(exchange, upstream.status, upstream.error_type, upstream.message)
         if exchange.streaming and upstream.status_code < 400 and \
                 upstream.headers.get("content-type", "").startswith("text/event-stream"):
             watcher = StreamWatcher(route, hide_usage_chunk=exchange.hidden_usage)
-            return RelayedStream(upstream, exchange, watcher, self.pipeline)
+            translator = translation.stream(int(time.time())) if translation is not None else None
+            return RelayedStream(upstream, exchange, watcher, self.pipeline, translator)
         try:
             content = await upstream.aread()
         except httpx.HTTPError as exc:
@@ -177,12 +182,21 @@ class Gateway:
         finally:
             await upstream.aclose()
         if upstream.status_code < 400:
+            exchange.usage = usage_from_body(route, content)
+            if translation is not None:
+                try:
+                    content = translation.answer(content, int(time.time()))
+                except TranslationError as exc:
+                    return self._failed(exchange, 502, "other", f"{exc}: the gateway cannot translate it")
             if exchange.capture is not None:
                 exchange.capture.append(content)
-            exchange.usage = usage_from_body(route, content)
             exchange.finished(upstream.status_code)
         else:
             exchange.finished(upstream.status_code, error_type_of(upstream.status_code, content))
+            if translation is not None:  # the other provider's refusal, in the shape the client's library reads
+                message = error_message(content) or f"the {route.provider} API answered {upstream.status_code}"
+                content = orjson.dumps(error_body(translation.client, upstream.status_code,
+                                                  f"{route.provider} (fallback): {message}"))
         response = Response(content, status_code=upstream.status_code, background=self._after_sending(exchange))
         response.raw_headers = [*client_headers(upstream.headers), (b"content-length", str(len(content)).encode())]
         return response
@@ -192,7 +206,8 @@ class Gateway:
         route = exchange.route
         outgoing = self.client.build_request(
             "POST", exchange.upstream.base_url + route.upstream_path, content=exchange.raw,
-            headers=upstream_headers(request.headers, route.provider, credential, exchange.streaming),
+            headers=upstream_headers(request.headers, route.provider, credential, exchange.streaming,
+                                     translated=exchange.translation is not None),
         )
         try:
             return await self.client.send(outgoing, stream=True)
@@ -207,7 +222,7 @@ class Gateway:
 
     def _failed(self, exchange: Exchange, status: int, error_type: str, message: str) -> Response:
         exchange.finished(status, error_type)
-        response = refusal_response(exchange.route.provider, status, message)
+        response = refusal_response(exchange.client_provider, status, message)
         response.background = self._after_sending(exchange)
         return response
 

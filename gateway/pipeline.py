@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from gateway.routes import Route
+from gateway.translate import Translation
 from gateway.upstreams import Upstream
 from gateway.usage import Usage
 from observatory.models import ApiKey
@@ -51,6 +52,7 @@ class Exchange:
     headers: Mapping[str, str] = field(default_factory=dict)  # the client's request headers
     attributes: dict[str, object] = field(default_factory=dict)  # recorded with the call: the rule and arm that served it
     fallback: object | None = None  # gateway.routing.Fallback: where a 429, 5xx or timeout is retried once
+    translation: Translation | None = None  # a fallback to the other provider: `route` is now that provider's
     cache_key: str = ""  # set on a cache miss the response cache will fill
     cache_ttl: int = 0
     capture: list[bytes] | None = None  # the answer's bytes as the client got them, while the cache wants them
@@ -62,6 +64,11 @@ class Exchange:
         if "model" in fields:
             self.model = str(fields["model"])
         self.raw = orjson.dumps(self.body)
+
+    @property
+    def client_provider(self) -> str:
+        """Whose shape the client's library reads: the route's provider, unless another provider took the call."""
+        return self.translation.client if self.translation is not None else self.route.provider
 
     def first_byte(self) -> None:
         if self.ttft_ms is None:

@@ -56,9 +56,11 @@ _ERROR_TYPES = {
     405: ("invalid_request_error", "method_not_allowed", "invalid_request_error"),
     413: ("invalid_request_error", "request_too_large", "request_too_large"),
     429: ("insufficient_quota", "budget_exceeded", "rate_limit_error"),  # ours only for a spent hard budget
+    500: ("server_error", None, "api_error"),  # a fallback provider's own failure, in the client's shape
     502: ("server_error", "upstream_unreachable", "api_error"),
     503: ("server_error", "gateway_unavailable", "overloaded_error"),
     504: ("server_error", "upstream_timeout", "timeout_error"),
+    529: ("server_error", None, "overloaded_error"),
 }
 
 
@@ -81,10 +83,10 @@ def model_problem(route: Route, model: object) -> tuple[int, str, str | None] | 
         return 400, "the request has no model: name one in the body's \"model\" field", None
     owner = provider_from_model(model)
     if owner and owner != route.provider:
-        hint = f"; call it at {other.path}" if (other := _route_of(owner, route.operation)) else ""
+        hint = f"; call it at {other.path}" if (other := route_for(owner, route.operation)) else ""
         return 404, (f"the model {model!r} is not served at {route.path}: it is a {owner} model{hint}"), "model_not_found"
     return None
 
 
-def _route_of(provider: str, operation: str) -> Route | None:
+def route_for(provider: str, operation: str) -> Route | None:
     return next((r for r in ROUTES.values() if r.provider == provider and r.operation == operation), None)

@@ -48,6 +48,7 @@ class Rule:
     split: str
     fallback_model: str
     fallback_base_url: str  # "" or a base URL whose host was allowed when the rules were loaded
+    fallback_provider: str = ""  # "" keeps the call's provider; "openai" / "anthropic" retries there, translated
 
     def takes_model(self, model: str) -> bool:
         return not self.from_model or self.from_model.lower() in normalize_model_name(model)
@@ -77,7 +78,7 @@ def load(organization_id: int) -> Rulebook:
         if fallback_url and not host_allowed(fallback_url, hosts):
             fallback_url = ""  # a host taken off the allow-list is never called
         rules.append(Rule(rule.id, _match(rule), rule.from_model, rule.to_model, rule.share_percent, rule.split,
-                          rule.fallback_model, fallback_url))
+                          rule.fallback_model, fallback_url, rule.fallback_provider))
     return Rulebook(policies, tuple(rules))
 
 

@@ -5,10 +5,12 @@ fallbacks). Each matches calls by team, product and feature; empty matches any."
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from ingest.mappers.normalize.providers import provider_from_model
 from observatory.models import Organization, Product, Team
 
 
@@ -65,7 +67,14 @@ class CachedResponse(models.Model):
 class RoutingRule(Scoped):
     """Calls to `from_model` (empty: any model) matching the scope: `share_percent` of them go to `to_model` (100:
     a rewrite; between: a canary), split by request id (the same id always takes the same arm) or at random. A
-    provider's 429, 5xx or timeout retries once on `fallback_model` (and/or `fallback_base_url`, an allowed host)."""
+    provider's 429, 5xx or timeout retries once on `fallback_model` (and/or `fallback_base_url`, an allowed host);
+    with `fallback_provider` naming the other provider, a chat call retries on that provider's API through the
+    organization's own upstream for it, translated both ways (gateway.translate)."""
+
+    class FallbackProvider(models.TextChoices):
+        SAME = "", "The call's own provider"
+        OPENAI = "openai", "OpenAI"
+        ANTHROPIC = "anthropic", "Anthropic"
 
     class Split(models.TextChoices):
         REQUEST_ID = "request_id", "By request id (deterministic)"
@@ -85,6 +94,10 @@ class RoutingRule(Scoped):
     fallback_model = models.CharField(max_length=255, blank=True, default="")
     fallback_base_url = models.URLField(max_length=500, blank=True, default="",
                                         help_text="Empty: the organization's own upstream. Its host must be allowed.")
+    fallback_provider = models.CharField(
+        max_length=16, choices=FallbackProvider.choices, blank=True, default="",
+        help_text="Another provider retries chat calls on its own API with the organization's stored key for it; "
+                  "the request and the answer are translated. Needs a fallback model of that provider.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CANARY)
     recommendation = models.ForeignKey("billing.Recommendation", null=True, blank=True, on_delete=models.SET_NULL,
                                        related_name="+")
@@ -98,3 +111,18 @@ class RoutingRule(Scoped):
     @property
     def active(self) -> bool:
         return self.status != self.Status.ROLLED_BACK
+
+    def clean(self) -> None:
+        super().clean()
+        if not self.fallback_provider:
+            return
+        label = self.get_fallback_provider_display()
+        if not self.fallback_model:
+            raise ValidationError({"fallback_model": f"A fallback to {label} needs the {label} model to retry on."})
+        owner = provider_from_model(self.fallback_model)
+        if owner and owner != self.fallback_provider:
+            raise ValidationError({"fallback_model": f"{self.fallback_model!r} is a model of {owner}: a fallback to "
+                                                     f"{label} needs one of {label}'s models."})
+        if self.fallback_base_url:
+            raise ValidationError({"fallback_base_url": f"A fallback to {label} goes to the organization's own "
+                                                        f"{label} upstream (its provider account): leave this empty."})

@@ -24,4 +24,4 @@ class RoutingRuleAdmin(ClearsRulebooks):
     list_display = ["__str__", "organization", "team", "product", "feature", "share_percent", "status"]
     list_filter = ["organization", "status"]
     fields = ["organization", "name", "team", "product", "feature", "from_model", "to_model", "share_percent", "split",
-              "fallback_model", "fallback_base_url", "status"]
+              "fallback_model", "fallback_provider", "fallback_base_url", "status"]
