@@ -96,7 +96,7 @@ def resolve(organization_id: int, provider: str) -> Upstream:
     base_url = ((account.base_url if account else "") or PUBLIC_BASE_URLS[provider]).rstrip("/")
     if not host_allowed(base_url, hosts):
         raise UpstreamRefused(f"the {provider} upstream {urlsplit(base_url).netloc!r} is not on the gateway's "
-                              "allow-list; an organization admin adds it under Admin → Gateway upstream hosts")
+                              "allow-list; an organization admin adds it under Settings → Gateway")
     api_key = vault.decrypt(account.encrypted_api_key) if account and account.encrypted_api_key else ""
     return Upstream(base_url, urlsplit(base_url).netloc, api_key)
 

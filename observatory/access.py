@@ -19,6 +19,8 @@ recommendations of their teams (a product's owning team counts) and their teams'
 People and products: organization admins create and rename teams and invite, re-role and remove anyone; a team's
 admins (a team membership with the admin role) rename their team, create and rename its products and manage its
 members and invitations, never organization-wide roles.
+The gateway's settings (provider accounts, allowed upstream hosts, cache policies, routing rules) are changed by
+organization admins only; a running canary also by its team's managers, on its page.
 Anything a requester may not read is a 404, as if it did not exist.
 """
 
@@ -433,6 +435,57 @@ def routing_rule_or_404(viewer: Viewer, rule_id: int):
     if rule is None:
         raise Http404("No such routing rule.")
     return rule
+
+
+# The gateway's configuration, as its settings page shows it ----------------------------------------------------------
+
+def visible_upstream_hosts(viewer: Viewer) -> QuerySet:
+    """The organization's allowed upstream hosts: the organization's, not a team's (read with the whole organization)."""
+    from gateway.models import UpstreamHost
+
+    return viewer.readable(UpstreamHost.objects.filter(organization=viewer.organization).order_by("host"))
+
+
+def visible_provider_accounts(viewer: Viewer) -> QuerySet:
+    """The organization's provider accounts (base URL and key hint; never the key), with the whole organization."""
+    from gateway.models import ProviderAccount
+
+    return viewer.readable(ProviderAccount.objects.filter(organization=viewer.organization).order_by("provider"))
+
+
+def visible_cache_policies(viewer: Viewer) -> QuerySet:
+    """Response cache policies of the viewer's teams (a product's owning team counts), newest first."""
+    from gateway.rules import CachePolicy
+
+    policies = CachePolicy.objects.filter(organization=viewer.organization).select_related("team", "product")
+    return viewer.readable(policies).order_by("-created_at", "-id")
+
+
+def visible_routing_rules(viewer: Viewer) -> QuerySet:
+    """Routing rules of the viewer's teams (a product's owning team counts), newest first: the order they win in."""
+    from gateway.rules import RoutingRule
+
+    rules = RoutingRule.objects.filter(organization=viewer.organization).select_related("team", "product")
+    return viewer.readable(rules).order_by("-created_at", "-id")
+
+
+def require_gateway_admin(viewer: Viewer) -> None:
+    if not viewer.is_admin:
+        raise PermissionDenied("only organization admins change the gateway's settings.")
+
+
+def upstream_host_or_404(viewer: Viewer, host_id: int):
+    host = visible_upstream_hosts(viewer).filter(pk=host_id).first()
+    if host is None:
+        raise Http404("No such upstream host.")
+    return host
+
+
+def cache_policy_or_404(viewer: Viewer, policy_id: int):
+    policy = visible_cache_policies(viewer).filter(pk=policy_id).first()
+    if policy is None:
+        raise Http404("No such cache policy.")
+    return policy
 
 
 def invitation_for_token(token_hash: str) -> Invitation | None:

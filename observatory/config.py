@@ -59,6 +59,7 @@ class Config:
     gateway_max_body_bytes: int = 32 * 1024 * 1024
     redis_url: str = ""  # REDIS_URL: hard-budget counters shared there (else in PostgreSQL)
     gateway_redis_url: str = ""  # the gateway's shared response cache; empty: PostgreSQL
+    gateway_url: str = "http://127.0.0.1:4000"  # where clients reach the gateway (shown on Settings → Gateway)
     extra: dict = field(default_factory=dict)
 
 
@@ -241,6 +242,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         gateway_max_body_bytes=_int(env, "OBSERVATORY_GATEWAY_MAX_BODY_BYTES", 32 * 1024 * 1024, minimum=1024),
         redis_url=env.get("REDIS_URL", "").strip(),
         gateway_redis_url=_redis_url(env, "OBSERVATORY_GATEWAY_REDIS_URL") or env.get("REDIS_URL", "").strip(),
+        gateway_url=_gateway_url(env, site_url),
     )
 
 
@@ -249,6 +251,19 @@ def _redis_url(env: dict[str, str], name: str) -> str:
     if url and url.split("://", 1)[0] not in ("redis", "rediss", "unix"):
         raise ConfigError(f"{name}={url!r} is not a Redis URL: use redis://host:6379/0 (or leave it empty for PostgreSQL)")
     return url
+
+
+def _gateway_url(env: dict[str, str], site_url: str) -> str:
+    """Where clients reach the gateway: OBSERVATORY_GATEWAY_URL (e.g. behind a proxy), else SITE_URL's host on the
+    gateway's port, over plain HTTP as the gateway serves it (SITE_URL https://obs.example.com → http://obs.example.com:4000)."""
+    url = env.get("OBSERVATORY_GATEWAY_URL", "").strip().rstrip("/")
+    if url:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"OBSERVATORY_GATEWAY_URL={url!r} must start with http:// or https://")
+        return url
+    host = urlsplit(site_url).hostname or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host  # an IPv6 address
+    return f"http://{host}:{_int(env, 'OBSERVATORY_GATEWAY_PORT', 4000, minimum=1)}"
 
 
 def _gateway_secret_key(env: dict[str, str]) -> str:

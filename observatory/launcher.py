@@ -202,6 +202,8 @@ def _up(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "observatory.settings"
     env.setdefault("SITE_URL", f"http://{args.host}:{args.port}")
+    if not args.no_gateway:
+        env["OBSERVATORY_GATEWAY_PORT"] = str(args.gateway_port)  # the port Settings → Gateway tells clients to use
     if config.embedded_database:
         from observatory.embedded_db import database_url, ensure_postgres
 

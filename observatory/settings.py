@@ -137,6 +137,7 @@ GATEWAY_PRIVATE_NETWORKS = CONFIG.gateway_private_networks  # internal networks 
 GATEWAY_SECRET_KEY = CONFIG.gateway_secret_key
 GATEWAY_MAX_BODY_BYTES = CONFIG.gateway_max_body_bytes
 REDIS_URL = CONFIG.redis_url  # hard-budget counters shared there (else in PostgreSQL; billing.limits)
+GATEWAY_URL = CONFIG.gateway_url  # where clients reach the gateway, as Settings → Gateway shows it
 GATEWAY_REDIS_URL = CONFIG.gateway_redis_url  # the response cache shared by gateway processes (empty: PostgreSQL)
 RETENTION_DAYS = CONFIG.retention_days
 PARTITION_DAYS_AHEAD = 7

@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from observatory import health
-from observatory.views import budgets, calls, digest, gpu, people, routing, savings, spend, tenancy
+from observatory.views import budgets, calls, digest, gateway_settings, gpu, people, routing, savings, spend, tenancy
 
 urlpatterns = [
     path("", include("ingest.urls")),  # first: OTLP exporters post here many times a second
@@ -51,6 +51,21 @@ urlpatterns = [
     path("settings/invitations/<int:invitation_id>/revoke/", people.revoke_invitation, name="revoke-invitation"),
     path("settings/members/<int:membership_id>/role/", people.change_role, name="change-role"),
     path("settings/members/<int:membership_id>/remove/", people.remove_member, name="remove-member"),
+    path("settings/gateway/", gateway_settings.gateway_settings, name="gateway-settings"),
+    path("settings/gateway/providers/<slug:provider>/", gateway_settings.save_provider_account, name="gateway-provider"),
+    path("settings/gateway/providers/<slug:provider>/remove-key/", gateway_settings.remove_provider_key,
+         name="gateway-remove-key"),
+    path("settings/gateway/hosts/", gateway_settings.add_upstream_host, name="gateway-add-host"),
+    path("settings/gateway/hosts/<int:host_id>/remove/", gateway_settings.remove_upstream_host,
+         name="gateway-remove-host"),
+    path("settings/gateway/cache-policies/", gateway_settings.add_cache_policy, name="gateway-add-cache-policy"),
+    path("settings/gateway/cache-policies/<int:policy_id>/", gateway_settings.change_cache_policy,
+         name="gateway-cache-policy"),
+    path("settings/gateway/cache-policies/<int:policy_id>/delete/", gateway_settings.delete_cache_policy,
+         name="gateway-delete-cache-policy"),
+    path("settings/gateway/routing-rules/", gateway_settings.add_routing_rule, name="gateway-add-routing-rule"),
+    path("settings/gateway/routing-rules/<int:rule_id>/delete/", gateway_settings.delete_routing_rule,
+         name="gateway-delete-routing-rule"),
     path("invite/<str:token>/", people.accept_invitation, name="accept-invitation"),
     path("digest/", digest.digest_page, name="digest"),
     path("digest/preferences/", digest.digest_preferences, name="digest-preferences"),

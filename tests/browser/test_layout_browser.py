@@ -72,6 +72,7 @@ def pages(month, live_server, settings) -> dict[str, str]:
         "call": f"/calls/{call.trace_id}/{call.span_id}/", "prices": "/prices/", "gpu": "/gpu/", "budgets": "/budgets/",
         "budget": f"/budgets/{budget.pk}/", "alerts": "/alerts/", "recommendations": "/recommendations/",
         "what-if": "/what-if/", "settings": "/settings/", "digest": "/digest/",
+        "gateway": "/settings/gateway/",
     }
     return {name: f"{live_server.url}{path}" for name, path in paths.items()}
 
@@ -113,7 +114,7 @@ def test_every_page_fits_both_widths_and_links_only_to_dashboard_pages(signed_in
             for target in sorted(set(page.evaluate(TARGETS))):
                 if (problem := link_problem(target, live_server.url)) is not None:
                     problems.append(f"{where}: {problem}")
-    assert visited == 2 * 19  # every dashboard page of the fixture, at both widths
+    assert visited == 2 * 20  # every dashboard page of the fixture, at both widths
     assert problems == [], "\n".join(problems)
 
 

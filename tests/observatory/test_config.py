@@ -96,6 +96,18 @@ def test_the_gateways_private_networks_are_read_as_networks():
         load_config({"HOME": "/tmp", "OBSERVATORY_GATEWAY_PRIVATE_NETWORKS": "intranet"})
 
 
+def test_the_gateway_url_is_the_sites_host_on_the_gateway_port_unless_named():
+    assert load_config({"HOME": "/tmp"}).gateway_url == "http://127.0.0.1:4000"
+    behind_tls = {"HOME": "/tmp", "SITE_URL": "https://obs.example.com", "OBSERVATORY_GATEWAY_PORT": "4100"}
+    assert load_config(behind_tls).gateway_url == "http://obs.example.com:4100"
+    named = {**behind_tls, "OBSERVATORY_GATEWAY_URL": "https://llm.example.com/"}
+    assert load_config(named).gateway_url == "https://llm.example.com"
+    with pytest.raises(ConfigError, match=r"OBSERVATORY_GATEWAY_URL='llm\.example\.com' must start with http"):
+        load_config({"HOME": "/tmp", "OBSERVATORY_GATEWAY_URL": "llm.example.com"})
+    with pytest.raises(ConfigError, match="OBSERVATORY_GATEWAY_PORT='gw' is not a whole number"):
+        load_config({"HOME": "/tmp", "OBSERVATORY_GATEWAY_PORT": "gw"})
+
+
 def test_manage_py_prints_a_clear_configuration_error():
     result = subprocess.run(
         [sys.executable, "manage.py", "check"], cwd=REPO, capture_output=True, text=True, timeout=60,

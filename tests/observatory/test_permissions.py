@@ -47,11 +47,14 @@ def other_teams_values(data: Seed) -> dict[str, str]:
         organization=data.ads.organization, fingerprint="failed_calls:ads", defaults={
             "kind": "failed_calls", "team": data.ads, "title": f"Ads failures on {ADS_MODEL}", "model": ADS_MODEL,
             "monthly_savings_usd": Decimal("7.77"), "evidence": {"cost_usd": "7.77"}})
-    from gateway.rules import RoutingRule
+    from gateway.models import UpstreamHost
+    from gateway.rules import CachePolicy, RoutingRule
 
     rule, _ = RoutingRule.objects.get_or_create(organization=data.ads.organization, team=data.ads,
                                                 from_model=ADS_MODEL, defaults={"to_model": "gpt-4o-mini"})
-    return {"rule_id": str(rule.id), "team_slug": data.ads.slug, "product_slug": data.ads_ranker.slug, "trace_id": ads_call.trace_id,
+    policy, _ = CachePolicy.objects.get_or_create(organization=data.ads.organization, team=data.ads, feature="ads-secret-cache")
+    host, _ = UpstreamHost.objects.get_or_create(organization=data.ads.organization, host="llm.internal")
+    return {"rule_id": str(rule.id), "policy_id": str(policy.id), "host_id": str(host.id), "provider": "openai", "team_slug": data.ads.slug, "product_slug": data.ads_ranker.slug, "trace_id": ads_call.trace_id,
             "span_id": ads_call.span_id, "key_id": str(data.ads_key.id), "pk": str(budget.id),
             "budget_id": str(budget.id), "rec_id": str(rec.id), "pool_id": str(data.ads_pool.id), "kind": "chargeback",
             "team_id": str(data.ads.id), "product_id": str(data.ads_ranker.id),

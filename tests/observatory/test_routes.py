@@ -69,7 +69,7 @@ def test_every_form_button_and_link_on_every_page_targets_a_dashboard_route(clie
     pages = ["/", "/teams/search/", "/products/answers/", "/models/", "/latency/", "/caching/", "/errors/", "/users/",
              "/calls/", f"/calls/{call.trace_id}/{call.span_id}/", "/prices/", "/gpu/", "/budgets/",
              f"/budgets/{budget.id}/", "/alerts/", "/recommendations/", "/recommendations/?status=all", "/what-if/",
-             "/settings/"]
+             "/settings/", "/settings/gateway/"]
     wrong = []
     checked = 0
     for page in pages:
