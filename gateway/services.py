@@ -86,7 +86,8 @@ def delete_cache_policy(policy: CachePolicy) -> None:
 
 def add_routing_rule(organization: Organization, *, team: Team | None, product: Product | None, feature: str,
                      name: str, from_model: str, to_model: str, share_percent: Decimal, split: str,
-                     fallback_model: str, fallback_base_url: str, status: str, user=None) -> RoutingRule:
+                     fallback_model: str, fallback_base_url: str, status: str, fallback_provider: str = "",
+                     user=None) -> RoutingRule:
     """A rule the gateway applies within RULES_SECONDS. Raises ValueError when the fallback base URL's host is not on
     the allow-list (the gateway would never call it)."""
     if fallback_base_url and not host_allowed(fallback_base_url, _allowed_hosts(organization)):
@@ -94,7 +95,8 @@ def add_routing_rule(organization: Organization, *, team: Team | None, product: 
     rule = RoutingRule.objects.create(
         organization=organization, team=team, product=product, feature=feature, name=name, from_model=from_model,
         to_model=to_model, share_percent=share_percent, split=split, fallback_model=fallback_model,
-        fallback_base_url=fallback_base_url.rstrip("/"), status=status, created_by=user)
+        fallback_base_url=fallback_base_url.rstrip("/"), fallback_provider=fallback_provider, status=status,
+        created_by=user)
     rulebooks.clear()
     return rule
 

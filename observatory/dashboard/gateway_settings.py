@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from gateway.models import Provider
 from gateway.routes import PUBLIC_BASE_URLS
@@ -102,15 +103,27 @@ class RoutingRuleForm(_ScopeForm):
                                      help_text="Tried once after a 429, 5xx or timeout.")
     fallback_base_url = forms.URLField(label="Fallback base URL", max_length=500, required=False, assume_scheme="https",
                                        help_text="Empty: the same upstream. Its host must be allowed.")
+    fallback_provider = forms.ChoiceField(
+        label="Fallback provider", required=False, choices=[("", "The call's own"), *RoutingRule.FallbackProvider.choices],
+        help_text="The other provider retries chat calls on its own API with its stored key, translated both ways.")
     status = forms.ChoiceField(label="Status", choices=RoutingRule.Status.choices, initial=RoutingRule.Status.CANARY)
     field_order = ["name", "team", "product", "feature", "from_model", "to_model", "share_percent", "split",
-                   "fallback_model", "fallback_base_url", "status"]
+                   "fallback_model", "fallback_base_url", "fallback_provider", "status"]
 
     def clean(self) -> dict:
         data = super().clean()
         if not (data.get("to_model") or data.get("fallback_model") or data.get("fallback_base_url")
                 or self.has_error("fallback_base_url")):
             self.add_error("to_model", "Give a model to route to, or a fallback model or base URL.")
+        if data.get("fallback_provider"):  # the rule's own checks: a model of that provider, no base URL
+            rule = RoutingRule(fallback_provider=data["fallback_provider"], fallback_model=data.get("fallback_model", ""),
+                               fallback_base_url=data.get("fallback_base_url", ""))
+            try:
+                rule.clean()
+            except ValidationError as exc:
+                for field, problems in exc.message_dict.items():
+                    for problem in problems:
+                        self.add_error(field, problem)
         return data
 
 

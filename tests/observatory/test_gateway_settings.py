@@ -209,6 +209,22 @@ def test_a_routing_rule_needs_a_share_of_0_to_100_a_target_and_an_allowed_fallba
     assert rulebooks.load(org.id).rules[0].fallback_base_url == "http://backup.internal:9000/v1"
 
 
+def test_a_routing_rule_may_fall_back_to_the_other_provider_with_one_of_its_models(client, people, org):
+    admin = login(client, people, "admin")
+    rule = {"new-rule-from_model": "gpt-4o", "new-rule-to_model": "", "new-rule-share_percent": "100",
+            "new-rule-split": "request_id", "new-rule-status": "canary", "new-rule-fallback_provider": "anthropic"}
+    wrong = admin.post("/settings/gateway/routing-rules/", {**rule, "new-rule-fallback_model": "gpt-4o-mini"})
+    assert wrong.status_code == 400
+    assert "is a model of openai" in error(wrong, "new-rule-fallback_model")
+    assert not RoutingRule.objects.exists()
+
+    saved = admin.post("/settings/gateway/routing-rules/", {**rule, "new-rule-fallback_model": "claude-3-5-haiku-latest"})
+    assert saved.status_code == 302
+    assert (RoutingRule.objects.get().fallback_provider, rulebooks.load(org.id).rules[0].fallback_provider) == (
+        "anthropic", "anthropic")
+    assert "on Anthropic" in admin.get(PAGE).content.decode()
+
+
 def test_non_admins_see_no_controls_and_get_403_on_every_post(client, people, org, team):
     ProviderAccount.objects.create(organization=org, provider="openai", encrypted_api_key=vault.encrypt(SECRET),
                                    key_hint="9f3k")
