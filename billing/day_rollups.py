@@ -25,9 +25,9 @@ WITH c AS MATERIALIZED (
     FROM c GROUP BY team_id, end_user
 )
 INSERT INTO billing_dailysessionspend (organization_id, day, team_id, session, calls, errors, input_tokens, output_tokens,
-                                       cost_usd, last_seen)
+                                       cost_usd, last_seen, shared)
 SELECT %(org)s, %(day)s, team_id, session, count(*), count(*) FILTER (WHERE status = 'error'), sum(input_tokens),
-       sum(output_tokens), sum(cost_usd), max(start_time)
+       sum(output_tokens), sum(cost_usd), max(start_time), true
 FROM c GROUP BY team_id, session
 """
 
@@ -37,6 +37,17 @@ SELECT %(org)s, %(day)s, team_id, error_type, http_status, count(*), sum(cost_us
 FROM ingest_llmcall
 WHERE organization_id = %(org)s AND status = 'error' AND start_time >= %(start)s AND start_time < %(end)s
 GROUP BY team_id, error_type, http_status
+"""
+
+# A session's rows (any day, any team) are `shared` when it has more than one: the users page sums those, and reads
+# the others (almost all: a session rarely outlives its day) as they are. Kept for every session of a day just
+# written, on that day's rows and the session's rows of other days.
+SHARED_SESSIONS_SQL = """
+UPDATE billing_dailysessionspend s
+SET shared = EXISTS (SELECT 1 FROM billing_dailysessionspend o
+                     WHERE o.organization_id = s.organization_id AND o.session = s.session AND o.id <> s.id)
+WHERE s.organization_id = %(org)s AND s.session IN (
+    SELECT session FROM billing_dailysessionspend WHERE organization_id = %(org)s AND day = %(day)s AND session <> '')
 """
 
 TABLES = ("billing_dailyenduserspend", "billing_dailysessionspend", "billing_dailyerrortype")
@@ -55,4 +66,5 @@ def rollup_days(organization_id: int, days: Iterable[date]) -> None:
             start = datetime.combine(day, datetime.min.time(), UTC)
             params = {"org": organization_id, "day": day, "start": start, "end": start + timedelta(days=1)}
             cursor.execute(CALLERS_SQL, params)
+            cursor.execute(SHARED_SESSIONS_SQL, params)
             cursor.execute(ERROR_TYPES_SQL, params)

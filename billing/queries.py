@@ -320,11 +320,13 @@ def top_callers(scope: Scope, start: datetime, end: datetime, field: str = "end_
     """End users (or sessions) by spend over the range, most expensive first: their calls, errors, tokens, cost and
     last call. Whole days come from the daily rollups, partial days from the calls. Calls naming none are left out."""
     named = f" AND {field} <> ''"
-    rows, params = _day_and_raw(
-        scope, start, end, CALLER_TABLES[field],
-        f"{field} AS key, calls, errors, input_tokens, output_tokens, cost_usd, last_seen",
-        f"{field} AS key, 1 AS calls, (status = 'error')::int AS errors, input_tokens, output_tokens, cost_usd, "
-        "start_time AS last_seen", named, named)
+    columns = f"{field} AS key, calls, errors, input_tokens, output_tokens, cost_usd, last_seen"
+    raw_columns = (f"{field} AS key, 1 AS calls, (status = 'error')::int AS errors, input_tokens, output_tokens, "
+                   "cost_usd, start_time AS last_seen")
+    if field == "session":
+        rows, params = _sessions(scope, start, end, columns, raw_columns, limit)
+    else:
+        rows, params = _day_and_raw(scope, start, end, CALLER_TABLES[field], columns, raw_columns, named, named)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT key, sum(calls)::bigint, sum(errors)::bigint, sum(input_tokens)::bigint, "  # noqa: S608
@@ -334,6 +336,36 @@ def top_callers(scope: Scope, start: datetime, end: datetime, field: str = "end_
         )
         names = (field, "calls", "errors", "input_tokens", "output_tokens", "cost_usd", "last_seen")
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _sessions(scope: Scope, start: datetime, end: datetime, columns: str, raw_columns: str,
+              limit: int) -> tuple[str, dict]:
+    """top_callers' rows for sessions. Summing ~150k session-days of a month takes PostgreSQL most of a second, but a
+    session is almost always one row (one day, one team): a row not `shared` is its session's whole total, so only
+    the `limit` most expensive of those can be among the top ones, and an index gives them in order. The rest — the
+    shared rows, the partial days' calls, and any whole row of a session that also has calls there — are summed."""
+    days, edges = day_split(start, end)
+    teams = "" if scope.team_ids is None else " AND team_id = ANY(%(teams)s)"
+    params: dict = {"org": scope.organization_id, "teams": list(scope.team_ids or ()), "limit": limit}
+    raw = []
+    for i, (edge_start, edge_end) in enumerate(edges):
+        params.update({f"s{i}": edge_start, f"e{i}": edge_end})
+        raw.append(f"SELECT {raw_columns} FROM ingest_llmcall WHERE organization_id = %(org)s "  # noqa: S608
+                   f"AND start_time >= %(s{i})s AND start_time < %(e{i})s{teams} AND session <> ''")
+    parts = list(raw)
+    if days:
+        params.update(first=days[0], last=days[1])
+        rolled = (f"FROM billing_dailysessionspend WHERE organization_id = %(org)s AND day >= %(first)s "
+                  f"AND day < %(last)s{teams} AND session <> ''")
+        in_raw = f" AND session IN (SELECT key FROM ({' UNION ALL '.join(raw)}) r)" if raw else ""  # noqa: S608
+        not_in_raw = f" AND session NOT IN (SELECT key FROM ({' UNION ALL '.join(raw)}) r)" if raw else ""  # noqa: S608
+        parts.append(f"(SELECT {columns} {rolled} AND NOT shared{not_in_raw} "
+                     "ORDER BY cost_usd DESC NULLS LAST, calls DESC, session LIMIT %(limit)s)")
+        parts.append(f"SELECT {columns} {rolled} AND shared")
+        if raw:
+            parts.append(f"SELECT {columns} {rolled} AND NOT shared{in_raw}")
+    return " UNION ALL ".join(parts) or "SELECT NULL AS key, 0 AS calls, 0 AS errors, 0 AS input_tokens, " \
+        "0 AS output_tokens, NULL::numeric AS cost_usd, NULL::timestamptz AS last_seen WHERE false", params
 
 
 def calls_naming_callers(scope: Scope, start: datetime, end: datetime) -> dict:

@@ -4,6 +4,7 @@ session, failed calls per error type) that the pages read."""
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 
@@ -289,13 +290,22 @@ class DailyEndUserSpend(DailyCallerSpend):
 
 class DailySessionSpend(DailyCallerSpend):
     session = models.TextField(blank=True, default="")
+    shared = models.BooleanField(
+        default=True,
+        help_text="The session has other rows (another day or team), so its total is a sum; false: this row is all of "
+                  "it. Almost every session lives within one day, so the users page sums only the shared ones and "
+                  "reads the top of the others straight off an index.")
 
     class Meta:
         indexes = [models.Index(fields=["organization", "day"], name="dailysessionspend_org_day"),
                    models.Index(fields=["organization", "team", "day"], name="dailysessionspend_org_team_day"),
                    # the calls naming no one: with the total, how many name one
                    models.Index(fields=["organization", "team", "day"], condition=models.Q(session=""),
-                                name="dailysessionspend_unnamed")]
+                                name="dailysessionspend_unnamed"),
+                   models.Index(fields=["organization", "session"], name="dailysessionspend_org_session"),
+                   models.Index(F("organization"), F("cost_usd").desc(nulls_last=True),
+                                condition=models.Q(shared=False) & ~models.Q(session=""),
+                                name="dailysessionspend_whole_top")]
 
     def __str__(self) -> str:
         return f"{self.day} {self.session or '(no session)'}"

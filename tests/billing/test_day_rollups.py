@@ -136,3 +136,55 @@ def test_a_product_scope_is_refused(org):
 
     with pytest.raises(ValueError, match="not a product"):
         queries.top_callers(ProductScope(org.id, product_id=1), DAY, DAY + timedelta(days=1))
+
+
+@pytest.fixture
+def sessions(org, team, other_team):
+    """Sessions of one call, of many calls in a day, over several days, in two teams, and a dear one that starts
+    cheap: the users page's shortcut (a session's only row is its total) must give what summing every row gives."""
+    rng = random.Random(11)
+    plan = [(f"one-{n}", [(rng.uniform(0, 70), team)]) for n in range(60)]
+    plan += [(f"day-{n}", [(12 + rng.uniform(0, 10), team) for _ in range(4)]) for n in range(20)]
+    plan += [(f"days-{n}", [(h, team) for h in (5, 29, 53)]) for n in range(10)]
+    plan += [(f"teams-{n}", [(30, team), (31, other_team)]) for n in range(10)]
+    plan.append(("slow-burner", [(hour, team) for hour in range(0, 72, 3)]))  # cheap each day, dearest in all
+    rows, i = [], 0
+    for session, calls in plan:
+        for hour, call_team in calls:
+            i += 1
+            cost = Decimal("0.0009") if session == "slow-burner" else Decimal(rng.randint(1, 3000)) / 10**6
+            rows.append(LLMCall(
+                organization=org, trace_id=f"{i:032x}", span_id=f"{i:016x}", start_time=DAY + timedelta(hours=hour),
+                duration_ms=500, provider="openai", operation="chat", request_model="gpt-4o-mini",
+                response_model="gpt-4o-mini", input_tokens=100, output_tokens=10, status="ok", team=call_team,
+                end_user="u", session=session, cost_usd=cost, cost_status="priced"))
+    LLMCall.objects.bulk_create(rows)
+    rollup_pending()
+    return plan
+
+
+@pytest.mark.django_db
+def test_sessions_with_one_row_are_read_as_they_are_and_the_others_summed_to_the_same_top(org, team, sessions):
+    shared = dict(DailySessionSpend.objects.values_list("session", "shared").distinct())
+    assert not shared["one-0"] and not shared["day-0"]  # one row: the whole session
+    assert shared["days-0"] and shared["teams-0"] and shared["slow-burner"]
+    for start, end in [*RANGES, (DAY + timedelta(days=1), DAY + timedelta(days=2))]:
+        for scope in (Scope(org.id), Scope(org.id, team_ids=(team.id,))):
+            expected = _sorted_like_the_page(raw_callers(scope, start, end, "session"), "session")
+            for limit in (3, 10, 100):
+                assert queries.top_callers(scope, start, end, "session", limit) == expected[:limit], (start, limit)
+    top = queries.top_callers(Scope(org.id), DAY, DAY + timedelta(days=3), "session", 1)
+    assert top[0]["session"] == "slow-burner" and top[0]["calls"] == 24
+
+
+@pytest.mark.django_db
+def test_a_session_that_comes_back_another_day_is_summed_from_then_on(org, team, sessions):
+    assert not DailySessionSpend.objects.get(session="one-0").shared
+    first = LLMCall.objects.get(session="one-0")
+    LLMCall.objects.create(organization=org, trace_id="e" * 32, span_id="e" * 16, team=team, session="one-0",
+                           start_time=first.start_time + timedelta(days=1), duration_ms=100, provider="openai",
+                           request_model="gpt-4o-mini", cost_usd=Decimal("5"), cost_status="priced")
+    rollup_pending()
+    assert [row.shared for row in DailySessionSpend.objects.filter(session="one-0")] == [True, True]
+    top = queries.top_callers(Scope(org.id), DAY, DAY + timedelta(days=4), "session", 1)
+    assert (top[0]["session"], top[0]["calls"], top[0]["cost_usd"]) == ("one-0", 2, Decimal("5") + first.cost_usd)
