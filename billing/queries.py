@@ -61,11 +61,12 @@ def rollup_pieces(scope: Scope, start: datetime, end: datetime, fields: Sequence
     daily = DailyRollup
     if fields is not None and set(fields) <= TEAM_MODEL_FIELDS:
         daily = DailyTeamModelRollup if histograms else DailyTeamModelSpend
-    return [
-        hourly.filter(hour__gte=start, hour__lt=first_midnight),
-        daily.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date()),
-        hourly.filter(hour__gte=last_midnight, hour__lt=end),
-    ]
+    pieces = [daily.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date())]
+    if start < first_midnight:  # a range of whole days (the 7- and 30-day ones) reads the daily rows only
+        pieces.insert(0, hourly.filter(hour__gte=start, hour__lt=first_midnight))
+    if last_midnight < end:
+        pieces.append(hourly.filter(hour__gte=last_midnight, hour__lt=end))
+    return pieces
 
 
 def _group_fields(group_by: Sequence[str]) -> list[str]:
@@ -104,7 +105,10 @@ def spend(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] 
             if not fields and row["calls"] is None:
                 continue
             key = tuple(row[f] for f in fields)
-            target = merged.setdefault(key, {**{f: row[f] for f in fields}, **{name: 0 for name in SUMMED}})
+            target = merged.get(key)
+            if target is None:  # most groups come from one piece: taken as they are
+                merged[key] = {**{f: row[f] for f in fields}, **{name: row[name] or 0 for name in SUMMED}}
+                continue
             for name in SUMMED:
                 target[name] += row[name] or 0
     rows = [with_derived(row) for row in merged.values()]
@@ -153,18 +157,48 @@ def percentiles(
         raise ValueError("metric is 'latency' or 'ttft'")
     fields = _group_fields(group_by)
     column = f"{metric}_buckets"
-    histograms: dict[tuple, dict[int, int]] = {}
+    by_key: dict[tuple, dict[int, int]] = {}
     for piece in latency_pieces(scope, start, end, fields):
         for *key, bucket, count in _summed_buckets(piece, fields, column):
-            merged = histograms.setdefault(tuple(key), {})
+            merged = by_key.setdefault(tuple(key), {})
             merged[bucket] = merged.get(bucket, 0) + count
+    return percentile_rows(fields, by_key, quantiles)
+
+
+def histograms(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] = ("model",)
+               ) -> dict[str, dict[tuple, dict[int, int]]]:
+    """{"latency": {group key: {bucket: calls}}, "ttft": {…}}: both histograms per group, each row of the rollups read
+    once (what `percentiles` reads for one metric)."""
+    fields = _group_fields(group_by)
+    merged: dict[str, dict[tuple, dict[int, int]]] = {"latency": {}, "ttft": {}}
+    for piece in latency_pieces(scope, start, end, fields):
+        inner, params = piece.values(*fields, "latency_buckets", "ttft_buckets").query.sql_with_params()
+        names = ", ".join(f'p."{name}"' for name in fields)
+        select = f"{names}, " if fields else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {select}e.metric, e.key::int, sum(e.value::bigint)::bigint "  # noqa: S608 (whitelisted names)
+                f"FROM ({inner}) p, LATERAL (SELECT 'latency' AS metric, key, value FROM jsonb_each_text(p.latency_buckets) "
+                f"UNION ALL SELECT 'ttft', key, value FROM jsonb_each_text(p.ttft_buckets)) e "
+                f"GROUP BY {select}e.metric, e.key",
+                params,
+            )
+            for *key, metric, bucket, count in cursor.fetchall():
+                target = merged[metric].setdefault(tuple(key), {})
+                target[bucket] = target.get(bucket, 0) + count
+    return merged
+
+
+def percentile_rows(fields: Sequence[str], merged: dict[tuple, dict[int, int]],
+                    quantiles: Iterable[float] = (0.5, 0.95, 0.99)) -> list[dict]:
+    """`percentiles`' rows from merged histograms (busiest group first)."""
     quantiles = tuple(quantiles)
     out = []
-    for key, merged in histograms.items():
-        count = sum(merged.values())
+    for key, buckets in merged.items():
+        count = sum(buckets.values())
         if not count:
             continue
-        values = percentiles_from_buckets(merged, quantiles)
+        values = percentiles_from_buckets(buckets, quantiles)
         out.append({**dict(zip(fields, key, strict=True)), "count": count,
                     **{f"p{round(q * 100):d}": values[q] for q in quantiles}})
     out.sort(key=lambda r: r["count"], reverse=True)
@@ -203,12 +237,13 @@ def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[st
     hourly = hourly_model.objects.filter(organization_id=scope.organization_id)
     if first_midnight >= last_midnight:
         return [hourly.filter(hour__gte=start, hour__lt=end)]
-    return [
-        hourly.filter(hour__gte=start, hour__lt=first_midnight),
-        daily_model.objects.filter(organization_id=scope.organization_id, day__gte=first_midnight.date(),
-                                   day__lt=last_midnight.date()),
-        hourly.filter(hour__gte=last_midnight, hour__lt=end),
-    ]
+    pieces = [daily_model.objects.filter(organization_id=scope.organization_id, day__gte=first_midnight.date(),
+                                         day__lt=last_midnight.date())]
+    if start < first_midnight:
+        pieces.insert(0, hourly.filter(hour__gte=start, hour__lt=first_midnight))
+    if last_midnight < end:
+        pieces.append(hourly.filter(hour__gte=last_midnight, hour__lt=end))
+    return pieces
 
 
 def exact_percentiles(scope: Scope, start: datetime, end: datetime, column: str = "duration_ms",

@@ -8,7 +8,7 @@ from typing import Any
 from django.db.models import Q
 
 from billing.models import HourlyModelLatency, HourlyRollup, HourlySlowCall
-from billing.queries import DAILY_MODELS, latency_pieces, percentiles, rollup_pieces
+from billing.queries import DAILY_MODELS, histograms, latency_pieces, percentile_rows, rollup_pieces
 from billing.rollups import merge_buckets, percentiles_from_buckets
 from ingest.models import LLMCall
 from observatory.access import ProductScope, Scope
@@ -18,38 +18,62 @@ from observatory.dashboard.filters import Period
 QUANTILES = (0.5, 0.95, 0.99)
 
 
-def scoped_percentiles(scope: Scope, period: Period, group_by: tuple[str, ...] = (), metric: str = "latency") -> list[dict]:
-    """billing.queries.percentiles, keeping a product scope: its org-wide shortcut reads per-model histograms
-    that know nothing of products, so a product scope always groups by product (one product: same groups)."""
-    if isinstance(scope, ProductScope) and "product" not in group_by:
-        rows = percentiles(scope, period.start, period.end, ("product", *group_by), metric)
-        for row in rows:
-            del row["product_id"]
-        return rows
-    return percentiles(scope, period.start, period.end, group_by, metric)
+def scoped_histograms(scope: Scope, period: Period, group: str | None = None) -> dict[str, dict]:
+    """billing.queries.histograms by `group` (or none). A product scope always groups by product as well: the
+    org-wide shortcut reads per-model histograms that know nothing of products (one product: the same groups)."""
+    group_by = (group,) if group else ()
+    if isinstance(scope, ProductScope) and group != "product":
+        found = histograms(scope, period.start, period.end, ("product", *group_by))
+        return {metric: _merged_by(rows, lambda key: key[1:]) for metric, rows in found.items()}
+    return histograms(scope, period.start, period.end, group_by)
 
 
-def summary(scope: Scope, period: Period) -> dict[str, Any] | None:
-    """Overall latency and TTFT percentiles (ms), or None without calls."""
-    latency = scoped_percentiles(scope, period)
+def _merged_by(rows: dict[tuple, dict[int, int]], key_of) -> dict[tuple, dict[int, int]]:
+    merged: dict[tuple, dict[int, int]] = {}
+    for key, buckets in rows.items():
+        target = merged.setdefault(key_of(key), {})
+        for bucket, count in buckets.items():
+            target[bucket] = target.get(bucket, 0) + count
+    return merged
+
+
+def _summary_of(found: dict[str, dict]) -> dict[str, Any] | None:
+    """The summary row from histograms of any grouping: every group's merged into one."""
+    latency = percentile_rows((), _merged_by(found["latency"], lambda key: ()))
     if not latency:
         return None
-    ttft = scoped_percentiles(scope, period, metric="ttft")
     row = {**latency[0]}
+    ttft = percentile_rows((), _merged_by(found["ttft"], lambda key: ()))
     if ttft:
         row.update({f"ttft_{name}": ttft[0][name] for name in ("p50", "p95", "p99", "count")})
     return row
 
 
-def by_group(scope: Scope, period: Period, group: str) -> list[dict[str, Any]]:
-    """Latency and TTFT percentiles per model or product, busiest first."""
+def summary(scope: Scope, period: Period) -> dict[str, Any] | None:
+    """Overall latency and TTFT percentiles (ms), or None without calls."""
+    return _summary_of(scoped_histograms(scope, period))
+
+
+def _rows_of(found: dict[str, dict], group: str) -> list[dict[str, Any]]:
     key = f"{group}_id" if group in ("team", "product") else group
-    ttft = {row[key]: row for row in scoped_percentiles(scope, period, (group,), "ttft")}
+    ttft = {row[key]: row for row in percentile_rows((key,), found["ttft"])}
     rows = []
-    for row in scoped_percentiles(scope, period, (group,)):
+    for row in percentile_rows((key,), found["latency"]):
         extra = ttft.get(row[key], {})
         rows.append({**row, "key": row[key], **{f"ttft_{name}": extra.get(name) for name in ("p50", "p95", "p99", "count")}})
     return rows
+
+
+def by_group(scope: Scope, period: Period, group: str) -> list[dict[str, Any]]:
+    """Latency and TTFT percentiles per model or product, busiest first."""
+    return _rows_of(scoped_histograms(scope, period, group), group)
+
+
+def page_figures(scope: Scope, period: Period) -> tuple[dict[str, Any] | None, list[dict], list[dict]]:
+    """The latency page's summary, per-model and per-product rows: the summary is the per-model histograms merged,
+    so the page reads each histogram table once."""
+    by_model = scoped_histograms(scope, period, "model")
+    return _summary_of(by_model), _rows_of(by_model, "model"), by_group(scope, period, "product")
 
 
 def over_time(scope: Scope, period: Period) -> dict:

@@ -88,7 +88,7 @@ def product_page(request: HttpRequest, viewer: Viewer, product_slug: str) -> Htt
 def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = page_period(request)
     scope = viewer.scope
-    by_model = latency_reads.by_group(scope, period, "model")
+    summary, by_model, by_product = latency_reads.page_figures(scope, period)
     if wants_csv(request):
         keys = ("p50", "p95", "p99", "ttft_p50", "ttft_p95", "ttft_p99")
         return csv_response(Table(["model", "calls", *(f"{k}_ms" for k in keys)], (
@@ -96,11 +96,10 @@ def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
             for r in by_model
         )), csv_name("latency-by-model", viewer, period))
     labels = spend_reads.Labels(viewer.organization)
-    by_product = latency_reads.by_group(scope, period, "product")
     for row in by_product:
         row.update(label=labels.name("product", row["key"]), slug=labels.slug("product", row["key"]))
     return render_page(request, "latency", viewer, period, {
-        "summary": latency_reads.summary(scope, period), "by_model": by_model, "by_product": by_product,
+        "summary": summary, "by_model": by_model, "by_product": by_product,
         "chart": latency_reads.over_time(scope, period), "slowest": latency_reads.slowest_calls(scope, period),
     })
 
