@@ -66,6 +66,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["observatory.templatetags.numbers"],  # `grouped`, on every page without a load tag
         },
     },
 ]
