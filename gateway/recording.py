@@ -68,21 +68,16 @@ def call_fields(exchange: Exchange) -> CallFields:
     )
 
 
-class Recorder:
-    """A daemon thread storing finished exchanges in batches; `submit` never blocks and never raises."""
+class _Queued:
+    """What both recorders share: the queue `submit` fills (never blocking, never raising) and the count of exchanges
+    handed over but not yet stored, which `wait_idle` waits on."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[Exchange | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._idle = threading.Event()
         self._idle.set()
         self._lock = threading.Lock()
         self.pending = 0
-
-    def start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="gateway-recorder", daemon=True)
-            self._thread.start()
 
     def submit(self, exchange: Exchange) -> None:
         with self._lock:
@@ -90,15 +85,34 @@ class Recorder:
             self._idle.clear()
         self._queue.put(exchange)
 
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted exchange is stored (or spooled); for tests and shutdown."""
+        return self._idle.wait(timeout)
+
+    def _done(self, count: int) -> None:
+        """`count` exchanges are stored (or spooled). Call with the lock held."""
+        self.pending -= count
+        if self.pending <= 0:
+            self._idle.set()
+
+
+class Recorder(_Queued):
+    """A daemon thread storing finished exchanges in batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="gateway-recorder", daemon=True)
+            self._thread.start()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Store what is queued, then end the thread (at shutdown)."""
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until every submitted exchange is stored (or spooled); for tests and shutdown."""
-        return self._idle.wait(timeout)
 
     def _run(self) -> None:
         try:
@@ -124,9 +138,7 @@ class Recorder:
     def _store(self, batch: list[Exchange]) -> None:
         store_groups(group_by_key(batch))
         with self._lock:
-            self.pending -= len(batch)
-            if self.pending <= 0:
-                self._idle.set()
+            self._done(len(batch))
 
 
 def group_by_key(batch: list[Exchange]) -> list[tuple]:
@@ -155,17 +167,13 @@ def store_groups(groups: list[tuple]) -> None:
             log.exception("gateway: %s call record(s) could not be stored", len(calls))
 
 
-class ProcessRecorder:
-    """The recorder with its pricing and COPY in a process of its own (see the module's docstring). Same interface
-    as `Recorder`: `submit` never blocks and never raises."""
+class ProcessRecorder(_Queued):
+    """The recorder with its pricing and COPY in a process of its own (see the module's docstring); an exchange
+    counts as stored once the recording process confirms its batch."""
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[Exchange | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()  # pending, _unacked
+        super().__init__()  # its lock also guards _unacked
         self._pipe_lock = threading.Lock()  # the pipe and the process, replaced together when the process dies
-        self._idle = threading.Event()
-        self._idle.set()
-        self.pending = 0
         self._unacked: dict[int, tuple[bytes, int]] = {}  # batch number → (what was sent, exchanges in it)
         self._sequence = 0
         self._stopping = False
@@ -182,12 +190,6 @@ class ProcessRecorder:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, exchange: Exchange) -> None:
-        with self._lock:
-            self.pending += 1
-            self._idle.clear()
-        self._queue.put(exchange)
-
     def stop(self, timeout: float = 10.0) -> None:
         """Send what is queued, let the recording process store it and end (at shutdown)."""
         if self.process is None:
@@ -201,10 +203,6 @@ class ProcessRecorder:
                       timeout, self.pending)
             self.process.terminate()
         self._threads[1].join(timeout)
-
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until every submitted exchange is stored (or spooled) and acknowledged."""
-        return self._idle.wait(timeout)
 
     def _spawn(self) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a process that runs threads and an event loop
@@ -260,11 +258,7 @@ class ProcessRecorder:
                 self._restart()
                 continue
             with self._lock:
-                for number in numbers:
-                    _, count = self._unacked.pop(number, (b"", 0))
-                    self.pending -= count
-                if self.pending <= 0:
-                    self._idle.set()
+                self._done(sum(self._unacked.pop(number, (b"", 0))[1] for number in numbers))
 
     def _restart(self) -> None:
         with self._pipe_lock:
