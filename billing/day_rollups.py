@@ -50,7 +50,23 @@ WHERE s.organization_id = %(org)s AND s.session IN (
     SELECT session FROM billing_dailysessionspend WHERE organization_id = %(org)s AND day = %(day)s AND session <> '')
 """
 
+# The weeks of the days just written, rebuilt from their daily end-user rows (UTC weeks from Monday).
+WEEKLY_END_USERS_SQL = """
+INSERT INTO billing_weeklyenduserspend (organization_id, week, team_id, end_user, calls, errors, input_tokens,
+                                        output_tokens, cost_usd, last_seen)
+SELECT %(org)s, date_trunc('week', day)::date, team_id, end_user, sum(calls), sum(errors), sum(input_tokens),
+       sum(output_tokens), sum(cost_usd), max(last_seen)
+FROM billing_dailyenduserspend
+WHERE organization_id = %(org)s AND end_user <> '' AND day >= %(first)s AND day < %(last)s
+GROUP BY 2, 3, 4
+"""
+
 TABLES = ("billing_dailyenduserspend", "billing_dailysessionspend", "billing_dailyerrortype")
+
+
+def week_of(day: date) -> date:
+    """The Monday of `day`'s week (as PostgreSQL's date_trunc('week', …))."""
+    return day - timedelta(days=day.weekday())
 
 
 def rollup_days(organization_id: int, days: Iterable[date]) -> None:
@@ -68,3 +84,8 @@ def rollup_days(organization_id: int, days: Iterable[date]) -> None:
             cursor.execute(CALLERS_SQL, params)
             cursor.execute(SHARED_SESSIONS_SQL, params)
             cursor.execute(ERROR_TYPES_SQL, params)
+        weeks = sorted({week_of(day) for day in days})
+        cursor.execute("DELETE FROM billing_weeklyenduserspend WHERE organization_id = %s AND week = ANY(%s)",
+                       [organization_id, weeks])
+        for week in weeks:
+            cursor.execute(WEEKLY_END_USERS_SQL, {"org": organization_id, "first": week, "last": week + timedelta(days=7)})

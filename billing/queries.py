@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import QuerySet, Sum
 
+from billing.day_rollups import week_of
 from billing.models import (
     DailyModelLatency,
     DailyProductLatency,
@@ -327,9 +328,10 @@ def day_split(start: datetime, end: datetime) -> tuple[tuple[date, date] | None,
 
 
 def _day_and_raw(scope: Scope, start: datetime, end: datetime, table: str, rolled: str, raw: str,
-                 rolled_where: str = "", raw_where: str = "") -> tuple[str, dict]:
+                 rolled_where: str = "", raw_where: str = "", weekly_table: str = "") -> tuple[str, dict]:
     """A UNION ALL of `rolled` columns from a daily `table` over the range's whole days and `raw` columns from the
-    calls of its partial days, both kept to the scope's teams (and to `rolled_where` / `raw_where`). Only a whole
+    calls of its partial days, both kept to the scope's teams (and to `rolled_where` / `raw_where`); with a
+    `weekly_table` (rows per Monday-to-Sunday `week`), the range's whole weeks come from it. Only a whole
     organization or some of its teams: these tables have no product. Column and table names are our constants."""
     if type(scope) is not Scope:
         raise ValueError("day rollups are read for an organization or some of its teams, not a product")
@@ -338,9 +340,17 @@ def _day_and_raw(scope: Scope, start: datetime, end: datetime, table: str, rolle
     params: dict = {"org": scope.organization_id, "teams": list(scope.team_ids or ())}
     parts = []
     if days:
-        params.update(first=days[0], last=days[1])
-        parts.append(f"SELECT {rolled} FROM {table} WHERE organization_id = %(org)s "  # noqa: S608
-                     f"AND day >= %(first)s AND day < %(last)s{teams}{rolled_where}")
+        first, last = days
+        spans = [(first, last, table, "day")]
+        monday_in, monday_out = first + timedelta(days=(7 - first.weekday()) % 7), week_of(last)
+        if weekly_table and monday_in < monday_out:
+            spans = [(first, monday_in, table, "day"), (monday_in, monday_out, weekly_table, "week"),
+                     (monday_out, last, table, "day")]
+        for i, (span_start, span_end, source, column) in enumerate(spans):
+            if span_start < span_end:
+                params.update({f"a{i}": span_start, f"b{i}": span_end})
+                parts.append(f"SELECT {rolled} FROM {source} WHERE organization_id = %(org)s "  # noqa: S608
+                             f"AND {column} >= %(a{i})s AND {column} < %(b{i})s{teams}{rolled_where}")
     for i, (edge_start, edge_end) in enumerate(edges):
         params.update({f"s{i}": edge_start, f"e{i}": edge_end})
         parts.append(f"SELECT {raw} FROM ingest_llmcall WHERE organization_id = %(org)s "  # noqa: S608
@@ -360,8 +370,9 @@ def top_callers(scope: Scope, start: datetime, end: datetime, field: str = "end_
                    "cost_usd, start_time AS last_seen")
     if field == "session":
         rows, params = _sessions(scope, start, end, columns, raw_columns, limit)
-    else:
-        rows, params = _day_and_raw(scope, start, end, CALLER_TABLES[field], columns, raw_columns, named, named)
+    else:  # end users come back day after day: whole weeks from the weekly rows
+        rows, params = _day_and_raw(scope, start, end, CALLER_TABLES[field], columns, raw_columns, named, named,
+                                    weekly_table="billing_weeklyenduserspend")
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT key, sum(calls)::bigint, sum(errors)::bigint, sum(input_tokens)::bigint, "  # noqa: S608

@@ -41,4 +41,5 @@ from billing.models.rollups import (  # noqa: F401
     ProductLatency,
     RollupDims,
     RollupState,
+    WeeklyEndUserSpend,
 )

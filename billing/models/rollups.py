@@ -288,6 +288,30 @@ class DailyEndUserSpend(DailyCallerSpend):
         return f"{self.day} {self.end_user or '(no end user)'}"
 
 
+class WeeklyEndUserSpend(models.Model):
+    """DailyEndUserSpend summed over a UTC week (Monday to Sunday): end users come back day after day, so a month
+    of the users page sums 5 weekly rows per end user and team instead of 30 daily ones. Rebuilt from the daily rows
+    by the rollup job for every week one of whose days it rolls up (replace, not add); without the calls naming no
+    one (the daily rows keep those)."""
+
+    organization = models.ForeignKey("observatory.Organization", on_delete=models.CASCADE, related_name="+")
+    week = models.DateField(help_text="The Monday the week starts.")
+    team = models.ForeignKey("observatory.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    end_user = models.TextField()
+    calls = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=24, decimal_places=10, null=True, blank=True)
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "week"], name="weeklyenduserspend_org_week")]
+
+    def __str__(self) -> str:
+        return f"week of {self.week} {self.end_user}"
+
+
 class DailySessionSpend(DailyCallerSpend):
     session = models.TextField(blank=True, default="")
     shared = models.BooleanField(

@@ -188,3 +188,47 @@ def test_a_session_that_comes_back_another_day_is_summed_from_then_on(org, team,
     assert [row.shared for row in DailySessionSpend.objects.filter(session="one-0")] == [True, True]
     top = queries.top_callers(Scope(org.id), DAY, DAY + timedelta(days=4), "session", 1)
     assert (top[0]["session"], top[0]["calls"], top[0]["cost_usd"]) == ("one-0", 2, Decimal("5") + first.cost_usd)
+
+
+@pytest.fixture
+def weeks_of_users(org, team, other_team):
+    """Four weeks of end users coming back day after day in two teams: a month's users page reads whole weeks."""
+    rng = random.Random(17)
+    rows = []
+    for i in range(900):
+        start = DAY + timedelta(minutes=rng.uniform(0, 27 * 24 * 60))  # DAY is a Monday
+        user = rng.choice(["ann", "ben", "cat", "dan", "eve", "fay", ""])
+        rows.append(LLMCall(
+            organization=org, trace_id=f"{i + 1:032x}", span_id=f"{i + 1:016x}", start_time=start, duration_ms=300,
+            provider="openai", operation="chat", request_model="gpt-4o-mini", response_model="gpt-4o-mini",
+            input_tokens=500 + i, output_tokens=20, status="error" if i % 13 == 0 else "ok",
+            team=team if i % 3 else other_team, end_user=user,
+            cost_usd=None if user == "fay" and i % 2 else Decimal(rng.randint(1, 5000)) / 10**6, cost_status="priced"))
+    LLMCall.objects.bulk_create(rows)
+    rollup_pending()
+    return rows
+
+
+@pytest.mark.django_db
+def test_end_users_over_weeks_read_whole_weeks_and_equal_the_raw_calls(org, team, weeks_of_users):
+    from billing.models import WeeklyEndUserSpend
+
+    assert set(WeeklyEndUserSpend.objects.values_list("week", flat=True)) == {
+        (DAY + timedelta(weeks=n)).date() for n in range(4)}
+    ranges = [(DAY, DAY + timedelta(days=28)), (DAY + timedelta(days=3), DAY + timedelta(days=24)),
+              (DAY + timedelta(days=6, hours=5), DAY + timedelta(days=15, hours=2)),
+              (DAY + timedelta(days=8), DAY + timedelta(days=12))]
+    for start, end in ranges:
+        for scope in (Scope(org.id), Scope(org.id, team_ids=(team.id,))):
+            assert queries.top_callers(scope, start, end, "end_user") == _sorted_like_the_page(
+                raw_callers(scope, start, end, "end_user"), "end_user"), (start, end)
+
+
+@pytest.mark.django_db
+def test_a_late_call_in_a_past_week_reaches_its_weekly_row(org, team, weeks_of_users):
+    LLMCall.objects.create(organization=org, trace_id="d" * 32, span_id="d" * 16, team=team, end_user="zed",
+                           start_time=DAY + timedelta(days=9, hours=4), duration_ms=100, provider="openai",
+                           request_model="gpt-4o-mini", cost_usd=Decimal("7"), cost_status="priced")
+    rollup_pending()
+    top = queries.top_callers(Scope(org.id), DAY, DAY + timedelta(days=28), "end_user", 1)
+    assert (top[0]["end_user"], top[0]["calls"], top[0]["cost_usd"]) == ("zed", 1, Decimal("7"))
