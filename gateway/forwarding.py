@@ -4,7 +4,8 @@ hanging up so a cut stream is recorded with the tokens seen."""
 
 from __future__ import annotations
 
-import anyio
+import asyncio
+
 import httpx
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -66,20 +67,27 @@ class RelayedStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange, watcher = self.exchange, self.watcher
         outcome: tuple[int, str] = (CLIENT_CLOSED, "cancelled")
+        relay = asyncio.current_task()
+        state = {"relaying": True, "hung_up": False}
+
+        async def client_hangs_up() -> None:  # a plain task: an anyio task group costs ~7x more per stream
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if state["relaying"]:
+                state["hung_up"] = True
+                relay.cancel()
+
+        watch = asyncio.get_running_loop().create_task(client_hangs_up())
         try:
-            async with anyio.create_task_group() as group:
-
-                async def client_hangs_up() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    group.cancel_scope.cancel()
-
-                group.start_soon(client_hangs_up)
-                outcome = await self._relay(send)
-                group.cancel_scope.cancel()
+            outcome = await self._relay(send)
+        except asyncio.CancelledError:
+            if not state["hung_up"]:
+                raise  # the server is stopping: not ours to swallow
+            relay.uncancel()
         finally:
-            with anyio.CancelScope(shield=True):
-                await self.upstream.aclose()
+            state["relaying"] = False
+            watch.cancel()
+            await self.upstream.aclose()
             exchange.usage = watcher.usage
             exchange.finished(*outcome)
             self.pipeline.after(exchange)
