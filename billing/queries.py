@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from billing.day_rollups import week_of
 from billing.models import (
@@ -25,6 +25,8 @@ from billing.models import (
     HourlyModelLatency,
     HourlyProductLatency,
     HourlyRollup,
+    WeeklyModelLatency,
+    WeeklyProductLatency,
 )
 from billing.rollups import percentiles_from_buckets
 from observatory.access import Scope
@@ -159,23 +161,30 @@ def percentiles(
     fields = _group_fields(group_by)
     column = f"{metric}_buckets"
     by_key: dict[tuple, dict[int, int]] = {}
-    for piece in latency_pieces(scope, start, end, fields):
+    for piece in latency_pieces(scope, start, end, fields, weekly=True):
         for *key, bucket, count in _summed_buckets(piece, fields, column):
             merged = by_key.setdefault(tuple(key), {})
             merged[bucket] = merged.get(bucket, 0) + count
     return percentile_rows(fields, by_key, quantiles)
 
 
-def histograms(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] = ("model",)
-               ) -> dict[str, dict[tuple, dict[int, int]]]:
+def histograms(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] = ("model",),
+               only: Sequence | None = None, per_day: bool = False) -> dict[str, dict[tuple, dict[int, int]]]:
     """{"latency": {group key: {bucket: calls}}, "ttft": {…}}: both histograms per group, each row of the rollups read
-    once (what `percentiles` reads for one metric)."""
+    once and merged by PostgreSQL (what `percentiles` reads for one metric). `only` keeps the groups of a one-field
+    grouping with these keys (None among them: the calls without one); `per_day` puts the UTC day first in each key."""
     fields = _group_fields(group_by)
     merged: dict[str, dict[tuple, dict[int, int]]] = {"latency": {}, "ttft": {}}
-    for piece in latency_pieces(scope, start, end, fields):
-        inner, params = piece.values(*fields, "latency_buckets", "ttft_buckets").query.sql_with_params()
-        names = ", ".join(f'p."{name}"' for name in fields)
-        select = f"{names}, " if fields else ""
+    for piece in latency_pieces(scope, start, end, fields, weekly=not per_day):
+        if only is not None:
+            piece = piece.filter(_keys_in(fields, only))
+        columns, keys = list(fields), [f'p."{name}"' for name in fields]
+        if per_day:
+            daily = piece.model in DAILY_MODELS
+            columns.insert(0, "day" if daily else "hour")
+            keys.insert(0, 'p."day"' if daily else "(p.\"hour\" AT TIME ZONE 'UTC')::date")
+        inner, params = piece.values(*columns, "latency_buckets", "ttft_buckets").query.sql_with_params()
+        select = f"{', '.join(keys)}, " if keys else ""
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {select}e.metric, e.key::int, sum(e.value::bigint)::bigint "  # noqa: S608 (whitelisted names)
@@ -188,6 +197,26 @@ def histograms(scope: Scope, start: datetime, end: datetime, group_by: Sequence[
                 target = merged[metric].setdefault(tuple(key), {})
                 target[bucket] = target.get(bucket, 0) + count
     return merged
+
+
+def busiest(scope: Scope, start: datetime, end: datetime, group: str, limit: int) -> tuple[list, int]:
+    """The keys of the `limit` groups (by `group`, one field) with the most calls over the range, busiest first, and
+    how many groups had calls: from the calls counted beside the histograms, so no histogram is read."""
+    fields = _group_fields((group,))
+    calls: dict = {}
+    for piece in latency_pieces(scope, start, end, fields, weekly=True):
+        for key, count in piece.values(fields[0]).annotate(n=Sum("calls")).order_by().values_list(fields[0], "n"):
+            calls[key] = calls.get(key, 0) + (count or 0)
+    ranked = sorted((key for key, count in calls.items() if count), key=lambda key: (-calls[key], key is None, key))
+    return ranked[:limit], len(ranked)
+
+
+def _keys_in(fields: list[str], keys: Sequence) -> Q:
+    if len(fields) != 1:
+        raise ValueError("`only` keeps groups of one field")
+    known = [key for key in keys if key is not None]
+    found = Q(**{f"{fields[0]}__in": known})
+    return found | Q(**{f"{fields[0]}__isnull": True}) if None in keys else found
 
 
 def percentile_rows(fields: Sequence[str], merged: dict[tuple, dict[int, int]],
@@ -220,16 +249,18 @@ def _summed_buckets(piece: QuerySet, fields: list[str], column: str) -> list[tup
         return cursor.fetchall()
 
 
-def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[str]) -> list[QuerySet]:
+def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[str], weekly: bool = False
+                   ) -> list[QuerySet]:
     """Like rollup_pieces, but org-wide queries grouped by nothing, provider or model read the small
     per-model histograms (HourlyModelLatency / DailyModelLatency), and by product the per-product ones, instead
-    of every group's rows."""
+    of every group's rows. With `weekly` (a read that merges the whole range, never one per day), the range's whole
+    UTC weeks come from WeeklyModelLatency / WeeklyProductLatency."""
     if scope.team_ids is not None or type(scope) is not Scope:
         return rollup_pieces(scope, start, end, fields, histograms=True)
     if set(fields) <= {"provider", "model"}:
-        hourly_model, daily_model = HourlyModelLatency, DailyModelLatency
+        hourly_model, daily_model, weekly_model = HourlyModelLatency, DailyModelLatency, WeeklyModelLatency
     elif fields == ["product_id"]:
-        hourly_model, daily_model = HourlyProductLatency, DailyProductLatency
+        hourly_model, daily_model, weekly_model = HourlyProductLatency, DailyProductLatency, WeeklyProductLatency
     else:
         return rollup_pieces(scope, start, end, fields, histograms=True)
     start, end = start.astimezone(UTC), end.astimezone(UTC)
@@ -238,13 +269,29 @@ def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[st
     hourly = hourly_model.objects.filter(organization_id=scope.organization_id)
     if first_midnight >= last_midnight:
         return [hourly.filter(hour__gte=start, hour__lt=end)]
-    pieces = [daily_model.objects.filter(organization_id=scope.organization_id, day__gte=first_midnight.date(),
-                                         day__lt=last_midnight.date())]
+    first_day, last_day = first_midnight.date(), last_midnight.date()
+    days = daily_model.objects.filter(organization_id=scope.organization_id)
+    monday_in, monday_out = whole_weeks(first_day, last_day)
+    if weekly and monday_in < monday_out:
+        pieces = [weekly_model.objects.filter(organization_id=scope.organization_id, week__gte=monday_in,
+                                              week__lt=monday_out)]
+        if first_day < monday_in:
+            pieces.insert(0, days.filter(day__gte=first_day, day__lt=monday_in))
+        if monday_out < last_day:
+            pieces.append(days.filter(day__gte=monday_out, day__lt=last_day))
+    else:
+        pieces = [days.filter(day__gte=first_day, day__lt=last_day)]
     if start < first_midnight:
         pieces.insert(0, hourly.filter(hour__gte=start, hour__lt=first_midnight))
     if last_midnight < end:
         pieces.append(hourly.filter(hour__gte=last_midnight, hour__lt=end))
     return pieces
+
+
+def whole_weeks(first: date, last: date) -> tuple[date, date]:
+    """The first Monday on or after `first` and the last Monday on or before `last`: the whole UTC weeks of the days
+    [first, last) are those in between (none when the first is not before the second)."""
+    return first + timedelta(days=(7 - first.weekday()) % 7), week_of(last)
 
 
 def exact_percentiles(scope: Scope, start: datetime, end: datetime, column: str = "duration_ms",
@@ -342,7 +389,7 @@ def _day_and_raw(scope: Scope, start: datetime, end: datetime, table: str, rolle
     if days:
         first, last = days
         spans = [(first, last, table, "day")]
-        monday_in, monday_out = first + timedelta(days=(7 - first.weekday()) % 7), week_of(last)
+        monday_in, monday_out = whole_weeks(first, last)
         if weekly_table and monday_in < monday_out:
             spans = [(first, monday_in, table, "day"), (monday_in, monday_out, weekly_table, "week"),
                      (monday_out, last, table, "day")]

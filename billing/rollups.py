@@ -21,7 +21,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 # ruff: noqa: S608
 from django.utils import timezone
 
-from billing.day_rollups import rollup_days
+from billing.day_rollups import rollup_days, week_of
 from billing.models import HourlySlowCall, RollupState
 from ingest.dedup import merge_late_duplicates
 
@@ -170,17 +170,21 @@ FROM billing_dailyteammodelrollup WHERE organization_id = %(org)s AND day = ANY(
 """
 
 
-def latency_sql(source: str, target: str, period: str, dimensions: str = "provider, model") -> str:
+def latency_sql(source: str, target: str, period: str, dimensions: str = "provider, model",
+                source_period: str = "", where: str = "") -> str:
     """Merge the histograms of `source` rollup rows into per-(period, dimensions) rows of `target`. A nullable
-    dimension (product_id) is grouped as 0 and written back as NULL."""
+    dimension (product_id) is grouped as 0 and written back as NULL. `source_period` is the source's expression for
+    the target's period (default: the same column) and `where` picks the source rows (default: the periods asked)."""
+    source_period = source_period or period
+    where = where or f"{period} = ANY(%(periods)s)"
     dims = [d.strip() for d in dimensions.split(",")]
     picked = ", ".join(f"coalesce({d}, 0) AS {d}" if d.endswith("_id") else d for d in dims)
     written = ", ".join(f"nullif(g.{d}, 0)" if d.endswith("_id") else f"g.{d}" for d in dims)
     by = ", ".join(str(i) for i in range(1, len(dims) + 2))
     return f"""
 WITH h AS (
-    SELECT {period}, {picked}, calls, latency_buckets, ttft_buckets FROM {source}
-    WHERE organization_id = %(org)s AND {period} = ANY(%(periods)s)
+    SELECT {source_period} AS {period}, {picked}, calls, latency_buckets, ttft_buckets FROM {source}
+    WHERE organization_id = %(org)s AND {where}
 ), g AS (
     SELECT {period}, {dimensions}, sum(calls) AS calls FROM h GROUP BY {by}
 ), lh AS (
@@ -202,6 +206,12 @@ HOURLY_MODEL_LATENCY_SQL = latency_sql("billing_hourlyrollup", "billing_hourlymo
 DAILY_MODEL_LATENCY_SQL = latency_sql("billing_dailyrollup", "billing_dailymodellatency", "day")
 HOURLY_PRODUCT_LATENCY_SQL = latency_sql("billing_hourlyrollup", "billing_hourlyproductlatency", "hour", "product_id")
 DAILY_PRODUCT_LATENCY_SQL = latency_sql("billing_dailyrollup", "billing_dailyproductlatency", "day", "product_id")
+# The weeks (from Monday, UTC) of the days rolled up, merged from those days' per-model and per-product rows.
+IN_WEEKS = "day >= %(first)s AND day < %(last)s AND date_trunc('week', day)::date = ANY(%(periods)s)"
+WEEKLY_MODEL_LATENCY_SQL = latency_sql("billing_dailymodellatency", "billing_weeklymodellatency", "week",
+                                       source_period="date_trunc('week', day)::date", where=IN_WEEKS)
+WEEKLY_PRODUCT_LATENCY_SQL = latency_sql("billing_dailyproductlatency", "billing_weeklyproductlatency", "week",
+                                         "product_id", source_period="date_trunc('week', day)::date", where=IN_WEEKS)
 
 
 def _hour(value: datetime) -> datetime:
@@ -250,6 +260,13 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         cursor.execute("DELETE FROM billing_dailyproductlatency WHERE organization_id = %s AND day = ANY(%s)",
                        [organization_id, days])
         cursor.execute(DAILY_PRODUCT_LATENCY_SQL, {"org": organization_id, "periods": days})
+        weeks = sorted({week_of(day) for day in days})
+        in_weeks = {"org": organization_id, "periods": weeks, "first": weeks[0], "last": weeks[-1] + timedelta(days=7)}
+        for table, sql in (("billing_weeklymodellatency", WEEKLY_MODEL_LATENCY_SQL),
+                           ("billing_weeklyproductlatency", WEEKLY_PRODUCT_LATENCY_SQL)):
+            cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s AND week = ANY(%s)",
+                           [organization_id, weeks])
+            cursor.execute(sql, in_weeks)
         rollup_days(organization_id, days)
     return written
 

@@ -42,4 +42,6 @@ from billing.models.rollups import (  # noqa: F401
     RollupDims,
     RollupState,
     WeeklyEndUserSpend,
+    WeeklyModelLatency,
+    WeeklyProductLatency,
 )

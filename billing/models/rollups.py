@@ -225,6 +225,37 @@ class HourlyProductLatency(ProductLatency):
         return f"{self.hour:%Y-%m-%d %H}:00 product {self.product_id or '-'}"
 
 
+class WeeklyModelLatency(ModelLatency):
+    """DailyModelLatency merged over a UTC week (Monday to Sunday): a month of org-wide per-model percentiles reads
+    about 4 weekly rows and the few days around them per model instead of 30. Rebuilt from the daily rows by the
+    rollup job for every week one of whose days it rolls up (replace, not add)."""
+
+    week = models.DateField(help_text="The Monday the week starts.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "week", "provider", "model"], name="weeklymodellatency_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"week of {self.week} {self.model}"
+
+
+class WeeklyProductLatency(ProductLatency):
+    """DailyProductLatency merged over a UTC week, as WeeklyModelLatency: the latency page's per-product rows."""
+
+    week = models.DateField(help_text="The Monday the week starts.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "week", "product"], name="weeklyproductlatency_unique",
+                                    nulls_distinct=False)
+        ]
+
+    def __str__(self) -> str:
+        return f"week of {self.week} product {self.product_id or '-'}"
+
+
 class HourlySlowCall(models.Model):
     """The SLOWEST_PER_GROUP slowest calls of each hour × team × product, kept by the rollup job so the slowest calls
     of any range and scope are read from a small table: the top N of a range is within the union of its groups'

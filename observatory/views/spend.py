@@ -25,6 +25,8 @@ from observatory.dashboard import spend as spend_reads
 from observatory.dashboard.filters import Period
 from observatory.dashboard.responses import EXPORT_CHUNK, csv_name, money_cell, page_period, render_page, wants_csv
 
+LATENCY_PRODUCT_ROWS = 20  # the latency page's per-product table: the busiest products, then a link to all of them
+
 
 def _spend_csv(filename: str, viewer: Viewer, scope: Scope, period: Period, group: str) -> HttpResponse:
     rows = spend_reads.breakdown(scope, period, group, spend_reads.Labels(viewer.organization))
@@ -88,7 +90,9 @@ def product_page(request: HttpRequest, viewer: Viewer, product_slug: str) -> Htt
 def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     period = page_period(request)
     scope = viewer.scope
-    summary, by_model, by_product = latency_reads.page_figures(scope, period)
+    all_products = request.GET.get("products") == "all"
+    summary, by_model, by_product, products = latency_reads.page_figures(
+        scope, period, None if all_products else LATENCY_PRODUCT_ROWS)
     if wants_csv(request):
         keys = ("p50", "p95", "p99", "ttft_p50", "ttft_p95", "ttft_p99")
         return csv_response(Table(["model", "calls", *(f"{k}_ms" for k in keys)], (
@@ -99,7 +103,8 @@ def latency(request: HttpRequest, viewer: Viewer) -> HttpResponse:
     for row in by_product:
         row.update(label=labels.name("product", row["key"]), slug=labels.slug("product", row["key"]))
     return render_page(request, "latency", viewer, period, {
-        "summary": summary, "by_model": by_model, "by_product": by_product,
+        "summary": summary, "by_model": by_model, "by_product": by_product, "products": products,
+        "all_products": all_products, "products_toggle": _toggled(request, "products", "all"),
         "chart": latency_reads.over_time(scope, period), "slowest": latency_reads.slowest_calls(scope, period),
     })
 
@@ -190,3 +195,13 @@ def errors(request: HttpRequest, viewer: Viewer) -> HttpResponse:
         "by_type": spend_reads.error_types(scope, period),
         "chart": spend_reads.errors_chart(spend_reads.series(scope, period, spend_reads.ERRORS_SERIES)),
     })
+
+
+def _toggled(request: HttpRequest, name: str, value: str) -> str:
+    """This page's querystring with `name`=`value` added, or removed when it is there."""
+    params = request.GET.copy()
+    if params.get(name) == value:
+        params.pop(name)
+    else:
+        params[name] = value
+    return f"?{params.urlencode()}"

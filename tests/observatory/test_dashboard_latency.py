@@ -79,3 +79,36 @@ def test_the_last_24_hours_are_drawn_per_hour(client, data):
     response = data.login(client, "search_viewer").get("/latency/?range=24h")
     assert len(response.context["chart"]["labels"]) == 24
     assert b"Duration percentiles per hour" in response.content
+
+
+def test_the_product_table_shows_the_busiest_twenty_then_all_on_request(client, data):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from billing.rollups import rollup_pending
+    from ingest.models import LLMCall
+    from observatory.models import Product
+
+    now = timezone.now()
+    calls = []
+    for i in range(22):  # product i gets i + 1 calls, on top of the seed's own product
+        product = Product.objects.create(organization=data.org, team=data.search, name=f"Extra {i:02d}", slug=f"extra-{i}")
+        calls += [LLMCall(organization=data.org, trace_id=f"{i + 1:08x}{n:024x}", span_id=f"{n + 1:016x}",
+                          start_time=now - timedelta(days=2, minutes=n), duration_ms=100.0 + i, provider="openai",
+                          operation="chat", request_model="gpt-4o-2024-08-06", team=data.search, product=product,
+                          cost_usd=Decimal("0.001"), cost_status="priced") for n in range(i + 1)]
+    LLMCall.objects.bulk_create(calls)
+    rollup_pending()
+    page = data.login(client, "admin").get("/latency/?range=7d")
+    rows = page.context["by_product"]
+    assert len(rows) == 20 and page.context["products"] > 20
+    assert [row["count"] for row in rows] == sorted((row["count"] for row in rows), reverse=True)
+    assert "Extra 21" in [row["label"] for row in rows] and "Extra 00" not in [row["label"] for row in rows]
+    assert f"the 20 busiest of {page.context['products']} products".encode() in page.content
+    assert b'href="?range=7d&amp;products=all"' in page.content
+    every = data.login(client, "admin").get("/latency/?range=7d&products=all")
+    assert len(every.context["by_product"]) == every.context["products"] == page.context["products"]
+    extra = {row["label"]: row["count"] for row in every.context["by_product"] if row["label"].startswith("Extra")}
+    assert extra == {f"Extra {i:02d}": i + 1 for i in range(22)}
+    shown_twice = {row["label"]: row["p50"] for row in rows}
+    assert all(shown_twice[row["label"]] == row["p50"] for row in every.context["by_product"] if row["label"] in shown_twice)
