@@ -21,12 +21,14 @@ from billing.models import (
     DailyRollup,
     DailyTeamModelRollup,
     DailyTeamModelSpend,
+    DailyTeamSpend,
     GpuCostHour,
     HourlyModelLatency,
     HourlyProductLatency,
     HourlyRollup,
     WeeklyModelLatency,
     WeeklyProductLatency,
+    WeeklyTeamModelSpend,
 )
 from billing.rollups import percentiles_from_buckets
 from observatory.access import Scope
@@ -39,6 +41,10 @@ SUMMED = (
     "app_cache_hits", "cost_avoided_usd", "latency_sum_ms", "ttft_calls", "ttft_sum_ms",
 )
 ZERO = Decimal(0)
+# Each sum in its column's own type (PostgreSQL sums bigints as numeric).
+_CAST = {"BigIntegerField": "::bigint", "FloatField": "::float8", "DecimalField": ""}
+SUMS_SQL = ", ".join(f'sum(u."{name}"){_CAST[DailyTeamModelSpend._meta.get_field(name).get_internal_type()]} AS "{name}"'
+                     for name in SUMMED)
 
 
 def _midnight_after(moment: datetime) -> datetime:
@@ -47,14 +53,16 @@ def _midnight_after(moment: datetime) -> datetime:
 
 
 TEAM_MODEL_FIELDS = frozenset({"team_id", "product_id", "provider", "model"})
-DAILY_MODELS = (DailyRollup, DailyTeamModelRollup, DailyTeamModelSpend, DailyModelLatency, DailyProductLatency)
+DAILY_MODELS = (DailyRollup, DailyTeamModelRollup, DailyTeamModelSpend, DailyTeamSpend, DailyModelLatency,
+                DailyProductLatency)
 
 
 def rollup_pieces(scope: Scope, start: datetime, end: datetime, fields: Sequence[str] | None = None,
-                  histograms: bool = False) -> list[QuerySet]:
+                  histograms: bool = False, weekly: bool = False) -> list[QuerySet]:
     """Querysets whose rows together cover [start, end) exactly once. Reads that group by no more than `fields`
     (given, and within team, product, provider and model) take whole days from the smaller DailyTeamModelSpend, or
-    DailyTeamModelRollup when they read the latency `histograms`."""
+    DailyTeamModelRollup when they read the latency `histograms`; by team or nothing, from DailyTeamSpend. With
+    `weekly` (a read that sums the whole range, never one per day), whole UTC weeks come from WeeklyTeamModelSpend."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
     first_midnight = _midnight_after(start)
     last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
@@ -64,7 +72,18 @@ def rollup_pieces(scope: Scope, start: datetime, end: datetime, fields: Sequence
     daily = DailyRollup
     if fields is not None and set(fields) <= TEAM_MODEL_FIELDS:
         daily = DailyTeamModelRollup if histograms else DailyTeamModelSpend
-    pieces = [daily.objects.filter(scope.q(), day__gte=first_midnight.date(), day__lt=last_midnight.date())]
+        if daily is DailyTeamModelSpend and set(fields) <= {"team_id"} and type(scope) is Scope:
+            daily = DailyTeamSpend  # no product in its rows: not for a product's scope
+    first_day, last_day = first_midnight.date(), last_midnight.date()
+    monday_in, monday_out = whole_weeks(first_day, last_day)
+    if weekly and daily is DailyTeamModelSpend and monday_in < monday_out:
+        pieces = [WeeklyTeamModelSpend.objects.filter(scope.q(), week__gte=monday_in, week__lt=monday_out)]
+        if first_day < monday_in:
+            pieces.insert(0, daily.objects.filter(scope.q(), day__gte=first_day, day__lt=monday_in))
+        if monday_out < last_day:
+            pieces.append(daily.objects.filter(scope.q(), day__gte=monday_out, day__lt=last_day))
+    else:
+        pieces = [daily.objects.filter(scope.q(), day__gte=first_day, day__lt=last_day)]
     if start < first_midnight:  # a range of whole days (the 7- and 30-day ones) reads the daily rows only
         pieces.insert(0, hourly.filter(hour__gte=start, hour__lt=first_midnight))
     if last_midnight < end:
@@ -97,24 +116,26 @@ def with_derived(row: dict) -> dict:
 
 
 def spend(scope: Scope, start: datetime, end: datetime, group_by: Sequence[str] = ()) -> list[dict]:
-    """Summed calls, tokens and dollars per group over the range, most expensive first."""
+    """Summed calls, tokens and dollars per group over the range, most expensive first: the range's pieces (weeks,
+    days, hours) summed by PostgreSQL in one query."""
     fields = _group_fields(group_by)
-    merged: dict[tuple, dict] = {}
-    sums = {name: Sum(name) for name in SUMMED}
-    for piece in rollup_pieces(scope, start, end, fields):
-        # values() with no field names would select (and group by) every column, histograms included
-        grouped = piece.values(*fields).annotate(**sums).order_by() if fields else [piece.aggregate(**sums)]
-        for row in grouped:
-            if not fields and row["calls"] is None:
-                continue
-            key = tuple(row[f] for f in fields)
-            target = merged.get(key)
-            if target is None:  # most groups come from one piece: taken as they are
-                merged[key] = {**{f: row[f] for f in fields}, **{name: row[name] or 0 for name in SUMMED}}
-                continue
-            for name in SUMMED:
-                target[name] += row[name] or 0
-    rows = [with_derived(row) for row in merged.values()]
+    parts, params = [], []
+    for piece in rollup_pieces(scope, start, end, fields, weekly=True):
+        sql, piece_params = piece.values(*fields, *SUMMED).query.sql_with_params()
+        parts.append(sql)
+        params.extend(piece_params)
+    keys = ", ".join(f'u."{name}"' for name in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {keys + ', ' if fields else ''}{SUMS_SQL} FROM ({' UNION ALL '.join(parts)}) u "  # noqa: S608
+            f"{'GROUP BY ' + keys if fields else ''}",  # (column names from GROUPABLE and SUMMED only)
+            params,
+        )
+        columns = [*fields, *SUMMED]
+        rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    if not fields and rows and rows[0]["calls"] is None:
+        return []  # nothing in the range
+    rows = [with_derived(row) for row in rows]
     rows.sort(key=lambda r: r["cost_usd"], reverse=True)
     return rows
 

@@ -162,6 +162,22 @@ FROM g LEFT JOIN lh USING ({TEAM_MODEL_KEYS}) LEFT JOIN th USING ({TEAM_MODEL_KE
 """
 
 
+SUMS = ", ".join(f"sum({column})" for column in SUM_COLUMNS.split(", "))
+# A team's day (DailyTeamSpend) and the weeks of the days rolled up (WeeklyTeamModelSpend), from DailyTeamModelSpend.
+TEAM_SPEND_SQL = f"""
+INSERT INTO billing_dailyteamspend (organization_id, day, team_id, provider, model, environment, feature, {SUM_COLUMNS})
+SELECT organization_id, day, team_id, '', '', '', '', {SUMS}
+FROM billing_dailyteammodelspend WHERE organization_id = %(org)s AND day = ANY(%(days)s) GROUP BY 1, 2, 3
+"""
+WEEKLY_TEAM_MODEL_SPEND_SQL = f"""
+INSERT INTO billing_weeklyteammodelspend (organization_id, week, team_id, product_id, provider, model, environment,
+                                          feature, {SUM_COLUMNS})
+SELECT organization_id, date_trunc('week', day)::date, team_id, product_id, provider, model, environment, feature, {SUMS}
+FROM billing_dailyteammodelspend
+WHERE organization_id = %(org)s AND day >= %(first)s AND day < %(last)s AND date_trunc('week', day)::date = ANY(%(periods)s)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+"""
+
 TEAM_MODEL_SPEND_SQL = f"""
 INSERT INTO billing_dailyteammodelspend (organization_id, day, team_id, product_id, provider, model, environment, feature,
                                          {SUM_COLUMNS})
@@ -248,6 +264,9 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         cursor.execute("DELETE FROM billing_dailyteammodelspend WHERE organization_id = %s AND day = ANY(%s)",
                        [organization_id, days])
         cursor.execute(TEAM_MODEL_SPEND_SQL, {"org": organization_id, "days": days})
+        cursor.execute("DELETE FROM billing_dailyteamspend WHERE organization_id = %s AND day = ANY(%s)",
+                       [organization_id, days])
+        cursor.execute(TEAM_SPEND_SQL, {"org": organization_id, "days": days})
         cursor.execute("DELETE FROM billing_hourlymodellatency WHERE organization_id = %s AND hour = ANY(%s)",
                        [organization_id, hours])
         cursor.execute(HOURLY_MODEL_LATENCY_SQL, {"org": organization_id, "periods": hours})
@@ -263,7 +282,8 @@ def rollup_hours(organization_id: int, hours: Iterable[datetime]) -> int:
         weeks = sorted({week_of(day) for day in days})
         in_weeks = {"org": organization_id, "periods": weeks, "first": weeks[0], "last": weeks[-1] + timedelta(days=7)}
         for table, sql in (("billing_weeklymodellatency", WEEKLY_MODEL_LATENCY_SQL),
-                           ("billing_weeklyproductlatency", WEEKLY_PRODUCT_LATENCY_SQL)):
+                           ("billing_weeklyproductlatency", WEEKLY_PRODUCT_LATENCY_SQL),
+                           ("billing_weeklyteammodelspend", WEEKLY_TEAM_MODEL_SPEND_SQL)):
             cursor.execute(f"DELETE FROM {table} WHERE organization_id = %s AND week = ANY(%s)",
                            [organization_id, weeks])
             cursor.execute(sql, in_weeks)

@@ -32,6 +32,7 @@ from billing.models.rollups import (  # noqa: F401
     DailySessionSpend,
     DailyTeamModelRollup,
     DailyTeamModelSpend,
+    DailyTeamSpend,
     HourlyModelLatency,
     HourlyProductLatency,
     HourlyRollup,
@@ -44,4 +45,5 @@ from billing.models.rollups import (  # noqa: F401
     WeeklyEndUserSpend,
     WeeklyModelLatency,
     WeeklyProductLatency,
+    WeeklyTeamModelSpend,
 )

@@ -117,6 +117,34 @@ class DailyTeamModelSpend(SpendSums):
         return f"{self.day} {self.model} ({self.calls} calls)"
 
 
+class WeeklyTeamModelSpend(SpendSums):
+    """DailyTeamModelSpend summed over a UTC week (Monday to Sunday): the same team × product × model keys come back
+    every day, so a month of spend by team and model reads about 4 weekly rows per key and the days around them
+    instead of 30. Rebuilt from the daily rows by the rollup job for every week one of whose days it rolls up."""
+
+    week = models.DateField(help_text="The Monday the week starts.")
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "week"], name="weeklyteamspend_org_week")]
+
+    def __str__(self) -> str:
+        return f"week of {self.week} {self.model} ({self.calls} calls)"
+
+
+class DailyTeamSpend(SpendSums):
+    """DailyTeamModelSpend summed per team (product, provider and model left empty): a day has one row per team, so
+    the spend charts, the calendar and the totals of a month read tens of rows per day instead of a thousand.
+    Written by the rollup job with DailyTeamModelSpend."""
+
+    day = models.DateField()
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "day"], name="dailyteamtotal_org_day")]
+
+    def __str__(self) -> str:
+        return f"{self.day} team {self.team_id or '-'} ({self.calls} calls)"
+
+
 class RollupState(models.Model):
     """How far the rollup job has read one organization's calls (by ingestion time), so reruns are incremental, and
     what failed: an organization whose run failed keeps its watermark (`last_error`, `failing_since`); an hour whose

@@ -121,3 +121,55 @@ def test_the_busiest_products_come_first_and_only_theirs_are_read(org, five_week
     found = queries.histograms(Scope(org.id), start, end, ("product",), only=ranked[:2])
     assert {key for (key,) in found["latency"]} == set(ranked[:2])
     assert {(key,): sum(b.values()) for (key,), b in found["latency"].items()} == {(k,): counts[k] for k in ranked[:2]}
+
+
+def _raw_sums(calls, key_of):
+    found: dict = {}
+    for call in calls:
+        row = found.setdefault(key_of(call), {"calls": 0, "cost_usd": Decimal(0), "input_tokens": 0, "errors": 0})
+        row["calls"] += 1
+        row["cost_usd"] += call.cost_usd
+        row["input_tokens"] += call.input_tokens
+    return found
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("start,end", RANGES)
+def test_spend_over_weeks_equals_the_raw_calls(org, team, other_team, five_weeks, start, end):
+    from billing.models import DailyTeamSpend, WeeklyTeamModelSpend
+
+    assert WeeklyTeamModelSpend.objects.exists() and DailyTeamSpend.objects.exists()
+    calls = [c for c in five_weeks if start <= c.start_time < end]
+    model_of = {c.span_id: c.response_model for c in calls}
+    for group_by, key_of in ((("team", "model"), lambda c: (c.team_id, model_of[c.span_id])),
+                             (("team",), lambda c: (c.team_id,)), ((), lambda c: ())):
+        for scope in (Scope(org.id), Scope(org.id, team_ids=(team.id,))):
+            shown = {tuple(row[f"{g}_id" if g == "team" else g] for g in group_by):
+                     {name: row[name] for name in ("calls", "cost_usd", "input_tokens", "errors")}
+                     for row in queries.spend(scope, start, end, group_by)}
+            mine = [c for c in calls if scope.team_ids is None or c.team_id in scope.team_ids]
+            assert shown == _raw_sums(mine, key_of), (group_by, scope)
+    per_day = {row["period"]: row["cost_usd"] for row in queries.timeseries(Scope(org.id), start, end, "day", (),
+                                                                            ("cost_usd",))}
+    raw_days: dict = {}
+    for call in calls:
+        raw_days[call.start_time.date()] = raw_days.get(call.start_time.date(), Decimal(0)) + call.cost_usd
+    assert per_day == raw_days
+
+
+@pytest.mark.django_db
+def test_a_late_call_reaches_the_week_and_team_day_rows(org, team, five_weeks):
+    from billing.models import DailyTeamSpend, WeeklyTeamModelSpend
+
+    week, day = (MONDAY + timedelta(weeks=2)).date(), (MONDAY + timedelta(days=16)).date()
+    weekly_before = sum(WeeklyTeamModelSpend.objects.filter(week=week).values_list("calls", flat=True))
+    daily_before = sum(DailyTeamSpend.objects.filter(day=day, team=team).values_list("calls", flat=True))
+    LLMCall.objects.create(
+        organization=org, trace_id="e" * 32, span_id="e" * 16, start_time=MONDAY + timedelta(days=16, hours=3),
+        duration_ms=50.0, provider="openai", operation="chat", request_model="gpt-4o-2024-08-06",
+        response_model="gpt-4o-2024-08-06", team=team, cost_usd=Decimal("0.5"), cost_status="priced")
+    rollup_pending()
+    assert sum(WeeklyTeamModelSpend.objects.filter(week=week).values_list("calls", flat=True)) == weekly_before + 1
+    assert sum(DailyTeamSpend.objects.filter(day=day, team=team).values_list("calls", flat=True)) == daily_before + 1
+    start, end = MONDAY, MONDAY + timedelta(weeks=5)
+    assert queries.spend(Scope(org.id), start, end)[0]["cost_usd"] == sum(c.cost_usd for c in five_weeks) + Decimal("0.5")
