@@ -146,7 +146,20 @@ def machine() -> dict:
                 break
     return {"cpu_model": model, "cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
+            "python": platform.python_version(), "platform": platform.platform(),
+            "python_loop_ms": python_loop_ms()}
+
+
+def python_loop_ms(count: int = 5_000_000) -> float:
+    """How long this machine takes for `count` additions in a Python loop (best of 3): the same CPU model name can run
+    at very different speeds from one virtual machine, or one hour, to the next, so results say how fast it was."""
+    best = float("inf")
+    for _ in range(3):
+        began, total = time.perf_counter(), 0
+        for number in range(count):
+            total += number
+        best = min(best, time.perf_counter() - began)
+    return round(best * 1000, 1)
 
 
 def write_result(name: str, result: dict, started: datetime, load_at_start: list[float]) -> Path:
@@ -156,6 +169,10 @@ def write_result(name: str, result: dict, started: datetime, load_at_start: list
     described["load_average_at_end"] = described.pop("load_average")
     stamp = started.strftime("%Y%m%dT%H%MZ")
     out = REPO / "bench" / "results" / f"{name}-{stamp}.json"
+    copy = 2
+    while out.exists():  # two runs started in the same minute keep both results
+        out = out.with_name(f"{name}-{stamp}-{copy}.json")
+        copy += 1
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join([f"bench/{Path(sys.argv[0]).name}", *sys.argv[1:]])
     out.write_text(json.dumps({"command": command, "started_utc": stamp, **result, "machine": described}, indent=2) + "\n")
