@@ -63,31 +63,39 @@ def rollup_pieces(scope: Scope, start: datetime, end: datetime, fields: Sequence
     (given, and within team, product, provider and model) take whole days from the smaller DailyTeamModelSpend, or
     DailyTeamModelRollup when they read the latency `histograms`; by team or nothing, from DailyTeamSpend. With
     `weekly` (a read that sums the whole range, never one per day), whole UTC weeks come from WeeklyTeamModelSpend."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    first_midnight = _midnight_after(start)
-    last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
-    hourly = HourlyRollup.objects.filter(scope.q())
-    if first_midnight >= last_midnight:
-        return [hourly.filter(hour__gte=start, hour__lt=end)]
     daily = DailyRollup
     if fields is not None and set(fields) <= TEAM_MODEL_FIELDS:
         daily = DailyTeamModelRollup if histograms else DailyTeamModelSpend
         if daily is DailyTeamModelSpend and set(fields) <= {"team_id"} and type(scope) is Scope:
             daily = DailyTeamSpend  # no product in its rows: not for a product's scope
+    weeks = WeeklyTeamModelSpend.objects.filter(scope.q()) if weekly and daily is DailyTeamModelSpend else None
+    return _range_pieces(start, end, HourlyRollup.objects.filter(scope.q()), daily.objects.filter(scope.q()), weeks)
+
+
+def _range_pieces(start: datetime, end: datetime, hours: QuerySet, days: QuerySet, weeks: QuerySet | None
+                  ) -> list[QuerySet]:
+    """[start, end) cut into pieces that cover it exactly once: the rows of `hours` for the partial days at either
+    end, of `days` for the whole days between, and, given `weeks` (rows per Monday-to-Sunday `week`), the whole UTC
+    weeks among those days from it."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    first_midnight = _midnight_after(start)
+    last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
+    if first_midnight >= last_midnight:
+        return [hours.filter(hour__gte=start, hour__lt=end)]
     first_day, last_day = first_midnight.date(), last_midnight.date()
     monday_in, monday_out = whole_weeks(first_day, last_day)
-    if weekly and daily is DailyTeamModelSpend and monday_in < monday_out:
-        pieces = [WeeklyTeamModelSpend.objects.filter(scope.q(), week__gte=monday_in, week__lt=monday_out)]
+    if weeks is not None and monday_in < monday_out:
+        pieces = [weeks.filter(week__gte=monday_in, week__lt=monday_out)]
         if first_day < monday_in:
-            pieces.insert(0, daily.objects.filter(scope.q(), day__gte=first_day, day__lt=monday_in))
+            pieces.insert(0, days.filter(day__gte=first_day, day__lt=monday_in))
         if monday_out < last_day:
-            pieces.append(daily.objects.filter(scope.q(), day__gte=monday_out, day__lt=last_day))
+            pieces.append(days.filter(day__gte=monday_out, day__lt=last_day))
     else:
-        pieces = [daily.objects.filter(scope.q(), day__gte=first_day, day__lt=last_day)]
+        pieces = [days.filter(day__gte=first_day, day__lt=last_day)]
     if start < first_midnight:  # a range of whole days (the 7- and 30-day ones) reads the daily rows only
-        pieces.insert(0, hourly.filter(hour__gte=start, hour__lt=first_midnight))
+        pieces.insert(0, hours.filter(hour__gte=start, hour__lt=first_midnight))
     if last_midnight < end:
-        pieces.append(hourly.filter(hour__gte=last_midnight, hour__lt=end))
+        pieces.append(hours.filter(hour__gte=last_midnight, hour__lt=end))
     return pieces
 
 
@@ -284,29 +292,10 @@ def latency_pieces(scope: Scope, start: datetime, end: datetime, fields: list[st
         hourly_model, daily_model, weekly_model = HourlyProductLatency, DailyProductLatency, WeeklyProductLatency
     else:
         return rollup_pieces(scope, start, end, fields, histograms=True)
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    first_midnight = _midnight_after(start)
-    last_midnight = datetime.combine(end.date(), datetime.min.time(), UTC)
-    hourly = hourly_model.objects.filter(organization_id=scope.organization_id)
-    if first_midnight >= last_midnight:
-        return [hourly.filter(hour__gte=start, hour__lt=end)]
-    first_day, last_day = first_midnight.date(), last_midnight.date()
-    days = daily_model.objects.filter(organization_id=scope.organization_id)
-    monday_in, monday_out = whole_weeks(first_day, last_day)
-    if weekly and monday_in < monday_out:
-        pieces = [weekly_model.objects.filter(organization_id=scope.organization_id, week__gte=monday_in,
-                                              week__lt=monday_out)]
-        if first_day < monday_in:
-            pieces.insert(0, days.filter(day__gte=first_day, day__lt=monday_in))
-        if monday_out < last_day:
-            pieces.append(days.filter(day__gte=monday_out, day__lt=last_day))
-    else:
-        pieces = [days.filter(day__gte=first_day, day__lt=last_day)]
-    if start < first_midnight:
-        pieces.insert(0, hourly.filter(hour__gte=start, hour__lt=first_midnight))
-    if last_midnight < end:
-        pieces.append(hourly.filter(hour__gte=last_midnight, hour__lt=end))
-    return pieces
+    org = scope.organization_id
+    return _range_pieces(start, end, hourly_model.objects.filter(organization_id=org),
+                         daily_model.objects.filter(organization_id=org),
+                         weekly_model.objects.filter(organization_id=org) if weekly else None)
 
 
 def whole_weeks(first: date, last: date) -> tuple[date, date]:
