@@ -196,7 +196,10 @@ def main() -> None:
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime())
-    (out / f"ingest-{args.spans}-{stamp}.json").write_text(json.dumps(result, indent=2) + "\n")
+    path, copy_number = out / f"ingest-{args.spans}-{stamp}.json", 2
+    while path.exists():  # two runs ended in the same minute keep both results
+        path, copy_number = out / f"ingest-{args.spans}-{stamp}-{copy_number}.json", copy_number + 1
+    path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def copy_ceiling(env: dict, bodies: list[bytes]) -> dict:
