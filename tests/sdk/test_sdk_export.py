@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -342,3 +343,48 @@ def test_an_app_without_opentelemetry_does_not_load_it_or_protobuf(provider, sin
     assert span["resource"]["service.name"] == "no-otel"
     assert span["resource"]["telemetry.sdk.name"] == "observatory_sdk"
     assert span["parent_span_id"] == ""
+
+
+def test_calls_from_two_threads_arrive_once_each_with_their_own_attribution(openai_client, exported):
+    """Queued calls become spans in chunks of 256, on whichever thread makes the 256th call, and what is left
+    below a chunk on the export thread: 600 calls from two threads arrive once each, each with its own user."""
+
+    def work(prefix: str) -> None:
+        for number in range(300):
+            with observatory_sdk.attribute(user=f"{prefix}-{number}"):
+                openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    threads = [threading.Thread(target=work, args=(prefix,)) for prefix in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    spans = exported(600)
+    assert sorted(span["attributes"]["user.id"] for span in spans) == sorted(
+        f"{prefix}-{number}" for prefix in ("a", "b") for number in range(300)
+    )
+    assert {span["attributes"]["gen_ai.usage.input_tokens"] for span in spans} == {1200}
+    assert observatory_sdk.stats() == {"queued": 0, "exported": 600, "dropped": 0, "failed_exports": 0}
+
+
+def _voluntary_switches(thread: threading.Thread) -> int:
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("voluntary_ctxt_switches")))
+
+
+def test_the_export_thread_sleeps_while_nothing_is_queued(observatory, openai_client):
+    """It wakes for work only, never to poll: on CPython a thread that wakes while the app runs Python waits for the
+    GIL, and each short release of it by the app wakes that thread again, at a cost in CPU."""
+    worker = pipeline.current._thread
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert observatory_sdk.flush(timeout=5)
+    time.sleep(0.2)  # the worker goes back to sleep after the flush
+    switches = _voluntary_switches(worker)
+    deadline = time.monotonic() + 1.5  # longer than the export interval
+    while time.monotonic() < deadline:
+        sum(range(2000))
+        time.sleep(0)
+
+    assert _voluntary_switches(worker) - switches == 0
+    assert observatory.wait_for_spans(1)
