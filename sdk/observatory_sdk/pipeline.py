@@ -204,7 +204,7 @@ class Pipeline:
         poll: see the module docstring for what a wake costs while the app runs."""
         if not self._calls and not self._spans:
             self._sleeping = True
-            if not self._calls:  # a call queued meanwhile may have seen _sleeping False: look again
+            if not self._calls and not self._spans:  # queued meanwhile, it may have seen _sleeping False
                 return None
             self._sleeping = False
         due = max(self._last_export + EXPORT_INTERVAL, self._retry_at, self._server_retry_at)
