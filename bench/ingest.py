@@ -118,6 +118,20 @@ def server_processes(server_pid: int, home: Path) -> tuple[set[int], set[int]]:
     return web, database
 
 
+def database_url(env: dict) -> str:
+    if "DATABASE_URL" in env:
+        return env["DATABASE_URL"]
+    host = (Path(env["OBSERVATORY_HOME"]) / "pgdata" / "postmaster.pid").read_text().splitlines()[4]
+    return f"postgresql://postgres@/observatory?host={host}"
+
+
+def stored_calls(env: dict) -> int:
+    import psycopg
+
+    with psycopg.connect(database_url(env), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM ingest_llmcall").fetchone()[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -165,6 +179,12 @@ def main() -> None:
             p.start()
         for p in procs:
             p.join()
+        answered = time.perf_counter() - began
+        # Trace exports are answered before they are stored (ingest.journal): the clock stops when every span is
+        # stored, not when the last answer arrives.
+        expected = (len(warmup) + args.requests) * args.spans
+        while (stored := stored_calls(env)) < expected and time.perf_counter() - began < answered + 60:
+            time.sleep(0.02)
         elapsed = time.perf_counter() - began
         web_cpu, database_cpu = cpu_seconds(web_pids) - web_cpu, cpu_seconds(database_pids) - database_cpu
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -173,7 +193,8 @@ def main() -> None:
         failures = sum(queue.get() for _ in procs)
         spans = args.requests * args.spans
         http_rate = spans / elapsed
-        print(f"HTTP: {spans:,} spans in {elapsed:.2f} s = {http_rate:,.0f} spans/s ({failures} failed requests)", flush=True)
+        print(f"HTTP: {spans:,} spans stored in {elapsed:.2f} s = {http_rate:,.0f} spans/s ({failures} failed requests; "
+              f"last answer after {answered:.2f} s; {stored - expected + spans:,} of {spans:,} stored)", flush=True)
         cpu = {"web": web_cpu, "postgres": database_cpu, "client": client_cpu}
         print("CPU per span: " + ", ".join(f"{name} {seconds / spans * 1e6:.1f} µs" for name, seconds in cpu.items())
               + f"; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after", flush=True)
@@ -186,6 +207,7 @@ def main() -> None:
     result = {
         "spans_per_request": args.spans, "requests": args.requests, "client_processes": args.clients,
         "web_workers": args.workers, "http_spans_per_s": round(http_rate), "failed_requests": failures,
+        "last_answer_s": round(answered, 3), "all_stored_s": round(elapsed, 3), "spans_stored": stored - expected + spans,
         **copy, "http_share_of_copy_ceiling": round(http_rate / copy["copy_binary_rows_per_s"], 3),
         "cpu_us_per_span": {name: round(seconds / spans * 1e6, 1) for name, seconds in cpu.items()},
         "load_average_1min": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
@@ -248,10 +270,7 @@ print(json.dumps({"decode_map_us_per_span": decode_s / len(calls) * 1e6,
     payload = json.dumps([b.decode("latin-1") for b in bodies])
     code = code.replace('json.load(sys.stdin)', '[s.encode("latin-1") for s in json.load(sys.stdin)]')
     run_env = {**env, "DJANGO_SETTINGS_MODULE": "observatory.settings"}
-    pgdata = Path(env["OBSERVATORY_HOME"]) / "pgdata"
-    if "DATABASE_URL" not in env:
-        host = (pgdata / "postmaster.pid").read_text().splitlines()[4]
-        run_env["DATABASE_URL"] = f"postgresql://postgres@/observatory?host={host}"
+    run_env["DATABASE_URL"] = database_url(env)
     out = subprocess.run([sys.executable, "-c", code], input=payload, capture_output=True, text=True, cwd=REPO, env=run_env)
     if out.returncode != 0:
         raise SystemExit(out.stderr)

@@ -7,6 +7,7 @@ google.rpc.Status with a message; a partly rejected export is a 200 with `partia
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import orjson
@@ -94,8 +95,29 @@ def status_response(content_type: str, status: int, message: str, retry_after: i
     return response
 
 
-def export_response(content_type: str, response_message, rejected_field: str, rejected: int, message: str) -> HttpResponse:
-    """A 200 with the signal's Export*ServiceResponse; partial_success only when something was rejected."""
+class AnswerFirstResponse(HttpResponse):
+    """A response that runs `after_answer` once it has been sent: the WSGI server (and Django's test client)
+    calls `close` when the response is done, before the request's database connection is tidied up."""
+
+    def __init__(self, *args, after_answer: Callable[[], None], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.after_answer: Callable[[], None] | None = after_answer
+
+    def close(self) -> None:
+        after, self.after_answer = self.after_answer, None
+        try:
+            if after is not None:
+                after()
+        finally:
+            super().close()
+
+
+def export_response(
+    content_type: str, response_message, rejected_field: str, rejected: int, message: str,
+    after_answer: Callable[[], None] | None = None,
+) -> HttpResponse:
+    """A 200 with the signal's Export*ServiceResponse; partial_success only when something was rejected.
+    `after_answer`: work to do once the response is sent (AnswerFirstResponse)."""
     if rejected or message:
         partial = response_message.partial_success
         setattr(partial, rejected_field, rejected)
@@ -105,5 +127,9 @@ def export_response(content_type: str, response_message, rejected_field: str, re
         if rejected or message:
             camel = "".join(w.capitalize() if i else w for i, w in enumerate(rejected_field.split("_")))
             body["partialSuccess"] = {camel: str(rejected), "errorMessage": message}
-        return HttpResponse(orjson.dumps(body), content_type=JSON)
-    return HttpResponse(response_message.SerializeToString(), content_type=PROTOBUF)
+        payload, media = orjson.dumps(body), JSON
+    else:
+        payload, media = response_message.SerializeToString(), PROTOBUF
+    if after_answer is None:
+        return HttpResponse(payload, content_type=media)
+    return AnswerFirstResponse(payload, content_type=media, after_answer=after_answer)

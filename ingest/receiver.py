@@ -3,7 +3,9 @@ or, when the database cannot store it, keep it in the spool and answer success a
 
 Transports call `sender_for` (before reading the body: a bad key or an exhausted rate limit costs nothing) and
 then `receive`; both raise RequestRejected with the status and message to answer. The spool (ingest.spool) is
-applied through `apply_spooled`, the same decoding and storing as a live export.
+applied through `apply_spooled`, the same decoding and storing as a live export. OTLP/HTTP trace exports are
+answered before they are stored (`answer_first`): decoded, mapped and journaled (ingest.journal) first, so the
+answer is as exact and the export as safe as if it had been stored.
 """
 
 from __future__ import annotations
@@ -11,15 +13,24 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError
 
-from ingest import otlp_decode, rate_limit, spool
+from ingest import journal, otlp_decode, rate_limit, spool
 from ingest.call_codec import calls_from_json, calls_to_json
 from ingest.http import RequestRejected
 from ingest.records import CallFields
-from ingest.services import ingest_log_records, ingest_metric_points, ingest_spans, store_calls
+from ingest.services import (
+    IngestOutcome,
+    ingest_log_records,
+    ingest_metric_points,
+    ingest_spans,
+    split_calls,
+    store_calls,
+)
 from observatory.models import ApiKey
 from observatory.services import authenticate_key_cached, parse_key_prefix
 
@@ -43,6 +54,7 @@ class Received:
     rejected: int  # records refused one by one (OTLP partial success)
     message: str
     spooled: bool = False
+    after_answer: Callable[[], None] | None = None  # the store, when it waits for the answer to be sent
 
 
 def sender_for(plaintext: str | None) -> Sender:
@@ -101,23 +113,74 @@ def _store(signal: str, api_key: ApiKey, decoded) -> Received:
     return Received(*ingest_log_records(api_key, decoded))
 
 
-def receive(sender: Sender, signal: str, body: bytes, content_type: str) -> Received:
+def receive(sender: Sender, signal: str, body: bytes, content_type: str, answer_first: bool = False) -> Received:
     """Decode and store one export (already decompressed). When the database cannot take it, the export is
-    spooled (durably, before this returns) and reported as received; past the spool's bound, 503."""
+    spooled (durably, before this returns) and reported as received; past the spool's bound, 503.
+
+    `answer_first` (OTLP/HTTP traces): once the spans are decoded and mapped, journal the export (ingest.journal)
+    and leave the store to `Received.after_answer`, which the caller runs once its answer has been sent."""
     spool.resume_pending()
     decoded = _decode(signal, body, content_type)
-    if sender.api_key is not None:
-        _within_rate(sender.api_key, _records(signal, decoded))
+    if sender.api_key is None:  # the database was away when the key was checked
+        return _spool(sender, signal, body, content_type, decoded.rejected)
+    _within_rate(sender.api_key, _records(signal, decoded))
+    if answer_first and signal == "traces":
+        return _answer_first(sender, body, content_type, decoded)
+    return _store_or_spool(sender, signal, body, content_type, decoded.rejected,
+                           lambda: _store(signal, sender.api_key, decoded))
+
+
+def _store_or_spool(sender: Sender, signal: str, body: bytes, content_type: str, rejected: int,
+                    store: Callable[[], Received]) -> Received:
+    try:
+        return store()
+    except DataError as exc:
+        log.warning("ingest write refused by the database: %s", exc)
+        raise RequestRejected(400, f"the data could not be stored: {str(exc).splitlines()[0][:200]}") from None
+    except OUTAGE as exc:
+        log.warning("database unavailable during ingest, spooling the export: %s", str(exc).splitlines()[0][:200])
+    except DatabaseError:
+        log.exception("unexpected database error during ingest; spooling the export")
+    return _spool(sender, signal, body, content_type, rejected)
+
+
+def _answer_first(sender: Sender, body: bytes, content_type: str, decoded) -> Received:
+    """Map the spans now (the answer says which were rejected), journal the export, store it after the answer."""
+    api_key = sender.api_key
+    outcome = IngestOutcome(rejected=decoded.rejected, errors=list(decoded.errors))
+    calls, context, invalid = split_calls(decoded.spans)
+    outcome.rejected += len(invalid)
+    outcome.errors.extend(invalid)
+
+    def store() -> Received:
+        store_calls(api_key, calls, context, outcome)
+        return Received(outcome.rejected, outcome.message)
+
+    if not calls and not context:
+        return Received(outcome.rejected, outcome.message)
+    export = spool.SpooledExport("traces", content_type, sender.key_prefix, sender.key_sha256, time.time_ns(), body)
+    try:
+        entry = journal.keep(export)
+    except OSError as exc:
+        log.warning("ingest journal unavailable (%s); storing the export before answering", exc)
+        return _store_or_spool(sender, "traces", body, content_type, outcome.rejected, store)
+
+    def after_answer() -> None:
         try:
-            return _store(signal, sender.api_key, decoded)
-        except DataError as exc:
-            log.warning("ingest write refused by the database: %s", exc)
-            raise RequestRejected(400, f"the data could not be stored: {str(exc).splitlines()[0][:200]}") from None
-        except OUTAGE as exc:
-            log.warning("database unavailable during ingest, spooling the export: %s", str(exc).splitlines()[0][:200])
-        except DatabaseError:
-            log.exception("unexpected database error during ingest; spooling the export")
-    return _spool(sender, signal, body, content_type, decoded.rejected)
+            _store_or_spool(sender, "traces", body, content_type, outcome.rejected, store)
+        except RequestRejected as exc:  # the exporter has its answer: what is left is to say so in the log
+            if exc.status >= 500:  # neither the database nor the spool could take it: the journal keeps it
+                log.error("ingest: an export answered for is kept in the journal: %s", exc.message)
+                entry.abandon()
+                return
+            log.error("ingest: an export answered for was refused by the database and dropped: %s", exc.message)
+        except Exception:
+            log.exception("ingest: an export answered for could not be stored; the journal keeps it")
+            entry.abandon()
+            return
+        entry.done()
+
+    return Received(outcome.rejected, outcome.message, after_answer=after_answer)
 
 
 def _spool(sender: Sender, signal: str, body: bytes, content_type: str, rejected: int) -> Received:

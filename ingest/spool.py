@@ -60,7 +60,7 @@ def spool_dir() -> Path:
     return Path(settings.DATA_DIR) / "spool"
 
 
-def _encode(export: SpooledExport) -> bytes:
+def encode_record(export: SpooledExport) -> bytes:
     header = _HEADER.pack(MAGIC, VERSION, SIGNALS.index(export.signal), CONTENT_TYPES.index(export.content_type),
                           export.key_prefix.encode("ascii")[:12].ljust(12, b"\0"), export.key_sha256,
                           export.received_ns, len(export.body), zlib.crc32(export.body))
@@ -109,7 +109,7 @@ class _Writer:
         self.pid = os.getpid()
         self.path = directory / f"seg-{time.time_ns():020d}-{self.pid}.spool"
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        _fsync_dir(directory)
+        fsync_dir(directory)
         return self.fd
 
     def append(self, data: bytes) -> None:
@@ -127,7 +127,7 @@ class _Writer:
 _writer = _Writer()
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -183,7 +183,7 @@ def append(signal: str, content_type: str, key_prefix: str, key_sha256: bytes, b
     """Keep one export durably (written and fsync'd when this returns). Raises SpoolFull past the bound."""
     if state().pending_bytes + len(body) > settings.SPOOL_MAX_BYTES:
         raise SpoolFull(f"the ingest spool holds {settings.SPOOL_MAX_BYTES} bytes already")
-    _writer.append(_encode(SpooledExport(signal, content_type, key_prefix, key_sha256, time.time_ns(), body)))
+    _writer.append(encode_record(SpooledExport(signal, content_type, key_prefix, key_sha256, time.time_ns(), body)))
     start_drainer()
 
 
@@ -283,11 +283,14 @@ _resumed_in_pid = 0
 
 def resume_pending() -> None:
     """Once per process, on its first export: start the drainer if an earlier process (one that crashed or was
-    restarted before the database came back) left exports waiting."""
+    restarted before the database came back) left exports waiting, in the spool or in its journal."""
     global _resumed_in_pid
     if _resumed_in_pid == os.getpid():
         return
     _resumed_in_pid = os.getpid()
+    from ingest import journal  # journal builds on this module
+
+    journal.recover()  # exports a dead process answered for but had not stored yet
     if state().pending_bytes:
         start_drainer()
 

@@ -1,7 +1,8 @@
 """OTLP/HTTP receiver: /v1/traces, /v1/metrics, /v1/logs (and Langfuse's /api/public/otel/v1/traces).
 
 Thin: read the key and the body, hand them to ingest.receiver (authenticate, rate-limit, decode, store or spool),
-answer in the request's encoding. Every failure is a 4xx with a message, or a 503/429 with Retry-After.
+answer in the request's encoding; a trace export is stored once the answer is sent (ingest.journal keeps it safe
+meanwhile). Every failure is a 4xx with a message, or a 503/429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ def _handle(request: HttpRequest, signal: str) -> HttpResponse:
     try:
         sender = receiver.sender_for(key_from_headers(request.headers))
         otlp = read_otlp_body(request)
-        received = receiver.receive(sender, signal, otlp.body, otlp.content_type)
+        received = receiver.receive(sender, signal, otlp.body, otlp.content_type, answer_first=True)
     except RequestRejected as exc:
         return status_response(content_type, exc.status, exc.message, exc.retry_after)
     reply, rejected_field = _REPLIES[signal]
-    return export_response(content_type, reply(), rejected_field, received.rejected, received.message)
+    return export_response(content_type, reply(), rejected_field, received.rejected, received.message,
+                           received.after_answer)
 
 
 @csrf_exempt

@@ -115,7 +115,7 @@ def test_a_restarted_process_applies_what_an_earlier_one_left(post_otlp, tmp_pat
     monkeypatch.setattr(spool, "_resumed_in_pid", 0)  # as in a new process
     assert post_otlp(body=_export(1)).status_code == 200
     deadline = time.monotonic() + 20
-    while LLMCall.objects.count() < 4 and time.monotonic() < deadline:
+    while (LLMCall.objects.count() < 4 or spool.state().pending_bytes) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert LLMCall.objects.count() == 4 and spool.state().pending_bytes == 0
     settings.SPOOL_DRAIN_IN_BACKGROUND = False  # the drainer stops at its next turn

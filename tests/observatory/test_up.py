@@ -130,8 +130,13 @@ def test_up_runs_everything_and_stops_cleanly_on_ctrl_c(tmp_path):
             assert response.status == 200
         calls_url = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/calls",
                                            headers={"Authorization": f"Bearer {key}"})
-        with urllib.request.urlopen(calls_url, timeout=10) as response:
-            calls = json.loads(response.read())["results"]
+        stored_by = time.monotonic() + 10  # an OTLP/HTTP trace export is stored right after its answer
+        while True:
+            with urllib.request.urlopen(calls_url, timeout=10) as response:
+                calls = json.loads(response.read())["results"]
+            if len(calls) >= 2 or time.monotonic() > stored_by:
+                break
+            time.sleep(0.05)
         assert len(calls) == 2  # one over gRPC, one over HTTP: the same call, the same tokens and price
         assert {(c["input_tokens"], c["output_tokens"], c["response_model"], c["cost_usd"], c["duration_ms"])
                 for c in calls} == {(1200, 85, "gpt-4o-mini-2024-07-18", "0.0002310000", 850.0)}
