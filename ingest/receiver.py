@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from django.db import DatabaseError, DataError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 
 from ingest import journal, otlp_decode, rate_limit, spool
 from ingest.call_codec import calls_from_json, calls_to_json
@@ -166,6 +166,9 @@ def _answer_first(sender: Sender, body: bytes, content_type: str, decoded) -> Re
         return _store_or_spool(sender, "traces", body, content_type, outcome.rejected, store)
 
     def after_answer() -> None:
+        # No `SELECT 1` round trip before the store (CONN_HEALTH_CHECKS): on a connection the database dropped, the
+        # store fails and the export goes to the spool; Django closes that connection when the request ends.
+        connection.health_check_done = True
         try:
             _store_or_spool(sender, "traces", body, content_type, outcome.rejected, store)
         except RequestRejected as exc:  # the exporter has its answer: what is left is to say so in the log

@@ -6,8 +6,9 @@ import hashlib
 import logging
 import multiprocessing
 
+import psycopg
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from ingest import journal, receiver, services, spool
@@ -123,4 +124,19 @@ def test_without_a_usable_journal_the_export_is_stored_before_the_answer(post_ot
     with caplog.at_level(logging.WARNING, logger="ingest"):
         assert post_otlp(body=_export(3)).status_code == 200
     assert "storing the export before answering" in caplog.text
+    assert LLMCall.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_the_database_dropped_costs_a_spool_round_not_the_export(post_otlp, own_spool):
+    """The store after the answer does not ping the connection first: when the database has dropped it, the export
+    goes to the spool and is applied from there, once."""
+    assert post_otlp(body=_export(1)).status_code == 200
+    backend = connection.connection.info.backend_pid  # the connection the next request reuses
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [backend])
+    assert post_otlp(body=_export(2)).status_code == 200
+    connection.close()  # the test client keeps the request's connection open; a server would close it here
+    assert LLMCall.objects.count() == 1 and spool.state().pending_bytes > 0
+    assert spool.drain(apply_spooled) == 1
     assert LLMCall.objects.count() == 3
