@@ -19,6 +19,7 @@ import os
 import random
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -132,6 +133,16 @@ def stored_calls(env: dict) -> int:
         return conn.execute("SELECT count(*) FROM ingest_llmcall").fetchone()[0]
 
 
+def database_kind(pid: int) -> str:
+    """A PostgreSQL process's kind from its title: client backend, walwriter, checkpointer, autovacuum worker …"""
+    try:
+        title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return "gone"
+    title = title.removeprefix("postgres:").strip()
+    return "client backends" if title.startswith("postgres observatory") else title.split(" (")[0]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,7 +183,8 @@ def main() -> None:
         procs = [multiprocessing.Process(target=client_worker, args=(port, key, share, queue)) for share in shares]
         web_pids, database_pids = server_processes(server.pid, home)
         load_before = os.getloadavg()
-        web_cpu, database_cpu = cpu_seconds(web_pids), cpu_seconds(database_pids)
+        web_cpu = cpu_seconds(web_pids)
+        database_before = {pid: cpu_seconds({pid}) for pid in database_pids}
         client_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         for p in procs:
@@ -186,7 +198,13 @@ def main() -> None:
         while (stored := stored_calls(env)) < expected and time.perf_counter() - began < answered + 60:
             time.sleep(0.02)
         elapsed = time.perf_counter() - began
-        web_cpu, database_cpu = cpu_seconds(web_pids) - web_cpu, cpu_seconds(database_pids) - database_cpu
+        web_cpu = cpu_seconds(web_pids) - web_cpu
+        # PostgreSQL processes started during the run (a web worker's first connection) count from zero.
+        database_split: dict[str, float] = {}
+        for pid in server_processes(server.pid, home)[1] | set(database_before):
+            kind = database_kind(pid)
+            database_split[kind] = database_split.get(kind, 0.0) + cpu_seconds({pid}) - database_before.get(pid, 0.0)
+        database_cpu = sum(database_split.values())
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         client_cpu = after.ru_utime + after.ru_stime - client_cpu.ru_utime - client_cpu.ru_stime
         load_after = os.getloadavg()
@@ -198,11 +216,15 @@ def main() -> None:
         cpu = {"web": web_cpu, "postgres": database_cpu, "client": client_cpu}
         print("CPU per span: " + ", ".join(f"{name} {seconds / spans * 1e6:.1f} µs" for name, seconds in cpu.items())
               + f"; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after", flush=True)
+        print("PostgreSQL CPU per span by process: " + ", ".join(
+            f"{kind} {seconds / spans * 1e6:.1f} µs" for kind, seconds in sorted(database_split.items(), key=lambda x: -x[1])
+            if seconds), flush=True)
 
         copy = copy_ceiling(env, bodies)
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(60)
+        shutil.rmtree(home, ignore_errors=True)
 
     result = {
         "spans_per_request": args.spans, "requests": args.requests, "client_processes": args.clients,
@@ -210,6 +232,8 @@ def main() -> None:
         "last_answer_s": round(answered, 3), "all_stored_s": round(elapsed, 3), "spans_stored": stored - expected + spans,
         **copy, "http_share_of_copy_ceiling": round(http_rate / copy["copy_binary_rows_per_s"], 3),
         "cpu_us_per_span": {name: round(seconds / spans * 1e6, 1) for name, seconds in cpu.items()},
+        "postgres_cpu_us_per_span_by_process": {kind: round(seconds / spans * 1e6, 1)
+                                                for kind, seconds in database_split.items() if seconds},
         "load_average_1min": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
         "cpu_count": os.cpu_count(),
         "command": "python bench/ingest.py " + " ".join(sys.argv[1:]),
