@@ -2,6 +2,7 @@
 the teams and budgets created, and the savings job finds the waste the workloads were given."""
 
 import re
+import time
 
 import pytest
 
@@ -22,6 +23,9 @@ def test_the_demo_fills_the_app_through_the_otlp_endpoint(live_server):
     summary = run_demo(live_server.url, days=14)
     sent = int(re.match(r"([\d,]+) calls", summary)[1].replace(",", ""))
     org = Organization.objects.get(slug="default")
+    deadline = time.monotonic() + 10  # an OTLP/HTTP trace export is stored right after the server's answer
+    while LLMCall.objects.filter(organization=org).count() < sent and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert LLMCall.objects.filter(organization=org).count() == sent > 1000
     assert set(Team.objects.filter(organization=org).values_list("slug", flat=True)) == {w.team for w in WORKLOADS}
     assert LLMCall.objects.filter(organization=org, cost_status="unknown_model").count() == 0  # every demo model priced

@@ -1,6 +1,7 @@
 """End to end: the SDK wraps real OpenAI/Anthropic clients (against a fake provider), exports over
 OTLP/HTTP to the running app, and ingest turns the spans into priced, attributed call records."""
 
+import time
 from decimal import Decimal
 
 import anthropic
@@ -29,7 +30,11 @@ def app_sdk(live_server, org, team):
 
 
 def _wait_for_calls(count: int) -> list[LLMCall]:
+    """The calls once `count` are stored: an OTLP/HTTP trace export is stored right after the server's answer."""
     assert observatory_sdk.flush(timeout=10)
+    deadline = time.monotonic() + 10
+    while LLMCall.objects.count() < count and time.monotonic() < deadline:
+        time.sleep(0.02)
     return list(LLMCall.objects.select_related("team", "product").order_by("start_time"))
 
 
