@@ -1,11 +1,13 @@
 """Ingest throughput: spans/s over HTTP (protobuf + gzip, 100 spans per request, several client processes)
 against `observatory up` as users run it, and in the same run the PostgreSQL COPY ceiling for the same rows.
 
-    .venv/bin/python bench/ingest.py [--requests 600] [--clients 2] [--workers 3]
+    .venv/bin/python bench/ingest.py [--requests 600] [--clients 2] [--workers 3] [--rounds 3]
 
-Prints a table and writes bench/results/ingest-<spans>-<UTC time>.json. Uses a throwaway OBSERVATORY_HOME
-(embedded PostgreSQL) unless DATABASE_URL is set. Client and server share the machine: the result says how much
-CPU each side took per span (web workers, PostgreSQL, client processes) and the load average around the run.
+Prints each round and writes bench/results/ingest-<spans>-<UTC time>.json; the headline is the median of the
+rounds (each sends its own spans to the same server, so the table grows as a real one does). Uses a throwaway
+OBSERVATORY_HOME (embedded PostgreSQL, removed at the end) unless DATABASE_URL is set. Client and server share the
+machine: each round says how much CPU each side took per span (web workers, PostgreSQL by process kind, client
+processes) and the load average before it. A round's clock stops when every span is stored.
 """
 
 from __future__ import annotations
@@ -149,12 +151,62 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_round(args, port: int, key: str, bodies: list[bytes], server_pid: int, home: Path, env: dict, queue,
+              expected: int) -> dict:
+    """Send `bodies` from args.clients processes; the clock stops when `expected` calls are stored in all."""
+    shares = [bodies[i::args.clients] for i in range(args.clients)]
+    procs = [multiprocessing.Process(target=client_worker, args=(port, key, share, queue)) for share in shares]
+    web_pids, database_pids = server_processes(server_pid, home)
+    load_before = os.getloadavg()
+    web_cpu = cpu_seconds(web_pids)
+    database_before = {pid: cpu_seconds({pid}) for pid in database_pids}
+    client_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    answered = time.perf_counter() - began
+    # Trace exports are answered before they are stored (ingest.journal): the clock stops when every span is
+    # stored, not when the last answer arrives.
+    while (stored := stored_calls(env)) < expected and time.perf_counter() - began < answered + 60:
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - began
+    web_cpu = cpu_seconds(web_pids) - web_cpu
+    # PostgreSQL processes started during the run (a web worker's first connection) count from zero.
+    database_split: dict[str, float] = {}
+    for pid in server_processes(server_pid, home)[1] | set(database_before):
+        kind = database_kind(pid)
+        database_split[kind] = database_split.get(kind, 0.0) + cpu_seconds({pid}) - database_before.get(pid, 0.0)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_after = os.getloadavg()
+    spans = len(bodies) * args.spans
+    cpu = {"web": web_cpu, "postgres": sum(database_split.values()),
+           "client": after.ru_utime + after.ru_stime - client_cpu.ru_utime - client_cpu.ru_stime}
+    return {
+        "http_spans_per_s": round(spans / elapsed), "failed_requests": sum(queue.get() for _ in procs),
+        "last_answer_s": round(answered, 3), "all_stored_s": round(elapsed, 3), "spans_stored": stored - expected + spans,
+        "cpu_us_per_span": {name: round(seconds / spans * 1e6, 1) for name, seconds in cpu.items()},
+        "postgres_cpu_us_per_span_by_process": {kind: round(seconds / spans * 1e6, 1)
+                                                for kind, seconds in database_split.items() if seconds},
+        "load_average_1min": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
+    }
+
+
+def round_summary(r: dict) -> str:
+    cpu = r["cpu_us_per_span"]
+    return (f"{r['http_spans_per_s']:,} spans/s stored ({r['failed_requests']} failed requests; last answer after "
+            f"{r['last_answer_s']:.2f} s, all stored after {r['all_stored_s']:.2f} s); CPU per span: web {cpu['web']} µs, "
+            f"PostgreSQL {cpu['postgres']} µs, client {cpu['client']} µs; load {r['load_average_1min']['before']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=600)
     parser.add_argument("--spans", type=int, default=100)
     parser.add_argument("--clients", type=int, default=2)
     parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds against the same server; the median counts")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="obs-bench-"))
@@ -172,72 +224,39 @@ def main() -> None:
         assert key, "observatory up did not print a key"
         rng = random.Random(1)
         start_ns = time.time_ns() - 3600 * 10**9
-        print(f"generating {args.requests} requests × {args.spans} spans …", flush=True)
-        bodies = [make_body(args.spans, start_ns + n * 10**9, rng) for n in range(args.requests)]
+        print(f"generating {args.rounds} × {args.requests} requests × {args.spans} spans …", flush=True)
+        batches = [[make_body(args.spans, start_ns + (r * args.requests + n) * 10**9, rng) for n in range(args.requests)]
+                   for r in range(args.rounds)]
         warmup = [make_body(args.spans, start_ns - 10**12, rng) for _ in range(20)]
         queue = multiprocessing.Queue()
         client_worker(port, key, warmup, queue)
         queue.get()
-
-        shares = [bodies[i::args.clients] for i in range(args.clients)]
-        procs = [multiprocessing.Process(target=client_worker, args=(port, key, share, queue)) for share in shares]
-        web_pids, database_pids = server_processes(server.pid, home)
-        load_before = os.getloadavg()
-        web_cpu = cpu_seconds(web_pids)
-        database_before = {pid: cpu_seconds({pid}) for pid in database_pids}
-        client_cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
-        began = time.perf_counter()
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join()
-        answered = time.perf_counter() - began
-        # Trace exports are answered before they are stored (ingest.journal): the clock stops when every span is
-        # stored, not when the last answer arrives.
-        expected = (len(warmup) + args.requests) * args.spans
-        while (stored := stored_calls(env)) < expected and time.perf_counter() - began < answered + 60:
-            time.sleep(0.02)
-        elapsed = time.perf_counter() - began
-        web_cpu = cpu_seconds(web_pids) - web_cpu
-        # PostgreSQL processes started during the run (a web worker's first connection) count from zero.
-        database_split: dict[str, float] = {}
-        for pid in server_processes(server.pid, home)[1] | set(database_before):
-            kind = database_kind(pid)
-            database_split[kind] = database_split.get(kind, 0.0) + cpu_seconds({pid}) - database_before.get(pid, 0.0)
-        database_cpu = sum(database_split.values())
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        client_cpu = after.ru_utime + after.ru_stime - client_cpu.ru_utime - client_cpu.ru_stime
-        load_after = os.getloadavg()
-        failures = sum(queue.get() for _ in procs)
-        spans = args.requests * args.spans
-        http_rate = spans / elapsed
-        print(f"HTTP: {spans:,} spans stored in {elapsed:.2f} s = {http_rate:,.0f} spans/s ({failures} failed requests; "
-              f"last answer after {answered:.2f} s; {stored - expected + spans:,} of {spans:,} stored)", flush=True)
-        cpu = {"web": web_cpu, "postgres": database_cpu, "client": client_cpu}
-        print("CPU per span: " + ", ".join(f"{name} {seconds / spans * 1e6:.1f} µs" for name, seconds in cpu.items())
-              + f"; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after", flush=True)
-        print("PostgreSQL CPU per span by process: " + ", ".join(
-            f"{kind} {seconds / spans * 1e6:.1f} µs" for kind, seconds in sorted(database_split.items(), key=lambda x: -x[1])
-            if seconds), flush=True)
-
-        copy = copy_ceiling(env, bodies)
+        rounds = []
+        for number, bodies in enumerate(batches, 1):
+            expected = (len(warmup) + number * args.requests) * args.spans
+            rounds.append(run_round(args, port, key, bodies, server.pid, home, env, queue, expected))
+            print(f"round {number}: " + round_summary(rounds[-1]), flush=True)
+        copy = copy_ceiling(env, batches[0])
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(60)
         shutil.rmtree(home, ignore_errors=True)
 
+    middle = sorted(rounds, key=lambda r: r["http_spans_per_s"])[len(rounds) // 2]
     result = {
         "spans_per_request": args.spans, "requests": args.requests, "client_processes": args.clients,
-        "web_workers": args.workers, "http_spans_per_s": round(http_rate), "failed_requests": failures,
-        "last_answer_s": round(answered, 3), "all_stored_s": round(elapsed, 3), "spans_stored": stored - expected + spans,
-        **copy, "http_share_of_copy_ceiling": round(http_rate / copy["copy_binary_rows_per_s"], 3),
-        "cpu_us_per_span": {name: round(seconds / spans * 1e6, 1) for name, seconds in cpu.items()},
-        "postgres_cpu_us_per_span_by_process": {kind: round(seconds / spans * 1e6, 1)
-                                                for kind, seconds in database_split.items() if seconds},
-        "load_average_1min": {"before": round(load_before[0], 2), "after": round(load_after[0], 2)},
+        "web_workers": args.workers, "rounds": len(rounds),
+        "http_spans_per_s": middle["http_spans_per_s"],  # the median round
+        "http_spans_per_s_by_round": [r["http_spans_per_s"] for r in rounds],
+        "failed_requests": sum(r["failed_requests"] for r in rounds),
+        **copy, "http_share_of_copy_ceiling": round(middle["http_spans_per_s"] / copy["copy_binary_rows_per_s"], 3),
+        "cpu_us_per_span": middle["cpu_us_per_span"],
+        "median_round": middle, "by_round": rounds,
         "cpu_count": os.cpu_count(),
         "command": "python bench/ingest.py " + " ".join(sys.argv[1:]),
     }
+    print(f"median of {len(rounds)} rounds: {middle['http_spans_per_s']:,} spans/s = "
+          f"{result['http_share_of_copy_ceiling']:.0%} of the COPY ceiling", flush=True)
     print(json.dumps(result, indent=2))
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
