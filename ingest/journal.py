@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from ingest import spool
@@ -34,19 +35,32 @@ def journal_dir() -> Path:
 
 
 class Slot:
-    """One journal file of this process; holds one export at a time."""
+    """One journal file of this process; holds one export at a time. Its name is new (never a dead process's
+    file, even when the PID is reused), and it is locked before anything is written to it."""
 
     __slots__ = ("fd", "path", "pid")
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, directory: Path, number: int) -> None:
         self.pid = os.getpid()
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self.fd)
-            raise
+        while True:
+            path = directory / f"{self.pid}-{time.time_ns()}-{number}.journal"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # `recover` took the new, empty file for a dead process's: make another
+                os.close(fd)
+                continue
+            except OSError:
+                os.close(fd)
+                raise
+            try:
+                ours = os.stat(path).st_ino == os.fstat(fd).st_ino  # not removed by `recover` before our lock
+            except FileNotFoundError:
+                ours = False
+            if ours:
+                self.path, self.fd = path, fd
+                return
+            os.close(fd)
 
     def write(self, export: spool.SpooledExport) -> None:
         data = PENDING + spool.encode_record(export)
@@ -65,6 +79,7 @@ class _Slots:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.free: list[Slot] = []
+        self.held: list[Slot] = []  # every slot this process opened, free or not
         self.pid = 0
         self.numbers = itertools.count()
 
@@ -72,21 +87,36 @@ class _Slots:
         directory = journal_dir()
         with self.lock:
             pid = os.getpid()
-            if self.pid != pid:  # forked: the parent's slots (and their locks) are not ours
-                self.free, self.pid, self.numbers = [], pid, itertools.count()
+            if self.pid != pid:  # forked without the at-fork hook (it closes the parent's slots)
+                self.free, self.held, self.pid, self.numbers = [], [], pid, itertools.count()
             while self.free:
                 slot = self.free.pop()
                 if slot.path.parent == directory:
                     return slot
-                os.close(slot.fd)  # the data directory moved (tests): a slot there is of no use
+                self.forget(slot)  # the data directory moved (tests): a slot there is of no use
             number = next(self.numbers)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = directory / f"{pid}-{number}.journal"
-        created = not path.exists()
-        slot = Slot(path)
-        if created:
-            spool.fsync_dir(directory)
+        slot = Slot(directory, number)
+        spool.fsync_dir(directory)
+        with self.lock:
+            self.held.append(slot)
         return slot
+
+    def forget(self, slot: Slot) -> None:
+        os.close(slot.fd)
+        if slot in self.held:
+            self.held.remove(slot)
+
+    def after_fork_in_child(self) -> None:
+        """The parent's slots stay the parent's: close the child's copies of their files (the locks stay held
+        by the parent's)."""
+        for slot in self.held:
+            try:
+                os.close(slot.fd)
+            except OSError:
+                pass
+        self.lock = threading.Lock()
+        self.free, self.held, self.pid, self.numbers = [], [], os.getpid(), itertools.count()
 
     def give_back(self, slot: Slot) -> None:
         with self.lock:
@@ -95,6 +125,7 @@ class _Slots:
 
 
 _slots = _Slots()
+os.register_at_fork(after_in_child=_slots.after_fork_in_child)
 
 
 class Entry:
@@ -149,6 +180,8 @@ def recover() -> int:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # a live process holds it
+            if os.fstat(fd).st_nlink == 0:
+                continue  # another process recovered it meanwhile
             with open(fd, "rb", closefd=False) as handle:
                 state = handle.read(1)
                 if state == PENDING:
@@ -157,6 +190,7 @@ def recover() -> int:
                                      record.body)
                         moved += 1
                         break
+                    os.pwrite(fd, DONE, 0)  # moved: whoever opens it next must not move it again
             path.unlink()
         except (spool.SpoolFull, OSError) as exc:
             log.error("ingest journal: %s could not be moved into the spool yet: %s", path, exc)

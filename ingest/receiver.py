@@ -124,7 +124,7 @@ def receive(sender: Sender, signal: str, body: bytes, content_type: str, answer_
     if sender.api_key is None:  # the database was away when the key was checked
         return _spool(sender, signal, body, content_type, decoded.rejected)
     _within_rate(sender.api_key, _records(signal, decoded))
-    if answer_first and signal == "traces":
+    if answer_first and signal == "traces" and time.monotonic() - _outage_seen_at > OUTAGE_HOLD_SECONDS:
         return _answer_first(sender, body, content_type, decoded)
     return _store_or_spool(sender, signal, body, content_type, decoded.rejected,
                            lambda: _store(signal, sender.api_key, decoded))
@@ -141,7 +141,15 @@ def _store_or_spool(sender: Sender, signal: str, body: bytes, content_type: str,
         log.warning("database unavailable during ingest, spooling the export: %s", str(exc).splitlines()[0][:200])
     except DatabaseError:
         log.exception("unexpected database error during ingest; spooling the export")
+    global _outage_seen_at
+    _outage_seen_at = time.monotonic()
     return _spool(sender, signal, body, content_type, rejected)
+
+
+# After a store failed for want of a database, this process stores before answering for a while: the answer can
+# then be a 503 with Retry-After once the spool is full, instead of a 200 for an export kept nowhere but its journal.
+OUTAGE_HOLD_SECONDS = 60.0
+_outage_seen_at = -OUTAGE_HOLD_SECONDS
 
 
 def _answer_first(sender: Sender, body: bytes, content_type: str, decoded) -> Received:

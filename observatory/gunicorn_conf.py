@@ -1,4 +1,5 @@
-"""gunicorn settings used by `observatory up`: keep the garbage collector off the ingest hot path."""
+"""gunicorn settings used by `observatory up` and docker-compose's web service: keep the garbage collector off the
+ingest hot path, and have each new worker pick up what a dead one had answered for but not stored."""
 
 import gc
 
@@ -9,3 +10,8 @@ def post_worker_init(worker) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    # A worker that replaces a killed one (timeout, out of memory) moves the exports it had journaled but not
+    # stored into the spool now, rather than at the next export (ingest.journal).
+    from ingest import spool
+
+    spool.resume_pending()

@@ -44,6 +44,7 @@ def test_it_serves_the_django_project_with_gunicorn(compose):
     command = compose["services"]["web"]["command"]
     assert command[:2] == ["gunicorn", "observatory.wsgi:application"]
     assert "0.0.0.0:8000" in command
+    assert command[command.index("--config") + 1] == "python:observatory.gunicorn_conf"  # as `observatory up` runs it
 
 
 def test_it_runs_celery_worker_and_database_beat(compose):

@@ -36,3 +36,12 @@ def corpus_body(relative: str) -> tuple[bytes, str, bool]:
     stem = path.name.removesuffix(".gz")
     content_type = "application/json" if stem.endswith(".json") else "application/x-protobuf"
     return path.read_bytes(), content_type, gzipped
+
+
+@pytest.fixture(autouse=True)
+def no_outage_seen(monkeypatch):
+    """Each test starts as a process that has not seen the database fail (ingest.receiver stores before it answers
+    for a while after an outage)."""
+    from ingest import receiver
+
+    monkeypatch.setattr(receiver, "_outage_seen_at", -receiver.OUTAGE_HOLD_SECONDS)

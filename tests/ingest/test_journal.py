@@ -106,15 +106,20 @@ def test_a_store_that_fails_after_the_answer_goes_to_the_spool(post_otlp, monkey
 @pytest.mark.django_db(transaction=True)
 def test_when_neither_database_nor_spool_can_take_it_the_journal_keeps_it(post_otlp, monkeypatch, own_spool,
                                                                             settings, caplog):
-    monkeypatch.setattr(receiver, "store_calls", lambda *a, **k: (_ for _ in ()).throw(OperationalError("gone")))
+    def database_gone(*args, **kwargs):
+        raise OperationalError("gone")
+
+    monkeypatch.setattr(receiver, "store_calls", database_gone)  # the store after the answer
+    monkeypatch.setattr(services, "store_calls", database_gone)  # the store before it
     settings.SPOOL_MAX_BYTES = 10  # the spool is full
     with caplog.at_level(logging.ERROR, logger="ingest"):
         assert post_otlp(body=_export(2)).status_code == 200
     assert "kept in the journal" in caplog.text
     (slot,) = _slots(own_spool)
     assert slot.read_bytes()[:1] == journal.PENDING
-    assert post_otlp(body=_export(1)).status_code == 200
-    assert len(_slots(own_spool)) == 2  # the pending slot is not reused by this process
+    refused = post_otlp(body=_export(1))  # having seen the outage, the process stores before it answers again
+    assert refused.status_code == 503 and refused["Retry-After"]
+    assert _slots(own_spool) == [slot]  # the pending slot is kept, and not reused
 
 
 @pytest.mark.django_db(transaction=True)
