@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import http.client
+import importlib.util
 import json
 import os
 import random
@@ -29,9 +30,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-
-from ingest import free_port, make_body  # noqa: E402  (bench/ingest.py)
+_spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "bench" / "ingest.py")
+bench_ingest = importlib.util.module_from_spec(_spec)  # its request generator and helpers; not the `ingest` app
+_spec.loader.exec_module(bench_ingest)
+free_port, make_body, printed_key = bench_ingest.free_port, bench_ingest.make_body, bench_ingest.printed_key
 
 
 def span_ids(body: bytes) -> set[tuple[str, str]]:
@@ -67,12 +69,7 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "observatory.cli", "up", "--no-celery", "--no-grpc", "--no-gateway",
                                "--port", str(port), "--workers", "3"], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
     try:
-        key = None
-        for line in server.stdout:
-            if "ingest API key:" in line:
-                key = line.split("ingest API key:")[1].split()[0]
-            if "press Ctrl-C" in line:
-                break
+        key = printed_key(server)
         assert key, "observatory up did not print a key"
         master = next(int(p) for p in subprocess.run(["pgrep", "-f", "gunicorn observatory.wsgi"], capture_output=True,
                                                       text=True).stdout.split()

@@ -145,6 +145,18 @@ def database_kind(pid: int) -> str:
     return "client backends" if title.startswith("postgres observatory") else title.split(" (")[0]
 
 
+def printed_key(server: subprocess.Popen) -> str | None:
+    """The ingest API key `observatory up` prints, read from its output until it says it is ready (None if it
+    ended first). Shared by the benches that start `observatory up`."""
+    key = None
+    for line in server.stdout:
+        if "ingest API key:" in line:
+            key = line.split("ingest API key:")[1].split()[0]
+        if "press Ctrl-C" in line:
+            break
+    return key
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -215,12 +227,7 @@ def main() -> None:
     server = subprocess.Popen([sys.executable, "-m", "observatory.cli", "up", "--no-celery", "--port", str(port),
                                "--workers", str(args.workers)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
     try:
-        key = None
-        for line in server.stdout:
-            if "ingest API key:" in line:
-                key = line.split("ingest API key:")[1].split()[0]
-            if "press Ctrl-C" in line:
-                break
+        key = printed_key(server)
         assert key, "observatory up did not print a key"
         rng = random.Random(1)
         start_ns = time.time_ns() - 3600 * 10**9

@@ -104,12 +104,7 @@ def main() -> None:
                               cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
     rates = {"http": [], "grpc": []}
     try:
-        key = None
-        for line in server.stdout:
-            if "ingest API key:" in line:
-                key = line.split("ingest API key:")[1].split()[0]
-            if "press Ctrl-C" in line:
-                break
+        key = _bench_ingest().printed_key(server)
         assert key, "observatory up did not print a key"
         make_body = _make_body()
         rng = random.Random(1)

@@ -32,12 +32,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    """bench/ingest.py's free_port, shared by the benches."""
+def _bench_ingest():
+    """bench/ingest.py, whose helpers (free_port, printed_key) the benches share."""
     spec = importlib.util.spec_from_file_location("bench_ingest", REPO / "bench" / "ingest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.free_port()
+    return module
+
+
+def free_port() -> int:
+    return _bench_ingest().free_port()
 
 
 def start_server(home: Path, port: int) -> tuple[subprocess.Popen, str]:
@@ -45,12 +49,7 @@ def start_server(home: Path, port: int) -> tuple[subprocess.Popen, str]:
     env.pop("DATABASE_URL", None)
     server = subprocess.Popen([sys.executable, "-m", "observatory.cli", "up", "--no-celery", "--port", str(port)],
                               cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    key = None
-    for line in server.stdout:
-        if "ingest API key:" in line:
-            key = line.split("ingest API key:")[1].split()[0]
-        if "press Ctrl-C" in line:
-            break
+    key = _bench_ingest().printed_key(server)
     if not key:
         server.kill()
         raise SystemExit("observatory up did not start (no key printed)")
