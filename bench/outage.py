@@ -167,7 +167,11 @@ def main() -> None:
         while spool_bytes(port) != 0 and time.monotonic() - waited < 120:
             time.sleep(0.5)
         drained_after = round(time.monotonic() - waited, 1)
+        # A trace export is stored right after its answer (ingest.journal): give the last ones a moment.
         stored, distinct = postgres.count(marker)
+        while distinct < sent and time.monotonic() - waited < drained_after + 10:
+            time.sleep(0.2)
+            stored, distinct = postgres.count(marker)
     finally:
         done.set()
         server.send_signal(signal.SIGINT)
