@@ -23,14 +23,7 @@ from ingest import journal, otlp_decode, rate_limit, spool
 from ingest.call_codec import calls_from_json, calls_to_json
 from ingest.http import RequestRejected
 from ingest.records import CallFields
-from ingest.services import (
-    IngestOutcome,
-    ingest_log_records,
-    ingest_metric_points,
-    ingest_spans,
-    split_calls,
-    store_calls,
-)
+from ingest.services import ingest_log_records, ingest_metric_points, ingest_spans, map_export, store_calls
 from observatory.models import ApiKey
 from observatory.services import authenticate_key_cached, parse_key_prefix
 
@@ -155,10 +148,7 @@ _outage_seen_at = -OUTAGE_HOLD_SECONDS
 def _answer_first(sender: Sender, body: bytes, content_type: str, decoded) -> Received:
     """Map the spans now (the answer says which were rejected), journal the export, store it after the answer."""
     api_key = sender.api_key
-    outcome = IngestOutcome(rejected=decoded.rejected, errors=list(decoded.errors))
-    calls, context, invalid = split_calls(decoded.spans)
-    outcome.rejected += len(invalid)
-    outcome.errors.extend(invalid)
+    calls, context, outcome = map_export(decoded.spans, decoded.rejected, decoded.errors)
 
     def store() -> Received:
         store_calls(api_key, calls, context, outcome)

@@ -119,11 +119,19 @@ def split_calls(spans: list[SpanView]) -> tuple[list[CallFields], list[SpanView]
 
 def ingest_spans(api_key: ApiKey, spans: list[SpanView], rejected: int = 0, errors: list[str] | None = None) -> IngestOutcome:
     """Normalize, attribute, price and store one export's spans. Idempotent on (trace, span, start)."""
+    return store_calls(api_key, *map_export(spans, rejected, errors))
+
+
+def map_export(
+    spans: list[SpanView], rejected: int = 0, errors: list[str] | None = None
+) -> tuple[list[CallFields], list[SpanView], IngestOutcome]:
+    """An export's model calls and context spans, and the outcome so far (the spans the decoder and the mappers
+    rejected); `store_calls` completes it."""
     outcome = IngestOutcome(rejected=rejected, errors=list(errors or []))
     calls, context, invalid = split_calls(spans)
     outcome.rejected += len(invalid)
     outcome.errors.extend(invalid)
-    return store_calls(api_key, calls, context, outcome)
+    return calls, context, outcome
 
 
 def store_calls(
