@@ -23,6 +23,12 @@ _GZIP_MIN_BYTES = 1024
 _GZIP_WBITS = 31  # zlib writes the gzip format
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    body: bytes
+    headers: dict[str, str]
+
+
 @dataclass(frozen=True)
 class SendResult:
     delivered: bool
@@ -66,6 +72,9 @@ class OtlpHttpSender:
         if api_key:
             self._headers["Authorization"] = f"Bearer {api_key}"
         self._connection: http.client.HTTPConnection | None = None
+        self._pending: Prepared | None = None
+        """The request posted and not yet answered (sent again if its keep-alive connection had been closed)."""
+        self._pending_reused = False
         import http.client
 
         self._http = http.client
@@ -91,17 +100,42 @@ class OtlpHttpSender:
         """After fork: the socket belongs to the parent; drop it without closing it."""
         self._connection = None
 
-    def send(self, body: bytes) -> SendResult:
-        headers = dict(self._headers)
+    def prepare(self, body: bytes) -> Prepared:
+        """The request for an encoded export: gzip'd when that pays (pure CPU: any thread may do it)."""
+        headers = self._headers
         if len(body) >= _GZIP_MIN_BYTES:
             compressor = zlib.compressobj(1, zlib.DEFLATED, _GZIP_WBITS)
             body = compressor.compress(body) + compressor.flush()
-            headers["Content-Encoding"] = "gzip"
+            headers = {**headers, "Content-Encoding": "gzip"}
+        return Prepared(body, headers)
+
+    def send(self, body: bytes) -> SendResult:
+        """Post one encoded export and read its answer."""
+        failure = self.post(self.prepare(body))
+        return failure if failure is not None else self.answer()
+
+    def post(self, request: Prepared) -> SendResult | None:
+        """Send `request` without reading the answer (`answer()` reads it, on this thread or a later one, before the
+        next post); None once it is sent, else the failure."""
+        self._pending = request
         while True:
-            reused = self._connection is not None
+            self._pending_reused = self._connection is not None
             try:
-                connection = self._connect()
-                connection.request("POST", self._path, body=body, headers=headers)
+                self._connect().request("POST", self._path, body=request.body, headers=request.headers)
+                return None
+            except (OSError, self._http.HTTPException) as error:
+                failure = self._failed(error)
+                if failure is not None:
+                    return failure
+
+    def answer(self) -> SendResult:
+        """Read the answer to the request `post()` sent; a keep-alive connection that the server had closed
+        meanwhile is reopened and the request sent once more."""
+        while True:
+            connection = self._connection
+            try:
+                if connection is None:
+                    raise ConnectionResetError("not connected")
                 response = connection.getresponse()
                 payload = response.read()
                 status = response.status
@@ -110,16 +144,13 @@ class OtlpHttpSender:
                     self.close()
                 break
             except (OSError, self._http.HTTPException) as error:
-                self.close()
-                if reused and not isinstance(error, TimeoutError):
-                    continue  # the server closed an idle keep-alive connection: once more, on a new one
-                log_once(
-                    f"connect-{type(error).__name__}",
-                    "observatory_sdk: cannot reach %s (%s); spans stay queued and are retried",
-                    self._host,
-                    type(error).__name__,
-                )
-                return SendResult(delivered=False, retryable=True)
+                failure = self._failed(error)
+                if failure is not None:
+                    return failure
+                failure = self.post(self._pending)  # type: ignore[arg-type]
+                if failure is not None:
+                    return failure
+        self._pending = None
         if 200 <= status < 300:
             return SendResult(delivered=True, rejected_spans=_rejected(payload))
         if status in RETRYABLE_STATUS:
@@ -127,6 +158,22 @@ class OtlpHttpSender:
             return SendResult(delivered=False, retryable=True, retry_after=retry_after)
         log_once(f"status-{status}", "observatory_sdk: export refused with HTTP %d; spans dropped", status)
         return SendResult(delivered=False)
+
+    def _failed(self, error: Exception) -> SendResult | None:
+        """After a failed send or read: None to try again on a new connection (the server closed an idle
+        keep-alive one), else the retryable failure."""
+        self.close()
+        if self._pending_reused and not isinstance(error, TimeoutError):
+            self._pending_reused = False
+            return None
+        self._pending = None
+        log_once(
+            f"connect-{type(error).__name__}",
+            "observatory_sdk: cannot reach %s (%s); spans stay queued and are retried",
+            self._host,
+            type(error).__name__,
+        )
+        return SendResult(delivered=False, retryable=True)
 
 
 def _rejected(payload: bytes) -> int:

@@ -1,15 +1,26 @@
 """The background half of the SDK: a bounded queue of calls filled by the hot path, turned into
-encoded spans in chunks, and one worker thread that exports those in batches, with retry and
+encoded spans in chunks, and one worker thread that posts them in batches, with retry and
 counters.
 
-Where the spans are built matters more than what building costs. A worker thread that needs
-Python's GIL while the app's thread runs Python waits for it, and on CPython 3.11 every short
-release of the GIL by the app (a file check, a small read) wakes it again for nothing, at several
-microseconds of CPU each: a worker building spans while the app was busy cost more CPU than the
-building itself. So the calling thread builds the queued calls itself every BUILD_CHUNK calls
-(about 4 ms of work once per 256 calls, with the code warm, instead of a cold ~35 µs on every
-call), and the worker wakes only to export: when a batch is ready, at the export interval while
-spans are queued (building what the app left below a chunk), and never while nothing is queued.
+Which thread does what matters more than what it costs. A worker thread that needs Python's GIL
+while the app's thread runs Python waits for it, and on CPython 3.11 every short release of the GIL
+by the app (a file check, a small read, a random number) wakes that thread again for nothing, at
+several microseconds of CPU each; the 5 ms switch interval never comes to its rescue, since each
+such wake starts it again. Measured in an app that runs Python between calls: thousands of wakes
+per export, more CPU than everything else the SDK does. So the worker takes the GIL only when the
+app is not running Python:
+
+- the calling thread builds the queued calls into spans itself every BUILD_CHUNK calls (about 4 ms
+  of work once per 256 calls, with the code warm, instead of a cold ~35 µs on every call);
+- when a batch is due (BATCH_SIZE spans, or EXPORT_INTERVAL since the last export), the calling
+  thread also encodes and compresses the request, then hands it over: it wakes the worker and
+  blocks (at most HANDOVER_WAIT, usually well under a millisecond) while the worker reads the
+  last answer and posts the request, socket calls that would each let the app take the GIL;
+- the worker goes back to waiting without reading the answer to what it posted: it reads it at its
+  next wake, when it has long arrived, instead of waiting for it and then for the GIL;
+- its own timer only serves retries and what is left once the app stops calling; it never wakes to
+  poll, and sleeps without a timeout while nothing is queued. A flush (the app waits) does
+  everything on the worker at once.
 
 Spans are built either through an OpenTelemetry SDK TracerProvider (the app's, so its processors
 and exporters see them too: see app_tracer_provider), or, when the app has none, directly as OTLP
@@ -26,7 +37,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .calls import Call, span_attributes, span_name
-from .exporter import OtlpHttpSender
+from .exporter import OtlpHttpSender, Prepared, SendResult
 from .failures import log_once
 from .otlp import SPAN_KIND_CLIENT, STATUS_ERROR, encode_request, encode_resource, encode_scope, encode_span
 from .settings import Settings
@@ -39,6 +50,8 @@ SCOPE_NAME = "observatory_sdk"
 BATCH_SIZE = 512
 BUILD_CHUNK = 256
 EXPORT_INTERVAL = 1.0
+IDLE_EXPORT_AFTER = 2 * EXPORT_INTERVAL
+HANDOVER_WAIT = 0.005
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 
@@ -47,7 +60,8 @@ current: Pipeline | None = None
 
 
 class Pipeline:
-    """Turns queued calls into spans on a worker thread and posts them to Observatory."""
+    """Turns queued calls into spans and posts them to Observatory (see the module docstring for which thread does
+    what)."""
 
     def __init__(self, settings: Settings, sender: OtlpHttpSender | None, resource: dict[str, Any]) -> None:
         self.settings = settings
@@ -59,8 +73,16 @@ class Pipeline:
         self._limit = settings.max_queue_size
         self._calls: deque[Call] = deque(maxlen=self._limit)
         self._spans: deque[bytes] = deque(maxlen=self._limit)
+        self._ready: deque[tuple[Prepared, list[bytes]]] = deque()
+        """Requests the app's thread prepared (encoded and compressed) for the worker to post, with their spans."""
+        self._in_flight: list[bytes] | None = None
+        """The spans of the request posted and not answered yet (its answer is read at the worker's next wake)."""
         self._sleeping = True
         """The worker waits without a timeout: the next queued call must wake it (see _next_wake)."""
+        self._waiting = False
+        """The worker is waiting for work (so a hand-over can wait for it to take the GIL)."""
+        self._handed = False
+        """A hand-over is pending: the worker has been woken to post what the app prepared."""
         self._dropped = 0
         self._exported = 0
         self._failed_exports = 0
@@ -80,6 +102,7 @@ class Pipeline:
         self._lock = threading.RLock()
         self._flushed = threading.Condition(self._lock)
         self._wake = threading.Event()
+        self._taken = threading.Event()
         self._thread = threading.Thread(target=self._run, name="observatory-sdk-export", daemon=True)
         self._thread.start()
 
@@ -87,8 +110,9 @@ class Pipeline:
 
     def submit(self, call: Call) -> None:
         """Queue one call; when the queue is full the oldest queued call is dropped and counted.
-        Every BUILD_CHUNK calls, the calling thread turns the queued calls into spans itself (see
-        the module docstring); the worker is woken when a batch of spans is ready."""
+        Every BUILD_CHUNK calls, the calling thread turns the queued calls into spans itself, and
+        when a batch is due it prepares the request and hands it to the worker (see the module
+        docstring)."""
         with self._lock:
             calls = self._calls
             if len(calls) >= self._limit:
@@ -97,14 +121,51 @@ class Pipeline:
             size = len(calls)
         if size >= BUILD_CHUNK:
             self._build_spans()
-            if len(self._spans) >= BATCH_SIZE:
-                self._wake_worker()
+        if self._sender is not None and not self._handed:
+            now = time.monotonic()
+            if len(self._spans) >= BATCH_SIZE or self._sleeping or now - self._last_export >= EXPORT_INTERVAL:
+                if now >= self._retry_at and now >= self._server_retry_at:  # else the worker's timer retries
+                    self._hand_over()
+                    return
         if self._sleeping:
             self._wake_worker()
 
     def _wake_worker(self) -> None:
         self._sleeping = False
         self._wake.set()
+
+    def _hand_over(self) -> None:
+        """On the app's thread: build and encode what is due into requests (CPU work, done where the GIL already
+        is), then wake the worker and wait (at most HANDOVER_WAIT) while it reads the last answer and posts.
+        A worker that needs the GIL while the app runs Python waits for it, and on CPython every short release
+        of it by the app (a read, a lock) wakes that worker again for nothing; each socket call releases it:
+        thousands of such wakes per export were measured, more CPU than the rest of the SDK."""
+        self._handed = True
+        whole = len(self._spans) < BATCH_SIZE  # the interval is up: what is queued goes, not only full batches
+        if whole:
+            self._build_spans()
+        try:
+            self._prepare(whole)
+        except Exception:  # the worker encodes what is left
+            log_once("prepare", "observatory_sdk: could not prepare an export", exc_info=True)
+        if self._waiting:
+            self._taken.clear()
+            self._wake_worker()
+            self._taken.wait(HANDOVER_WAIT)
+        else:
+            self._wake_worker()
+
+    def _prepare(self, whole: bool) -> None:
+        """Queued spans into ready requests: full batches, and with `whole` the rest too."""
+        while True:
+            with self._lock:
+                spans = self._spans
+                if len(spans) < (1 if whole else BATCH_SIZE):
+                    return
+                batch = [spans.popleft() for _ in range(min(BATCH_SIZE, len(spans)))]
+            prepared = self._sender.prepare(encode_request(self._resource, self._scope, batch))  # type: ignore[union-attr]
+            with self._lock:
+                self._ready.append((prepared, batch))
 
     def queue_span(self, encoded: bytes) -> None:
         """Queue one encoded span for export (the oldest is dropped and counted when full)."""
@@ -133,13 +194,18 @@ class Pipeline:
 
     # -- public controls --------------------------------------------------------------------
 
+    def _queued(self) -> int:
+        with self._lock:
+            ready = sum(len(batch) for _, batch in self._ready)
+            return len(self._calls) + len(self._spans) + ready + len(self._in_flight or ())
+
     def flush(self, timeout: float) -> bool:
         """Build and export everything queued now. True when the queue emptied within `timeout`
         (delivered, or dropped because the server refused it: see stats())."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
             if self._stopping or not self._thread.is_alive():
-                return not self._calls and not self._spans
+                return not self._queued()
             self._flush_requests += 1
             ticket = self._flush_requests
             self._flush_deadline = max(self._flush_deadline, deadline)
@@ -151,12 +217,12 @@ class Pipeline:
                 if remaining <= 0:
                     return False
                 self._flushed.wait(remaining)
-        return not self._calls and not self._spans
+        return not self._queued()
 
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {
-                "queued": len(self._calls) + len(self._spans),
+                "queued": self._queued(),
                 "exported": self._exported,
                 "dropped": self._dropped,
                 "failed_exports": self._failed_exports,
@@ -166,6 +232,9 @@ class Pipeline:
         """In a forked child: forget the parent's queue and connection, start a fresh worker."""
         self._calls.clear()
         self._spans.clear()
+        self._ready.clear()
+        self._in_flight = None
+        self._handed = self._waiting = False
         if self._sender is not None:
             self._sender.forget_connection()
         self._flush_requests = self._flushes_done = 0
@@ -177,19 +246,25 @@ class Pipeline:
     def _run(self) -> None:
         timeout = self._next_wake()
         while True:
+            self._waiting = True
             self._wake.wait(timeout)
+            self._waiting = False
             self._wake.clear()
             with self._lock:
                 ticket = self._flush_requests
                 flushing = ticket > self._flushes_done
                 deadline = self._flush_deadline
                 stopping = self._stopping
+            handed = self._handed
             try:
-                self._build_spans()
+                if flushing or not handed:  # else the app built what is due; the rest waits for a later batch
+                    self._build_spans()
                 if self._sender is not None:
-                    self._export(flushing, deadline)
+                    self._export(flushing, deadline, handed)
             except Exception:  # the worker must survive anything
                 log_once("worker", "observatory_sdk: export worker error", exc_info=True)
+            self._handed = False
+            self._taken.set()  # the app, if it handed something over, runs again
             if flushing:
                 with self._lock:
                     self._flushes_done = ticket
@@ -199,15 +274,17 @@ class Pipeline:
             timeout = self._next_wake()
 
     def _next_wake(self) -> float | None:
-        """Seconds until the worker has something to do (the next export or retry), or None while
-        nothing is queued: it then sleeps until the next call wakes it (submit). It never wakes to
-        poll: see the module docstring for what a wake costs while the app runs."""
-        if not self._calls and not self._spans:
+        """Seconds until the worker has something to do, or None while nothing is queued: it then sleeps until
+        the next call wakes it (submit). While the app makes calls, the app hands the exports over (submit), so
+        the worker's own timer is for retries and for what is left once the app stops calling. It never wakes to
+        poll: see _hand_over for what a wake costs while the app runs."""
+        if not self._queued():
             self._sleeping = True
-            if not self._calls and not self._spans:  # queued meanwhile, it may have seen _sleeping False
+            if not self._queued():  # queued meanwhile, it may have seen _sleeping False
                 return None
             self._sleeping = False
-        due = max(self._last_export + EXPORT_INTERVAL, self._retry_at, self._server_retry_at)
+        retry = max(self._retry_at, self._server_retry_at)
+        due = retry if retry > self._last_export else self._last_export + IDLE_EXPORT_AFTER
         return max(0.0, due - time.monotonic())
 
     def _build_spans(self) -> None:
@@ -250,14 +327,16 @@ class Pipeline:
             )
         )
 
-    def _export(self, flushing: bool, deadline: float) -> None:
-        """Send batches while there is something due; failed batches go back to the queue front."""
-        spans = self._spans
-        while spans:
+    def _export(self, flushing: bool, deadline: float, handed: bool) -> None:
+        """Post what is due, one request at a time. The answer to the last one is left to read at the next wake
+        (it has long arrived by then) unless flushing: waiting for it here would mean taking the GIL back from a
+        busy app (see _hand_over). A failed request's spans go back to the queue front."""
+        while True:
+            if self._in_flight is not None:
+                self._settle(self._sender.answer(), self._in_flight)  # type: ignore[union-attr]
+                self._in_flight = None
+                continue
             now = time.monotonic()
-            due = len(spans) >= BATCH_SIZE or now - self._last_export >= EXPORT_INTERVAL
-            if not (flushing or due):
-                return
             wait_until = max(self._retry_at, self._server_retry_at)
             if now < wait_until:
                 if not flushing or wait_until >= deadline or self._stopping:
@@ -265,26 +344,55 @@ class Pipeline:
                 self._wake.wait(wait_until - now)
                 self._wake.clear()
                 continue
-            batch = [spans.popleft() for _ in range(min(BATCH_SIZE, len(spans)))]
-            result = self._sender.send(encode_request(self._resource, self._scope, batch))  # type: ignore[union-attr]
+            request = self._next_request(flushing or not handed)
+            if request is None:
+                return
+            prepared, batch = request
+            failure = self._sender.post(prepared)  # type: ignore[union-attr]
             self._last_export = time.monotonic()
-            if result.delivered:
-                self._backoff_attempts = 0
-                self._retry_at = 0.0
-                with self._lock:
-                    self._exported += len(batch) - result.rejected_spans
-                    self._dropped += result.rejected_spans
+            if failure is not None:
+                self._settle(failure, batch)
                 continue
+            self._in_flight = batch
+            if not flushing and not self._ready:
+                return
+
+    def _next_request(self, whole: bool) -> tuple[Prepared, list[bytes]] | None:
+        """The next request to post: one the app prepared, else (flushing, or what the app left when it stopped
+        calling) one made here from the queued spans."""
+        if self._ready:
+            return self._ready.popleft()
+        if whole:
+            self._prepare(True)
+            if self._ready:
+                return self._ready.popleft()
+        return None
+
+    def _settle(self, result: SendResult, batch: list[bytes]) -> None:
+        """Count a request's outcome; a retryable failure puts its spans (and those of the requests prepared
+        after it) back in front of the queue, to be sent after a backoff."""
+        if result.delivered:
+            self._backoff_attempts = 0
+            self._retry_at = 0.0
             with self._lock:
-                self._failed_exports += 1
-            if not result.retryable:
-                with self._lock:
-                    self._dropped += len(batch)
-                continue
+                self._exported += len(batch) - result.rejected_spans
+                self._dropped += result.rejected_spans
+            return
+        with self._lock:
+            self._failed_exports += 1
+        if not result.retryable:
+            with self._lock:
+                self._dropped += len(batch)
+            return
+        with self._lock:
+            while self._ready:
+                _, later = self._ready.pop()
+                self._requeue(later)
             self._requeue(batch)
-            self._retry_at = self._last_export + self._next_backoff()
-            if result.retry_after is not None:
-                self._server_retry_at = self._last_export + result.retry_after
+        now = time.monotonic()
+        self._retry_at = now + self._next_backoff()
+        if result.retry_after is not None:
+            self._server_retry_at = now + result.retry_after
 
     def _requeue(self, batch: list[bytes]) -> None:
         """Put a failed batch back in front; if newer spans filled the queue, its oldest go."""

@@ -388,3 +388,53 @@ def test_the_export_thread_sleeps_while_nothing_is_queued(observatory, openai_cl
 
     assert _voluntary_switches(worker) - switches == 0
     assert observatory.wait_for_spans(1)
+
+
+def _busy_app_calls(count: int) -> None:
+    """Calls made by an app that runs Python between them and releases the GIL only briefly and rarely (here one
+    random number per call, as the OpenAI client does for each request): a thread that waits for the GIL meanwhile
+    is woken at each release and loses the race for it, again and again, since the 5 ms switch interval starts anew
+    at each wake."""
+    for _ in range(count):
+        observatory_sdk.record_cache_hit(model="gpt-4o-mini", input_tokens=10, output_tokens=1)
+        sum(range(20_000))
+        os.urandom(16)
+
+
+def test_exports_while_the_app_runs_python_cost_the_export_thread_a_handful_of_wakes(observatory):
+    """The app's thread prepares each due request and waits (briefly) while the worker posts it, so the worker never
+    waits for the GIL behind a busy app: four posts cost it a few wakes each, not thousands."""
+    worker = pipeline.current._thread
+    before = _voluntary_switches(worker)
+
+    _busy_app_calls(3 * pipeline.BATCH_SIZE + 1)
+    during = _voluntary_switches(worker) - before
+
+    assert len(observatory.wait_for_spans(3 * pipeline.BATCH_SIZE + 1)) == 3 * pipeline.BATCH_SIZE + 1
+    assert during <= 40
+    assert observatory_sdk.flush(timeout=5)
+    assert observatory_sdk.stats() == {"queued": 0, "exported": 3 * pipeline.BATCH_SIZE + 1, "dropped": 0, "failed_exports": 0}
+
+
+def test_the_answer_to_a_post_is_read_at_the_next_wake_and_counted_then(observatory, monkeypatch):
+    """The first call after a quiet spell goes at once, the next ones in a batch of 512; the batch counts as queued
+    until its answer is read (at the worker's next wake, or a flush)."""
+    monkeypatch.setattr(pipeline, "EXPORT_INTERVAL", 60.0)
+    _busy_app_calls(pipeline.BATCH_SIZE + 1)
+
+    assert len(observatory.wait_for_spans(pipeline.BATCH_SIZE + 1)) == pipeline.BATCH_SIZE + 1  # both posted
+    assert observatory_sdk.stats() == {"queued": pipeline.BATCH_SIZE, "exported": 1, "dropped": 0, "failed_exports": 0}
+    assert observatory_sdk.flush(timeout=5)
+    assert observatory_sdk.stats() == {"queued": 0, "exported": pipeline.BATCH_SIZE + 1, "dropped": 0, "failed_exports": 0}
+
+
+def test_a_batch_refused_for_now_is_sent_again_once_its_late_read_answer_says_so(observatory, monkeypatch):
+    monkeypatch.setattr(pipeline, "EXPORT_INTERVAL", 60.0)
+    observatory.fail_next(1, status=503)
+    _busy_app_calls(pipeline.BATCH_SIZE + 1)  # the first post (one call) gets a 503, read when the batch is handed over
+
+    assert observatory_sdk.flush(timeout=5)
+
+    assert observatory_sdk.stats() == {"queued": 0, "exported": pipeline.BATCH_SIZE + 1, "dropped": 0, "failed_exports": 1}
+    spans = observatory.wait_for_spans(pipeline.BATCH_SIZE + 1)
+    assert len(spans) == len({span["span_id"] for span in spans}) == pipeline.BATCH_SIZE + 1
