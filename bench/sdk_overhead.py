@@ -303,6 +303,16 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _python_loop_ms() -> float:
+    """bench/rollup.py's measure of how fast this machine runs plain Python right now (same-named machines differ)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rollup_bench", Path(__file__).with_name("rollup.py"))
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.python_loop_ms()
+
+
 def _machine() -> dict[str, Any]:
     model = ""
     with open("/proc/cpuinfo") as cpuinfo:
@@ -314,6 +324,7 @@ def _machine() -> dict[str, Any]:
         "cpu_model": model,
         "cores": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
+        "python_loop_ms_at_start": _python_loop_ms(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -366,6 +377,7 @@ def main() -> None:
         provider.communicate(timeout=10)
     in_process = {prompt: _run_rounds("mock", args.mock_rounds, calls[prompt], prompt, "in-process") for prompt in PROMPTS}
     machine["load_average_at_end"] = os.getloadavg()
+    machine["python_loop_ms_at_end"] = _python_loop_ms()
 
     summary = {
         "command": "python bench/sdk_overhead.py " + " ".join(sys.argv[1:]),
