@@ -13,7 +13,7 @@ app is not running Python:
 - the calling thread builds the queued calls into spans itself every BUILD_CHUNK calls (about 4 ms
   of work once per 256 calls, with the code warm, instead of a cold ~35 µs on every call);
 - when a batch is due (BATCH_SIZE spans, or EXPORT_INTERVAL since the last export), the calling
-  thread also encodes and compresses the request, then hands it over: it wakes the worker and
+  thread also encodes and compresses it (one batch, never a backlog), then hands it over: it wakes the worker and
   blocks (at most HANDOVER_WAIT, usually well under a millisecond) while the worker reads the
   last answer and posts the request, socket calls that would each let the app take the GIL;
 - the worker goes back to waiting without reading the answer to what it posted: it reads it at its
@@ -76,7 +76,10 @@ class Pipeline:
         self._ready: deque[tuple[Prepared, list[bytes]]] = deque()
         """Requests the app's thread prepared (encoded and compressed) for the worker to post, with their spans."""
         self._in_flight: list[bytes] | None = None
-        """The spans of the request posted and not answered yet (its answer is read at the worker's next wake)."""
+        """The spans of the request being posted or posted and not answered yet (its answer is read at the worker's
+        next wake)."""
+        self._preparing = 0
+        """Spans taken from the queue and being encoded into a request (counted as queued meanwhile)."""
         self._sleeping = True
         """The worker waits without a timeout: the next queued call must wake it (see _next_wake)."""
         self._waiting = False
@@ -135,19 +138,21 @@ class Pipeline:
         self._wake.set()
 
     def _hand_over(self) -> None:
-        """On the app's thread: build and encode what is due into requests (CPU work, done where the GIL already
+        """On the app's thread: build and encode one due batch into a request (CPU work, done where the GIL already
         is), then wake the worker and wait (at most HANDOVER_WAIT) while it reads the last answer and posts.
         A worker that needs the GIL while the app runs Python waits for it, and on CPython every short release
         of it by the app (a read, a lock) wakes that worker again for nothing; each socket call releases it:
-        thousands of such wakes per export were measured, more CPU than the rest of the SDK."""
+        thousands of such wakes per export were measured, more CPU than the rest of the SDK. With nothing to post
+        (every call sampled out by the app's TracerProvider, say) the worker is left asleep."""
         self._handed = True
-        whole = len(self._spans) < BATCH_SIZE  # the interval is up: what is queued goes, not only full batches
+        whole = len(self._spans) < BATCH_SIZE  # the interval is up: what is queued goes, not only a full batch
         if whole:
             self._build_spans()
-        try:
-            self._prepare(whole)
-        except Exception:  # the worker encodes what is left
-            log_once("prepare", "observatory_sdk: could not prepare an export", exc_info=True)
+        self._prepare(whole)
+        if not self._ready and not self._in_flight:
+            self._last_export = time.monotonic()  # nothing was due after all: no hand-over before the next interval
+            self._handed = False
+            return
         if self._waiting:
             self._taken.clear()
             self._wake_worker()
@@ -156,16 +161,26 @@ class Pipeline:
             self._wake_worker()
 
     def _prepare(self, whole: bool) -> None:
-        """Queued spans into ready requests: full batches, and with `whole` the rest too."""
-        while True:
-            with self._lock:
-                spans = self._spans
-                if len(spans) < (1 if whole else BATCH_SIZE):
-                    return
-                batch = [spans.popleft() for _ in range(min(BATCH_SIZE, len(spans)))]
+        """One batch of queued spans (a full one, or with `whole` whatever is queued) into a ready request, unless
+        one is ready already: so the spans held stay within max_queue_size queued, one batch ready and one in
+        flight, and the app's thread never encodes a backlog. A batch that cannot be encoded is dropped, counted."""
+        with self._lock:
+            spans = self._spans
+            if self._ready or len(spans) < (1 if whole else BATCH_SIZE):
+                return
+            batch = [spans.popleft() for _ in range(min(BATCH_SIZE, len(spans)))]
+            self._preparing += len(batch)
+        try:
             prepared = self._sender.prepare(encode_request(self._resource, self._scope, batch))  # type: ignore[union-attr]
+        except Exception:
+            log_once("prepare", "observatory_sdk: could not encode an export; its spans are dropped", exc_info=True)
             with self._lock:
-                self._ready.append((prepared, batch))
+                self._preparing -= len(batch)
+                self._dropped += len(batch)
+            return
+        with self._lock:
+            self._preparing -= len(batch)
+            self._ready.append((prepared, batch))
 
     def queue_span(self, encoded: bytes) -> None:
         """Queue one encoded span for export (the oldest is dropped and counted when full)."""
@@ -197,27 +212,31 @@ class Pipeline:
     def _queued(self) -> int:
         with self._lock:
             ready = sum(len(batch) for _, batch in self._ready)
-            return len(self._calls) + len(self._spans) + ready + len(self._in_flight or ())
+            return len(self._calls) + len(self._spans) + self._preparing + ready + len(self._in_flight or ())
 
     def flush(self, timeout: float) -> bool:
         """Build and export everything queued now. True when the queue emptied within `timeout`
         (delivered, or dropped because the server refused it: see stats())."""
         deadline = time.monotonic() + max(0.0, timeout)
-        with self._lock:
-            if self._stopping or not self._thread.is_alive():
+        while True:
+            with self._lock:
+                if self._stopping or not self._thread.is_alive():
+                    return not self._queued()
+                self._flush_requests += 1
+                ticket = self._flush_requests
+                self._flush_deadline = max(self._flush_deadline, deadline)
+                self._retry_at = 0.0
+            self._wake.set()
+            with self._lock:
+                while self._flushes_done < ticket:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._flushed.wait(remaining)
+                preparing = self._preparing
+            if not preparing:  # else an app thread was encoding a batch meanwhile: one more pass for it
                 return not self._queued()
-            self._flush_requests += 1
-            ticket = self._flush_requests
-            self._flush_deadline = max(self._flush_deadline, deadline)
-            self._retry_at = 0.0
-        self._wake.set()
-        with self._lock:
-            while self._flushes_done < ticket:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._flushed.wait(remaining)
-        return not self._queued()
+            time.sleep(0.001)
 
     def stats(self) -> dict[str, int]:
         with self._lock:
@@ -234,6 +253,7 @@ class Pipeline:
         self._spans.clear()
         self._ready.clear()
         self._in_flight = None
+        self._preparing = 0
         self._handed = self._waiting = False
         if self._sender is not None:
             self._sender.forget_connection()
@@ -260,7 +280,7 @@ class Pipeline:
                 if flushing or not handed:  # else the app built what is due; the rest waits for a later batch
                     self._build_spans()
                 if self._sender is not None:
-                    self._export(flushing, deadline, handed)
+                    self._export(flushing or stopping, deadline, handed)
             except Exception:  # the worker must survive anything
                 log_once("worker", "observatory_sdk: export worker error", exc_info=True)
             self._handed = False
@@ -328,13 +348,13 @@ class Pipeline:
         )
 
     def _export(self, flushing: bool, deadline: float, handed: bool) -> None:
-        """Post what is due, one request at a time. The answer to the last one is left to read at the next wake
-        (it has long arrived by then) unless flushing: waiting for it here would mean taking the GIL back from a
-        busy app (see _hand_over). A failed request's spans go back to the queue front."""
+        """Post what is due, one request at a time, reading each answer before the next post. Woken by a hand-over
+        (and not flushing), the worker leaves the answer to its last post for its next wake, when it has long
+        arrived: waiting for it here would mean taking the GIL back from a busy app (see _hand_over). A failed
+        request's spans go back to the queue front."""
         while True:
             if self._in_flight is not None:
-                self._settle(self._sender.answer(), self._in_flight)  # type: ignore[union-attr]
-                self._in_flight = None
+                self._settle(self._sender.answer())  # type: ignore[union-attr]
                 continue
             now = time.monotonic()
             wait_until = max(self._retry_at, self._server_retry_at)
@@ -344,55 +364,52 @@ class Pipeline:
                 self._wake.wait(wait_until - now)
                 self._wake.clear()
                 continue
-            request = self._next_request(flushing or not handed)
-            if request is None:
+            prepared = self._next_request(flushing or not handed)
+            if prepared is None:
                 return
-            prepared, batch = request
             failure = self._sender.post(prepared)  # type: ignore[union-attr]
             self._last_export = time.monotonic()
             if failure is not None:
-                self._settle(failure, batch)
-                continue
-            self._in_flight = batch
-            if not flushing and not self._ready:
+                self._settle(failure)
+            elif handed and not flushing and not self._ready:
                 return
 
-    def _next_request(self, whole: bool) -> tuple[Prepared, list[bytes]] | None:
-        """The next request to post: one the app prepared, else (flushing, or what the app left when it stopped
-        calling) one made here from the queued spans."""
-        if self._ready:
-            return self._ready.popleft()
-        if whole:
+    def _next_request(self, whole: bool) -> Prepared | None:
+        """The next request to post, its spans now in flight: one the app prepared, else (flushing, or what the app
+        left when it stopped calling) one made here from the queued spans."""
+        if whole and not self._ready:
             self._prepare(True)
-            if self._ready:
-                return self._ready.popleft()
-        return None
+        with self._lock:
+            if not self._ready:
+                return None
+            prepared, self._in_flight = self._ready.popleft()
+            return prepared
 
-    def _settle(self, result: SendResult, batch: list[bytes]) -> None:
-        """Count a request's outcome; a retryable failure puts its spans (and those of the requests prepared
-        after it) back in front of the queue, to be sent after a backoff."""
+    def _settle(self, result: SendResult) -> None:
+        """Count the outcome of the request in flight; a retryable failure puts its spans (and those of a request
+        prepared after it) back in front of the queue, to be sent after a backoff."""
+        with self._lock:
+            batch, self._in_flight = self._in_flight or [], None
+            if result.delivered:
+                self._exported += len(batch) - result.rejected_spans
+                self._dropped += result.rejected_spans
+            else:
+                self._failed_exports += 1
+                if not result.retryable:
+                    self._dropped += len(batch)
+                else:
+                    while self._ready:
+                        _, later = self._ready.pop()
+                        self._requeue(later)
+                    self._requeue(batch)
         if result.delivered:
             self._backoff_attempts = 0
             self._retry_at = 0.0
-            with self._lock:
-                self._exported += len(batch) - result.rejected_spans
-                self._dropped += result.rejected_spans
-            return
-        with self._lock:
-            self._failed_exports += 1
-        if not result.retryable:
-            with self._lock:
-                self._dropped += len(batch)
-            return
-        with self._lock:
-            while self._ready:
-                _, later = self._ready.pop()
-                self._requeue(later)
-            self._requeue(batch)
-        now = time.monotonic()
-        self._retry_at = now + self._next_backoff()
-        if result.retry_after is not None:
-            self._server_retry_at = now + result.retry_after
+        elif result.retryable:
+            now = time.monotonic()
+            self._retry_at = now + self._next_backoff()
+            if result.retry_after is not None:
+                self._server_retry_at = now + result.retry_after
 
     def _requeue(self, batch: list[bytes]) -> None:
         """Put a failed batch back in front; if newer spans filled the queue, its oldest go."""

@@ -438,3 +438,64 @@ def test_a_batch_refused_for_now_is_sent_again_once_its_late_read_answer_says_so
     assert observatory_sdk.stats() == {"queued": 0, "exported": pipeline.BATCH_SIZE + 1, "dropped": 0, "failed_exports": 1}
     spans = observatory.wait_for_spans(pipeline.BATCH_SIZE + 1)
     assert len(spans) == len({span["span_id"] for span in spans}) == pipeline.BATCH_SIZE + 1
+
+
+def test_calls_sampled_out_by_the_apps_tracer_provider_never_make_the_app_wait(sink):
+    """Nothing to post: the worker is left asleep and the app never waits for it."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    observatory_sdk.init(endpoint=sink.endpoint, tracer_provider=TracerProvider(sampler=ALWAYS_OFF))
+    try:
+        worker = pipeline.current._thread
+        time.sleep(0.1)
+        before = _voluntary_switches(worker)
+        _busy_app_calls(200)
+        woken = _voluntary_switches(worker) - before
+        assert observatory_sdk.flush(timeout=5)
+        stats = observatory_sdk.stats()
+    finally:
+        observatory_sdk.shutdown()
+
+    assert woken <= 4
+    assert stats == {"queued": 0, "exported": 0, "dropped": 0, "failed_exports": 0}
+    assert sink.spans == []
+
+
+def test_flush_waits_for_a_batch_another_thread_is_still_encoding(observatory, monkeypatch):
+    encoding, release = threading.Event(), threading.Event()
+    sender = pipeline.current._sender
+    original = type(sender).prepare
+
+    def slow_prepare(self, body):
+        encoding.set()
+        release.wait(5)
+        return original(self, body)
+
+    monkeypatch.setattr(type(sender), "prepare", slow_prepare)
+    caller = threading.Thread(target=observatory_sdk.record_cache_hit, kwargs={"model": "m", "input_tokens": 1, "output_tokens": 1})
+    caller.start()  # the first call after a quiet spell is handed over at once: this thread encodes it
+    assert encoding.wait(5)
+    threading.Timer(0.3, release.set).start()
+
+    assert observatory_sdk.flush(timeout=5)  # not before that batch is posted and answered
+
+    assert len(observatory.spans) == 1
+    assert observatory_sdk.stats() == {"queued": 0, "exported": 1, "dropped": 0, "failed_exports": 0}
+    caller.join()
+
+
+def test_a_batch_that_cannot_be_encoded_is_counted_as_dropped(observatory, monkeypatch):
+    real = pipeline.encode_request
+    failures = iter([True])
+
+    def encode_once_broken(*args):
+        if next(failures, False):
+            raise MemoryError("no room")
+        return real(*args)
+
+    monkeypatch.setattr(pipeline, "encode_request", encode_once_broken)
+    monkeypatch.setattr(pipeline, "EXPORT_INTERVAL", 60.0)
+    _busy_app_calls(pipeline.BATCH_SIZE + 1)  # the first call alone, its encoding fails; then a batch of 512
+
+    assert observatory_sdk.flush(timeout=5)
+    assert observatory_sdk.stats() == {"queued": 0, "exported": pipeline.BATCH_SIZE, "dropped": 1, "failed_exports": 0}
