@@ -80,6 +80,8 @@ class Pipeline:
         next wake)."""
         self._preparing = 0
         """Spans taken from the queue and being encoded into a request (counted as queued meanwhile)."""
+        self._building = 0
+        """Threads turning taken calls into spans right now (a flush waits for them)."""
         self._sleeping = True
         """The worker waits without a timeout: the next queued call must wake it (see _next_wake)."""
         self._waiting = False
@@ -233,8 +235,8 @@ class Pipeline:
                     if remaining <= 0:
                         return False
                     self._flushed.wait(remaining)
-                preparing = self._preparing
-            if not preparing:  # else an app thread was encoding a batch meanwhile: one more pass for it
+                busy = self._preparing or self._building
+            if not busy:  # else an app thread was building or encoding meanwhile: one more pass for what it makes
                 return not self._queued()
             time.sleep(0.001)
 
@@ -253,7 +255,7 @@ class Pipeline:
         self._spans.clear()
         self._ready.clear()
         self._in_flight = None
-        self._preparing = 0
+        self._preparing = self._building = 0
         self._handed = self._waiting = False
         if self._sender is not None:
             self._sender.forget_connection()
@@ -312,11 +314,16 @@ class Pipeline:
         with self._lock:
             calls = list(self._calls)
             self._calls.clear()
-        for call in calls:
-            try:
-                self._emit(call)
-            except Exception:  # one bad call must not stop the others
-                log_once("build-span", "observatory_sdk: could not build a span", exc_info=True)
+            self._building += 1
+        try:
+            for call in calls:
+                try:
+                    self._emit(call)
+                except Exception:  # one bad call must not stop the others
+                    log_once("build-span", "observatory_sdk: could not build a span", exc_info=True)
+        finally:
+            with self._lock:
+                self._building -= 1
 
     def _emit(self, call: Call) -> None:
         attributes = span_attributes(call, self.settings)
