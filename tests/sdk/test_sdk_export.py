@@ -420,6 +420,7 @@ def test_the_answer_to_a_post_is_read_at_the_next_wake_and_counted_then(observat
     """The first call after a quiet spell goes at once, the next ones in a batch of 512; the batch counts as queued
     until its answer is read (at the worker's next wake, or a flush)."""
     monkeypatch.setattr(pipeline, "EXPORT_INTERVAL", 60.0)
+    monkeypatch.setattr(pipeline, "IDLE_EXPORT_AFTER", 60.0)  # however slow the machine, no timer wake in between
     _busy_app_calls(pipeline.BATCH_SIZE + 1)
 
     assert len(observatory.wait_for_spans(pipeline.BATCH_SIZE + 1)) == pipeline.BATCH_SIZE + 1  # both posted
