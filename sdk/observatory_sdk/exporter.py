@@ -109,11 +109,6 @@ class OtlpHttpSender:
             headers = {**headers, "Content-Encoding": "gzip"}
         return Prepared(body, headers)
 
-    def send(self, body: bytes) -> SendResult:
-        """Post one encoded export and read its answer."""
-        failure = self.post(self.prepare(body))
-        return failure if failure is not None else self.answer()
-
     def post(self, request: Prepared) -> SendResult | None:
         """Send `request` without reading the answer (`answer()` reads it, on this thread or a later one, before the
         next post); None once it is sent, else the failure."""
