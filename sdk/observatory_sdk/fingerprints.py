@@ -19,6 +19,7 @@ for, and those are found exactly."""
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from operator import itemgetter
 from typing import Any
@@ -61,9 +62,10 @@ def _sampled_items(items: Any) -> list[Any]:
     return [*items[:EDGE_ITEMS], *middle, *items[size - EDGE_ITEMS :]]
 
 
-def _text(value: Any, depth: int, seen: dict[int, str] | None) -> str:
-    """The canonical text of `value`. Containers met before in the same call (`seen`, by id) are
-    not written twice: the prefix and the request hash share their messages."""
+def _text_py(value: Any, depth: int, seen: dict[int, str] | None) -> str:
+    """The canonical text of `value`, in Python: the reference, and the writer used when the C
+    one (`_speedups`) is not built. Containers met before in the same call (`seen`, by id) are not
+    written twice: the prefix and the request hash share their messages."""
     kind = type(value)
     if kind is str:
         size = len(value)
@@ -90,6 +92,15 @@ def _text(value: Any, depth: int, seen: dict[int, str] | None) -> str:
             text = _mapping_text(value, depth, seen) if kind is dict else _items_text(value, depth, seen)
             seen[id(value)] = text
         return text
+    return _other_text(value, depth, seen)
+
+
+def _other_text(value: Any, depth: int, seen: dict[int, str] | None) -> str:
+    """The canonical text of what is not a plain dict, list, tuple, str, int, float, bool or None
+    (the C writer hands those back here); the parts inside are written by `_text`."""
+    if depth > MAX_DEPTH:
+        raise _NotHashable
+    kind = type(value)
     if kind is _Sampled:
         return f"l{value.size}:" + "".join([_text(item, depth + 1, seen) for item in value])
     if kind is _Dumped:
@@ -108,6 +119,24 @@ def _text(value: Any, depth: int, seen: dict[int, str] | None) -> str:
     if isinstance(value, int | float):
         return _text((float if isinstance(value, float) else int)(value), depth, seen)
     raise _NotHashable  # iterators (already consumed by the client) and unknown objects have no stable form
+
+
+def _load_c_writer() -> Any:
+    """`_speedups.text` (the same text, written in C), or None when it is not built or is turned
+    off (OBSERVATORY_SDK_PURE_PYTHON=1)."""
+    if os.environ.get("OBSERVATORY_SDK_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
+        return None
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    _speedups.configure(_other_text, _NotHashable)
+    return _speedups.text
+
+
+_c_text = _load_c_writer()
+_text = _c_text or _text_py
+"""The canonical text writer in use: the C one when built, else `_text_py`."""
 
 
 def _mapping_text(mapping: Mapping[Any, Any], depth: int, seen: dict[int, str] | None) -> str:
