@@ -1,7 +1,10 @@
-/* The canonical request text of fingerprints.py, written in C: the same text, character for
- * character, for the types requests are made of (dict, list, tuple, str, int, float, bool, None);
- * any other value is handed back to the Python writer (`fallback`), which is the reference.
- * Optional: when this module cannot be built, fingerprints.py writes the text in Python. */
+/* Two hot spots of the SDK written in C, each byte for byte what the Python code beside it writes
+ * (that code is the reference, and what runs when this module cannot be built):
+ * - `text`: the canonical request text of fingerprints.py, for the types requests are made of
+ *   (dict, list, tuple, str, int, float, bool, None); any other value is handed back to Python;
+ * - `snapshot`: the copy of a request taken when a call starts (fingerprints.py), for the same types;
+ * - `encode_attributes`: a span's attributes as OTLP protobuf KeyValue fields (otlp.py), for str,
+ *   bool, int, float, bytes and lists or tuples of them; any other value is handed back to Python. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -260,7 +263,293 @@ static PyObject *configure(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* -- request snapshots (fingerprints.snapshot) ------------------------------------------------- */
+
+#define SNAPSHOT_DEPTH (MAX_DEPTH + 4)
+static PyObject *snapshot_fallback = NULL; /* Python: fingerprints._snapshot_other(value, depth) */
+static PyObject *unreadable = NULL;        /* fingerprints._UNREADABLE */
+
+static int shared(PyObject *value)
+{
+    return PyUnicode_CheckExact(value) || PyLong_CheckExact(value) || PyFloat_CheckExact(value) ||
+           PyBool_Check(value) || value == Py_None || PyBytes_CheckExact(value);
+}
+
+static PyObject *snapshot_value(PyObject *value, Py_ssize_t depth)
+{
+    if (shared(value))
+        return Py_NewRef(value);
+    if (depth > SNAPSHOT_DEPTH)
+        return Py_NewRef(unreadable);
+    if (PyDict_CheckExact(value)) {
+        PyObject *copy = PyDict_Copy(value);
+        if (copy == NULL)
+            return NULL;
+        PyObject *key, *item;
+        Py_ssize_t position = 0;
+        while (PyDict_Next(copy, &position, &key, &item)) {
+            if (shared(item))
+                continue;
+            PyObject *inner = snapshot_value(item, depth + 1);
+            if (inner == NULL || PyDict_SetItem(copy, key, inner) < 0) {
+                Py_XDECREF(inner);
+                Py_DECREF(copy);
+                return NULL;
+            }
+            Py_DECREF(inner);
+        }
+        return copy;
+    }
+    int is_list = PyList_CheckExact(value);
+    if ((is_list || PyTuple_CheckExact(value)) && PySequence_Fast_GET_SIZE(value) <= WHOLE_ITEMS) {
+        Py_ssize_t size = PySequence_Fast_GET_SIZE(value);
+        PyObject *items = is_list ? PyList_New(size) : PyTuple_New(size);
+        if (items == NULL)
+            return NULL;
+        for (Py_ssize_t i = 0; i < size; i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(value, i);
+            PyObject *inner = shared(item) ? Py_NewRef(item) : snapshot_value(item, depth + 1);
+            if (inner == NULL) {
+                Py_DECREF(items);
+                return NULL;
+            }
+            if (is_list)
+                PyList_SET_ITEM(items, i, inner);
+            else
+                PyTuple_SET_ITEM(items, i, inner);
+        }
+        return items;
+    }
+    PyObject *depth_object = PyLong_FromSsize_t(depth);
+    if (depth_object == NULL)
+        return NULL;
+    PyObject *result = PyObject_CallFunctionObjArgs(snapshot_fallback, value, depth_object, NULL);
+    Py_DECREF(depth_object);
+    return result;
+}
+
+static PyObject *snapshot(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "snapshot(value, depth=0)");
+        return NULL;
+    }
+    if (snapshot_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_snapshot() first");
+        return NULL;
+    }
+    Py_ssize_t depth = 0;
+    if (nargs == 2 && (depth = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred())
+        return NULL;
+    return snapshot_value(args[0], depth);
+}
+
+static PyObject *configure_snapshot(PyObject *module, PyObject *args)
+{
+    PyObject *other, *marker;
+    if (!PyArg_ParseTuple(args, "OO", &other, &marker))
+        return NULL;
+    Py_INCREF(other);
+    Py_XSETREF(snapshot_fallback, other);
+    Py_INCREF(marker);
+    Py_XSETREF(unreadable, marker);
+    Py_RETURN_NONE;
+}
+
+/* -- OTLP attributes ------------------------------------------------------------------------- */
+
+static PyObject *any_value_fallback = NULL; /* Python: otlp._any_value(value) -> bytes */
+
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+} Buffer;
+
+static int reserve(Buffer *buffer, Py_ssize_t more)
+{
+    if (buffer->size + more <= buffer->capacity)
+        return 0;
+    Py_ssize_t capacity = buffer->capacity ? buffer->capacity : 256;
+    while (capacity < buffer->size + more)
+        capacity *= 2;
+    char *data = PyMem_Realloc(buffer->data, capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    buffer->data = data;
+    buffer->capacity = capacity;
+    return 0;
+}
+
+static int put(Buffer *buffer, const void *bytes, Py_ssize_t size)
+{
+    if (reserve(buffer, size) < 0)
+        return -1;
+    memcpy(buffer->data + buffer->size, bytes, size);
+    buffer->size += size;
+    return 0;
+}
+
+static int put_varint(Buffer *buffer, unsigned long long value)
+{
+    unsigned char bytes[10];
+    int size = 0;
+    while (value >= 128) {
+        bytes[size++] = (unsigned char)((value & 0x7F) | 0x80);
+        value >>= 7;
+    }
+    bytes[size++] = (unsigned char)value;
+    return put(buffer, bytes, size);
+}
+
+/* A length-delimited field: tag, length, payload. */
+static int put_field(Buffer *buffer, unsigned char tag, const char *payload, Py_ssize_t size)
+{
+    if (put(buffer, &tag, 1) < 0 || put_varint(buffer, (unsigned long long)size) < 0)
+        return -1;
+    return put(buffer, payload, size);
+}
+
+static int put_any_value(Buffer *buffer, PyObject *value, int depth);
+
+static int put_text_value(Buffer *buffer, PyObject *value)
+{
+    Py_ssize_t size;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
+    if (utf8 != NULL)
+        return put_field(buffer, 0x0a, utf8, size);
+    PyErr_Clear(); /* lone surrogates: replaced, as value.encode("utf-8", "replace") does */
+    PyObject *encoded = PyUnicode_AsEncodedString(value, "utf-8", "replace");
+    if (encoded == NULL)
+        return -1;
+    int failed = put_field(buffer, 0x0a, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
+    Py_DECREF(encoded);
+    return failed;
+}
+
+static int put_array_value(Buffer *buffer, PyObject *items, int depth)
+{
+    Buffer array = {NULL, 0, 0}, item = {NULL, 0, 0};
+    int failed = 0;
+    for (Py_ssize_t i = 0; !failed && i < PySequence_Fast_GET_SIZE(items); i++) {
+        item.size = 0;
+        PyObject *value = PySequence_Fast_GET_ITEM(items, i);
+        Py_INCREF(value);
+        failed = put_any_value(&item, value, depth + 1) < 0 || put_field(&array, 0x0a, item.data, item.size) < 0;
+        Py_DECREF(value);
+    }
+    if (!failed)
+        failed = put_field(buffer, 0x2a, array.data, array.size) < 0;
+    PyMem_Free(array.data);
+    PyMem_Free(item.data);
+    return failed ? -1 : 0;
+}
+
+/* An AnyValue message's fields (otlp._any_value). */
+static int put_any_value(Buffer *buffer, PyObject *value, int depth)
+{
+    if (PyUnicode_CheckExact(value))
+        return put_text_value(buffer, value);
+    if (PyBool_Check(value))
+        return put(buffer, value == Py_True ? "\x10\x01" : "\x10\x00", 2);
+    if (PyLong_CheckExact(value)) {
+        unsigned long long bits = PyLong_AsUnsignedLongLongMask(value);
+        if (bits == (unsigned long long)-1 && PyErr_Occurred())
+            return -1;
+        return put(buffer, "\x18", 1) < 0 ? -1 : put_varint(buffer, bits);
+    }
+    if (PyFloat_CheckExact(value)) {
+        unsigned char bytes[9] = {0x21};
+        if (PyFloat_Pack8(PyFloat_AS_DOUBLE(value), (char *)bytes + 1, 1) < 0)
+            return -1;
+        return put(buffer, bytes, 9);
+    }
+    if (PyBytes_CheckExact(value))
+        return put_field(buffer, 0x3a, PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value));
+    if ((PyList_CheckExact(value) || PyTuple_CheckExact(value)) && depth < 32)
+        return put_array_value(buffer, value, depth);
+    PyObject *encoded = PyObject_CallOneArg(any_value_fallback, value);
+    if (encoded == NULL)
+        return -1;
+    if (!PyBytes_Check(encoded)) {
+        Py_DECREF(encoded);
+        PyErr_SetString(PyExc_TypeError, "the fallback encoder returned a non-bytes");
+        return -1;
+    }
+    int failed = put(buffer, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
+    Py_DECREF(encoded);
+    return failed;
+}
+
+static PyObject *encode_attributes(PyObject *module, PyObject *attributes)
+{
+    if (any_value_fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_otlp() first");
+        return NULL;
+    }
+    if (!PyDict_CheckExact(attributes)) {
+        PyErr_SetString(PyExc_TypeError, "attributes must be a dict");
+        return NULL;
+    }
+    Buffer out = {NULL, 0, 0}, any = {NULL, 0, 0};
+    PyObject *key, *value, *result = NULL;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(attributes, &position, &key, &value)) {
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "attribute keys must be str");
+            goto done;
+        }
+        Py_ssize_t key_size;
+        const char *key_utf8 = PyUnicode_AsUTF8AndSize(key, &key_size); /* strict, as key.encode() */
+        if (key_utf8 == NULL)
+            goto done;
+        any.size = 0;
+        Py_INCREF(value);
+        int failed = put_any_value(&any, value, 0);
+        Py_DECREF(value);
+        if (failed)
+            goto done;
+        /* KeyValue: 1 key = string, 2 value = AnyValue; as field 9 of Span (0x4a). */
+        Buffer lengths = {NULL, 0, 0};
+        if (put_varint(&lengths, (unsigned long long)key_size) < 0)
+            goto done;
+        Py_ssize_t key_length_size = lengths.size;
+        if (put_varint(&lengths, (unsigned long long)any.size) < 0) {
+            PyMem_Free(lengths.data);
+            goto done;
+        }
+        Py_ssize_t message_size = 1 + key_length_size + key_size + 1 + (lengths.size - key_length_size) + any.size;
+        failed = put(&out, "\x4a", 1) < 0 || put_varint(&out, (unsigned long long)message_size) < 0 ||
+                 put(&out, "\x0a", 1) < 0 || put(&out, lengths.data, key_length_size) < 0 ||
+                 put(&out, key_utf8, key_size) < 0 || put(&out, "\x12", 1) < 0 ||
+                 put(&out, lengths.data + key_length_size, lengths.size - key_length_size) < 0 ||
+                 put(&out, any.data, any.size) < 0;
+        PyMem_Free(lengths.data);
+        if (failed)
+            goto done;
+    }
+    result = PyBytes_FromStringAndSize(out.data ? out.data : "", out.size);
+done:
+    PyMem_Free(out.data);
+    PyMem_Free(any.data);
+    return result;
+}
+
+static PyObject *configure_otlp(PyObject *module, PyObject *any_value)
+{
+    Py_INCREF(any_value);
+    Py_XSETREF(any_value_fallback, any_value);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"snapshot", (PyCFunction)(void (*)(void))snapshot, METH_FASTCALL,
+     "snapshot(value, depth=0) -> a copy of a request value (fingerprints.snapshot)"},
+    {"configure_snapshot", configure_snapshot, METH_VARARGS, "configure_snapshot(fallback, unreadable)"},
+    {"encode_attributes", encode_attributes, METH_O,
+     "encode_attributes(attributes) -> a Span's attributes as KeyValue fields (otlp.encode_attributes)"},
+    {"configure_otlp", configure_otlp, METH_O, "configure_otlp(any_value_fallback)"},
     {"text", (PyCFunction)(void (*)(void))canonical_text, METH_FASTCALL,
      "text(value, depth, seen) -> the canonical text of value (fingerprints.py)"},
     {"configure", configure, METH_VARARGS, "configure(fallback, not_hashable_error)"},
@@ -268,7 +557,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module_definition = {
-    PyModuleDef_HEAD_INIT, "_speedups", "The canonical request text of fingerprints.py, in C.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_speedups", "The SDK's canonical request text and OTLP attribute encoding, in C.", -1, methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void)

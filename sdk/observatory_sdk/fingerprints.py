@@ -19,10 +19,11 @@ for, and those are found exactly."""
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
 from operator import itemgetter
 from typing import Any
+
+from .accelerator import speedups
 
 WHOLE_CHARS = 4096
 EDGE_CHARS = 1024
@@ -122,16 +123,11 @@ def _other_text(value: Any, depth: int, seen: dict[int, str] | None) -> str:
 
 
 def _load_c_writer() -> Any:
-    """`_speedups.text` (the same text, written in C), or None when it is not built or is turned
-    off (OBSERVATORY_SDK_PURE_PYTHON=1)."""
-    if os.environ.get("OBSERVATORY_SDK_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
+    """`_speedups.text` (the same text, written in C), or None (see accelerator)."""
+    if speedups is None:
         return None
-    try:
-        from . import _speedups
-    except ImportError:
-        return None
-    _speedups.configure(_other_text, _NotHashable)
-    return _speedups.text
+    speedups.configure(_other_text, _NotHashable)
+    return speedups.text
 
 
 _c_text = _load_c_writer()
@@ -194,7 +190,7 @@ _SHARED = frozenset({str, int, float, bool, type(None), bytes})
 _SNAPSHOT_DEPTH = MAX_DEPTH + 4  # the request sits one level down in its hash, messages one up in the prefix's
 
 
-def snapshot(value: Any, depth: int = 0) -> Any:
+def snapshot_py(value: Any, depth: int = 0) -> Any:
     """A copy of a request value that the app can no longer change and that hashes (and reads) as
     the value did when it was taken: containers are copied, strings and numbers shared, so its
     cost grows with the number of containers and items, never with the length of a text; a list
@@ -236,6 +232,19 @@ def _snapshot_other(value: Any, depth: int) -> Any:
     if isinstance(value, int | float):
         return (float if isinstance(value, float) else int)(value)
     return _UNREADABLE
+
+
+def _load_c_snapshot() -> Any:
+    """`_speedups.snapshot` (the same copy, made in C), or None (see accelerator)."""
+    if speedups is None:
+        return None
+    speedups.configure_snapshot(_snapshot_other, _UNREADABLE)
+    return speedups.snapshot
+
+
+_c_snapshot = _load_c_snapshot()
+snapshot = _c_snapshot or snapshot_py
+"""The snapshot in use: the C one when built, else `snapshot_py` (whose docstring says what it is)."""
 
 
 def canonical_text(payload: Any, seen: dict[int, str] | None = None, depth: int = 0) -> str | None:

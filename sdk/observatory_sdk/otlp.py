@@ -9,6 +9,8 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .accelerator import speedups
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
@@ -64,9 +66,17 @@ def _key_value(tag: bytes, key: str, value: Any) -> bytes:
 
 
 def encode_attributes(attributes: Mapping[str, Any], tag: bytes = SPAN_ATTRIBUTES) -> bytes:
-    """Repeated KeyValue fields (a Span's attributes by default). A span's attribute whose key and
-    value were encoded before comes from the cache: one dict per key, by value (and its type, so
-    that True, 1 and 1.0 stay apart); a key whose values never repeat (ids, hashes) just refills."""
+    """Repeated KeyValue fields (a Span's attributes by default): by the C module when it is built
+    (see accelerator), else `encode_attributes_py`."""
+    if _c_encode_attributes is not None and tag == SPAN_ATTRIBUTES and type(attributes) is dict:
+        return _c_encode_attributes(attributes)
+    return encode_attributes_py(attributes, tag)
+
+
+def encode_attributes_py(attributes: Mapping[str, Any], tag: bytes = SPAN_ATTRIBUTES) -> bytes:
+    """`encode_attributes` in Python. A span's attribute whose key and value were encoded before
+    comes from the cache: one dict per key, by value (and its type, so that True, 1 and 1.0 stay
+    apart); a key whose values never repeat (ids, hashes) just refills."""
     if tag != SPAN_ATTRIBUTES:
         return b"".join([_key_value(tag, key, value) for key, value in attributes.items()])
     parts = []
@@ -91,6 +101,16 @@ def encode_attributes(attributes: Mapping[str, Any], tag: bytes = SPAN_ATTRIBUTE
         values[value] = (type(value), encoded)
         append(encoded)
     return b"".join(parts)
+
+
+def _load_c_encoder() -> Any:
+    if speedups is None:
+        return None
+    speedups.configure_otlp(_any_value)
+    return speedups.encode_attributes
+
+
+_c_encode_attributes = _load_c_encoder()
 
 
 def encode_span(

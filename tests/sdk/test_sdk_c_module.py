@@ -1,0 +1,252 @@
+"""The SDK's C module (`observatory_sdk._speedups`) writes exactly what the Python code writes: the
+canonical request text (so the hashes do not depend on whether the SDK could be compiled) and a span's
+OTLP attributes."""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from observatory_sdk import fingerprints, otlp
+from observatory_sdk.fingerprints import _NotHashable, _text_py, canonical_text, snapshot, snapshot_py
+
+C_TEXT = fingerprints._c_text
+needs_c = pytest.mark.skipif(C_TEXT is None, reason="the C module is not built here, or OBSERVATORY_SDK_PURE_PYTHON turns it off")
+
+
+class Colour(enum.StrEnum):
+    RED = "red"
+
+
+class Level(int, enum.Enum):
+    HIGH = 3
+
+
+def _both(value, depth=0, shared=True):
+    """(C text, Python text), each the text or the exception type it raised."""
+    results = []
+    for writer in (C_TEXT, _text_py):
+        fingerprints._text = writer
+        try:
+            results.append(writer(value, depth, {} if shared else None))
+        except (_NotHashable, TypeError, ValueError, RecursionError) as error:
+            results.append(type(error))
+        finally:
+            fingerprints._text = C_TEXT
+    return tuple(results)
+
+
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.text(alphabet="ab\u00e9\u4e2d\U0001f600", min_size=4090, max_size=4110),
+    st.binary(max_size=20),
+    st.sampled_from([Colour.RED, Level.HIGH, "x" * 9000, "\ud800 lone surrogate"]),
+)
+keys = st.one_of(st.text(max_size=12), st.sampled_from(["role", "content", "model", "x" * 5000]))
+values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5),
+        st.lists(inner, min_size=60, max_size=90),
+        st.lists(inner, max_size=4).map(tuple),
+        st.dictionaries(keys, inner, max_size=5),
+    ),
+    max_leaves=120,
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(value=values, depth=st.integers(min_value=0, max_value=3), shared=st.booleans())
+def test_the_c_writer_writes_what_the_python_writer_writes(value, depth, shared):
+    c_text, python_text = _both(value, depth, shared)
+
+    assert c_text == python_text
+
+
+@needs_c
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(value=values)
+def test_snapshots_read_the_same_in_c_and_python(value):
+    """Snapshots hold the SDK's own list type for long lists: the C writer hands them back to Python."""
+    c_text, python_text = _both(snapshot({"messages": value, "n": [value] * 70}))
+
+    assert c_text == python_text
+
+
+def _shape(value):
+    """The value with the type of every container and leaf spelled out (so that a list and a tuple,
+    or 1 and True, do not compare equal)."""
+    if isinstance(value, dict):
+        return (type(value).__name__, [(_shape(key), _shape(item)) for key, item in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, getattr(value, "size", None), [_shape(item) for item in value])
+    if isinstance(value, float) and math.isnan(value):
+        return ("float", "nan")
+    return (type(value).__name__, value if isinstance(value, str | int | float | bytes) or value is None else id(value))
+
+
+def _snapshots(value):
+    c_copy = snapshot(value)
+    fingerprints.snapshot = snapshot_py
+    try:
+        python_copy = snapshot_py(value)
+    finally:
+        fingerprints.snapshot = snapshot
+    return c_copy, python_copy
+
+
+@needs_c
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(value=values)
+def test_the_c_snapshot_copies_what_the_python_snapshot_copies(value):
+    c_copy, python_copy = _snapshots({"messages": value, "n": [value] * 70, "t": (value,)})
+
+    assert _shape(c_copy) == _shape(python_copy)
+
+
+@needs_c
+def test_a_snapshot_is_a_copy_the_app_can_no_longer_change():
+    messages = [{"role": "user", "content": "Hi", "parts": [{"text": "a"}]}]
+    request = {"model": "m", "messages": messages, "stop": ("x",)}
+    copy = snapshot(request)
+    messages[0]["content"] = "changed"
+    messages[0]["parts"].append({"text": "b"})
+    messages.append({"role": "user", "content": "more"})
+
+    assert copy == {"model": "m", "messages": [{"role": "user", "content": "Hi", "parts": [{"text": "a"}]}], "stop": ("x",)}
+    deep: list = []
+    for _ in range(60):
+        deep = [deep]
+    assert _shape(_snapshots(deep)[0]) == _shape(_snapshots(deep)[1])
+    assert _shape(snapshot(iter([1]))) == _shape(snapshot_py(iter([1])))
+
+
+@needs_c
+def test_edge_values_write_the_same():
+    cyclic: list = []
+    cyclic.append(cyclic)
+    shared_message = {"role": "user", "content": "Hi"}
+    cases = [
+        -0.0,
+        math.nan,
+        float("inf"),
+        10**5000,  # too many digits for str(): not hashable in either
+        {1: "a", "b": 2},  # keys that cannot be sorted together
+        {True: 1, 2: 0},
+        cyclic,
+        [shared_message, shared_message, [shared_message]],
+        "y" * 4097,
+        "z" * 4096,
+        "\u4e2d" * 100_003,
+        list(range(65)),
+        tuple(range(64)),
+        [str(n) for n in range(1000)],
+        bytearray(b"\x00\xff" * 3000),
+        iter([1, 2]),
+        {"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["bottom"]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]},
+    ]
+    for value in cases:
+        c_text, python_text = _both(value)
+        assert c_text == python_text, value
+
+
+@needs_c
+def test_a_container_met_twice_is_written_once_and_reused_by_both_writers():
+    message = {"role": "system", "content": "Be brief."}
+    seen: dict[int, str] = {}
+    first = canonical_text({"system": [message]}, seen)
+    fingerprints._text = _text_py
+    try:
+        second = canonical_text([message], seen)  # the Python writer reads what C remembered
+    finally:
+        fingerprints._text = C_TEXT
+
+    assert seen[id(message)] == "d2:s7:contents9:Be brief.s4:roles6:system"
+    assert first == "d1:s6:systeml1:" + seen[id(message)]
+    assert second == "l1:" + seen[id(message)]
+
+
+def test_the_c_module_is_built_wherever_a_c_compiler_is():
+    """An error in the C source would otherwise go unnoticed: the build is optional and the SDK
+    falls back to Python without a word."""
+    if not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("no C compiler on this machine")
+    if os.environ.get("OBSERVATORY_SDK_PURE_PYTHON"):
+        pytest.skip("the C writer is turned off")
+
+    assert C_TEXT is not None
+    assert otlp._c_encode_attributes is not None
+    assert fingerprints.snapshot is fingerprints._c_snapshot is not None
+
+
+def test_pure_python_can_be_asked_for():
+    code = (
+        "from observatory_sdk import fingerprints as f, otlp; "
+        "print(f._text is f._text_py, otlp._c_encode_attributes is None, f.fingerprint({'a': [1]}))"
+    )
+    pure = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "OBSERVATORY_SDK_PURE_PYTHON": "1"}, capture_output=True, text=True
+    )
+    default = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+    assert pure.stdout.split() == ["True", "True", fingerprints.fingerprint({"a": [1]})]
+    assert default.stdout.split()[2] == pure.stdout.split()[2]
+
+
+attribute_values = st.recursive(
+    st.one_of(
+        st.booleans(),
+        st.integers(min_value=-(2**80), max_value=2**80),
+        st.floats(allow_nan=False),
+        st.text(max_size=30),
+        st.binary(max_size=10),
+        st.sampled_from([Colour.RED, Level.HIGH, "\ud800 lone surrogate", bytearray(b"ab"), None, math.inf]),
+    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.lists(inner, max_size=4).map(tuple)),
+    max_leaves=12,
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(attributes=st.dictionaries(st.text(max_size=20), attribute_values, max_size=12))
+def test_the_c_encoder_writes_the_attributes_the_python_encoder_writes(attributes):
+    assert otlp._c_encode_attributes(attributes) == otlp.encode_attributes_py(attributes)
+
+
+@needs_c
+def test_a_span_encoded_in_c_decodes_to_its_attributes():
+    from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans
+
+    attributes = {
+        "gen_ai.request.model": "gpt-4o-mini",
+        "gen_ai.request.stream": False,
+        "gen_ai.usage.input_tokens": 1200,
+        "gen_ai.request.temperature": 0.25,
+        "gen_ai.response.finish_reasons": ("stop", "length"),
+        "observatory.offset": -3,
+    }
+    encoded = otlp.encode_span(1, 2, None, False, "chat gpt-4o-mini", otlp.SPAN_KIND_CLIENT, 10, 20, attributes)
+    scope = ScopeSpans()
+    scope.ParseFromString(encoded)  # a Span with its field tag: field 2 of ScopeSpans
+    (span,) = scope.spans
+    values = {item.key: item.value for item in span.attributes}
+
+    assert values["gen_ai.request.model"].string_value == "gpt-4o-mini"
+    assert values["gen_ai.request.stream"].HasField("bool_value") and not values["gen_ai.request.stream"].bool_value
+    assert values["gen_ai.usage.input_tokens"].int_value == 1200
+    assert values["gen_ai.request.temperature"].double_value == 0.25
+    assert [item.string_value for item in values["gen_ai.response.finish_reasons"].array_value.values] == ["stop", "length"]
+    assert values["observatory.offset"].int_value == -3
