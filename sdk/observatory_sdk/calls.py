@@ -220,7 +220,10 @@ def request_hashes(operation: Operation, request: Mapping[str, Any]) -> dict[str
         prefix_text = canonical_text(prefix, seen)
         if prefix_text is not None:
             hashes["observatory.prompt_prefix_hash"] = digest(prefix_text)
-    semantic = {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
+    if NON_SEMANTIC_FIELDS.isdisjoint(request):  # the usual case: nothing to leave out, no copy
+        semantic = request
+    else:
+        semantic = {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
     request_text = canonical_text(semantic, seen, depth=1)  # one level down, under "request"
     if request_text is not None:
         # The canonical form of {"provider": ..., "operation": ..., "request": the request}, keys
