@@ -122,19 +122,6 @@ def _other_text(value: Any, depth: int, seen: dict[int, str] | None) -> str:
     raise _NotHashable  # iterators (already consumed by the client) and unknown objects have no stable form
 
 
-def _load_c_writer() -> Any:
-    """`_speedups.text` (the same text, written in C), or None (see accelerator)."""
-    if speedups is None:
-        return None
-    speedups.configure(_other_text, _NotHashable)
-    return speedups.text
-
-
-_c_text = _load_c_writer()
-_text = _c_text or _text_py
-"""The canonical text writer in use: the C one when built, else `_text_py`."""
-
-
 def _mapping_text(mapping: Mapping[Any, Any], depth: int, seen: dict[int, str] | None) -> str:
     parts = [f"d{len(mapping)}:"]
     append = parts.append
@@ -234,15 +221,19 @@ def _snapshot_other(value: Any, depth: int) -> Any:
     return _UNREADABLE
 
 
-def _load_c_snapshot() -> Any:
-    """`_speedups.snapshot` (the same copy, made in C), or None (see accelerator)."""
+def _c_functions() -> tuple[Any, Any]:
+    """`_speedups.text` and `_speedups.snapshot` (the same text and copy, made in C), or Nones
+    when the C module is not built or is turned off (see accelerator)."""
     if speedups is None:
-        return None
+        return None, None
+    speedups.configure(_other_text, _NotHashable)
     speedups.configure_snapshot(_snapshot_other, _UNREADABLE)
-    return speedups.snapshot
+    return speedups.text, speedups.snapshot
 
 
-_c_snapshot = _load_c_snapshot()
+_c_text, _c_snapshot = _c_functions()
+_text = _c_text or _text_py
+"""The canonical text writer in use: the C one when built, else `_text_py`."""
 snapshot = _c_snapshot or snapshot_py
 """The snapshot in use: the C one when built, else `snapshot_py` (whose docstring says what it is)."""
 
