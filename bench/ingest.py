@@ -275,7 +275,8 @@ def main() -> None:
 
 
 def copy_ceiling(env: dict, bodies: list[bytes]) -> dict:
-    """Decode+map the same bodies once, then time (a) plain binary COPY into the partitioned table and
+    """Decode+map the same bodies once, then time (a) plain binary COPY into the partitioned table (the median of
+    three COPYs, each of every row in one transaction: one alone varies by a third from run to run) and
     (b) the ingest store path (COPY into staging + INSERT … ON CONFLICT), on the same database."""
     code = r'''
 import gzip, json, sys, time
@@ -297,8 +298,8 @@ cost = IngestCost(None, "pending", None)
 def rows(org):
     return [call_row(org, None, c, Attribution(None, None, ""), cost) for c in calls]
 cols = ", ".join(store.LLMCALL.column_names)
-results = {}
-for label, org in (("copy_binary", 900001), ("store_path", 900002)):
+results, ceilings = {}, []
+for label, org in (("copy_binary", 900001), ("copy_binary", 900003), ("copy_binary", 900005), ("store_path", 900002)):
     data = rows(org)
     with connection.cursor() as c:
         c.execute("CHECKPOINT")
@@ -313,8 +314,10 @@ for label, org in (("copy_binary", 900001), ("store_path", 900002)):
         for i in range(0, len(data), 100):  # one transaction per 100-row request, as ingest does
             store.write_batch(data[i:i + 100])
     results[label] = len(data) / (time.perf_counter() - t0)
+    if label == "copy_binary":
+        ceilings.append(round(results[label]))
 print(json.dumps({"decode_map_us_per_span": decode_s / len(calls) * 1e6,
-                  "copy_binary_rows_per_s": round(results["copy_binary"]),
+                  "copy_binary_rows_per_s": sorted(ceilings)[1], "copy_binary_rows_per_s_by_try": ceilings,
                   "store_path_rows_per_s_100_per_batch": round(results["store_path"])}))
 '''
     payload = json.dumps([b.decode("latin-1") for b in bodies])
@@ -325,7 +328,7 @@ print(json.dumps({"decode_map_us_per_span": decode_s / len(calls) * 1e6,
     if out.returncode != 0:
         raise SystemExit(out.stderr)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"decode+map: {figures['decode_map_us_per_span']:.1f} µs/span; COPY binary ceiling: "
+    print(f"decode+map: {figures['decode_map_us_per_span']:.1f} µs/span; COPY binary ceiling (median of 3): "
           f"{figures['copy_binary_rows_per_s']:,} rows/s; store path: {figures['store_path_rows_per_s_100_per_batch']:,} rows/s")
     return figures
 

@@ -2,7 +2,8 @@
 that dies after answering (killed, out of memory, a worker timeout) loses nothing it answered for.
 
 The OTLP/HTTP receiver answers a trace export once it is decoded, mapped (so the reply can say which spans were
-rejected) and journaled, and stores it right after the answer has left (ingest.receiver). The exporter's next
+rejected) and journaled, and stores it after the answer has left, with the other exports of a short batch
+(ingest.receiver, ingest.write_behind); its slot is marked done once its rows are committed. The exporter's next
 export no longer waits for the database, and the store of one export overlaps the decoding of the next in another
 web worker.
 

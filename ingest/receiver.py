@@ -5,7 +5,8 @@ Transports call `sender_for` (before reading the body: a bad key or an exhausted
 then `receive`; both raise RequestRejected with the status and message to answer. The spool (ingest.spool) is
 applied through `apply_spooled`, the same decoding and storing as a live export. OTLP/HTTP trace exports are
 answered before they are stored (`answer_first`): decoded, mapped and journaled (ingest.journal) first, so the
-answer is as exact and the export as safe as if it had been stored.
+answer is as exact and the export as safe as if it had been stored; the process's writer thread then stores them,
+several exports to one write (`store_answered`, ingest.write_behind).
 """
 
 from __future__ import annotations
@@ -17,13 +18,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import DatabaseError, DataError, InterfaceError, OperationalError, connection
 
 from ingest import journal, otlp_decode, rate_limit, spool
 from ingest.call_codec import calls_from_json, calls_to_json
 from ingest.http import RequestRejected
 from ingest.records import CallFields
-from ingest.services import ingest_log_records, ingest_metric_points, ingest_spans, map_export, store_calls
+from ingest.services import (
+    IngestOutcome,
+    PreparedWrite,
+    ingest_log_records,
+    ingest_metric_points,
+    ingest_spans,
+    map_export,
+    prepare_write,
+    store_calls,
+    write_prepared,
+)
+from ingest.write_behind import Writer
 from observatory.models import ApiKey
 from observatory.services import authenticate_key_cached, parse_key_prefix
 
@@ -147,11 +160,10 @@ _outage_seen_at = -OUTAGE_HOLD_SECONDS
 
 def _answer_first(sender: Sender, body: bytes, content_type: str, decoded) -> Received:
     """Map the spans now (the answer says which were rejected), journal the export, store it after the answer."""
-    api_key = sender.api_key
     calls, context, outcome = map_export(decoded.spans, decoded.rejected, decoded.errors)
 
     def store() -> Received:
-        store_calls(api_key, calls, context, outcome)
+        store_calls(sender.api_key, calls, context, outcome)
         return Received(outcome.rejected, outcome.message)
 
     if not calls and not context:
@@ -162,26 +174,91 @@ def _answer_first(sender: Sender, body: bytes, content_type: str, decoded) -> Re
     except OSError as exc:
         log.warning("ingest journal unavailable (%s); storing the export before answering", exc)
         return _store_or_spool(sender, "traces", body, content_type, outcome.rejected, store)
+    answered = Answered(sender, body, content_type, calls, context, outcome, entry)
 
     def after_answer() -> None:
-        # No `SELECT 1` round trip before the store (CONN_HEALTH_CHECKS): on a connection the database dropped, the
-        # store fails and the export goes to the spool; Django closes that connection when the request ends.
-        connection.health_check_done = True
-        try:
-            _store_or_spool(sender, "traces", body, content_type, outcome.rejected, store)
-        except RequestRejected as exc:  # the exporter has its answer: what is left is to say so in the log
-            if exc.status >= 500:  # neither the database nor the spool could take it: the journal keeps it
-                log.error("ingest: an export answered for is kept in the journal: %s", exc.message)
-                entry.abandon()
-                return
-            log.error("ingest: an export answered for was refused by the database and dropped: %s", exc.message)
-        except Exception:
-            log.exception("ingest: an export answered for could not be stored; the journal keeps it")
-            entry.abandon()
-            return
-        entry.done()
+        if settings.INGEST_BATCH_SECONDS > 0:
+            writer.submit(answered, len(calls) + len(context))
+        else:
+            # No `SELECT 1` round trip before the store (CONN_HEALTH_CHECKS): on a connection the database dropped,
+            # the store fails and the export goes to the spool; Django closes that connection when the request ends.
+            connection.health_check_done = True
+            store_answered([answered])
 
     return Received(outcome.rejected, outcome.message, after_answer=after_answer)
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A trace export answered for and journaled, waiting for its store."""
+
+    sender: Sender
+    body: bytes
+    content_type: str
+    calls: list[CallFields]
+    context: list
+    outcome: IngestOutcome
+    entry: journal.Entry
+
+
+def store_answered(batch: list[Answered]) -> None:
+    """Store answered exports with one write (ingest.write_behind); when that fails, each on its own, as if it had
+    come alone: stored, spooled, or refused by the database (and dropped, said in the log), never lost for another's
+    sake. Each journal entry is done once its export is stored or spooled."""
+    prepared: list[PreparedWrite | None] = [None] * len(batch)
+    if len(batch) > 1:
+        try:
+            for index, item in enumerate(batch):
+                prepared[index] = prepare_write(item.sender.api_key, item.calls, item.context)
+            write_prepared(prepared)
+        except Exception as exc:  # each export is tried on its own below, and says what failed
+            log.warning("ingest: %s exports could not be written together (%s); writing each on its own",
+                        len(batch), str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        else:
+            for item in batch:
+                item.entry.done()
+            return
+    for item, rows in zip(batch, prepared, strict=True):
+        _store_one(item, rows)
+
+
+def _store_one(item: Answered, rows: PreparedWrite | None) -> None:
+    outcome = item.outcome
+
+    def store() -> Received:
+        if rows is None:
+            store_calls(item.sender.api_key, item.calls, item.context, outcome)
+        else:
+            write_prepared([rows])
+        return Received(outcome.rejected, outcome.message)
+
+    try:
+        _store_or_spool(item.sender, "traces", item.body, item.content_type, outcome.rejected, store)
+    except RequestRejected as exc:  # the exporter has its answer: what is left is to say so in the log
+        if exc.status >= 500:  # neither the database nor the spool could take it: the journal keeps it
+            log.error("ingest: an export answered for is kept in the journal: %s", exc.message)
+            item.entry.abandon()
+            return
+        log.error("ingest: an export answered for was refused by the database and dropped: %s", exc.message)
+    except Exception:
+        log.exception("ingest: an export answered for could not be stored; the journal keeps it")
+        item.entry.abandon()
+        return
+    item.entry.done()
+
+
+def _write_batch_in_thread(batch: list[Answered]) -> None:
+    """The writer thread's store: its own database connection, checked only after a failure (a connection the
+    database dropped fails the store, and the exports go to the spool) and renewed as a request's would be."""
+    connection.health_check_done = True
+    try:
+        store_answered(batch)
+    finally:
+        connection.close_if_unusable_or_obsolete()
+
+
+writer: Writer[Answered] = Writer(_write_batch_in_thread, lambda: settings.INGEST_BATCH_SECONDS,
+                                   lambda: connection.close())
 
 
 def _spool(sender: Sender, signal: str, body: bytes, content_type: str, rejected: int) -> Received:

@@ -134,11 +134,32 @@ def map_export(
     return calls, context, outcome
 
 
+@dataclass
+class PreparedWrite:
+    """One export's rows, attributed and priced, ready for `store.write_batch` (alone or with other exports')."""
+
+    org_id: int
+    call_rows: list[tuple]
+    span_rows: list[tuple]
+    content_rows: list[tuple]
+    spent: list[hooks.StoredSpend]
+
+
 def store_calls(
     api_key: ApiKey, calls: list[CallFields], context: list[SpanView] = (), outcome: IngestOutcome | None = None
 ) -> IngestOutcome:
     """Attribute, price and write normalized calls (from OTLP or the REST API) in one transaction."""
     outcome = outcome or IngestOutcome()
+    prepared = prepare_write(api_key, calls, context)
+    result = write_prepared([prepared])
+    outcome.calls_inserted = result.calls_inserted
+    outcome.calls_duplicate = result.calls_duplicate
+    outcome.context_spans = len(prepared.span_rows)
+    return outcome
+
+
+def prepare_write(api_key: ApiKey, calls: list[CallFields], context: Sequence[SpanView] = ()) -> PreparedWrite:
+    """Attribute and price an export's calls and build its rows (calls, context spans, content when captured)."""
     organization = api_key.organization
     org_id = organization.pk
     capture = organization.capture_content
@@ -146,12 +167,12 @@ def store_calls(
     pricer = hooks.call_pricer()
     declared = None if capture else declared_keys(org_id)
     call_rows, content_rows, owned_calls = [], [], []
-    listener = hooks.spend_listener()
+    listening = hooks.spend_listener() is not None
     spent: list[hooks.StoredSpend] = []
     for call in calls:
         attribution = attribute_call(api_key, call)  # rules see every attribute, before any is withheld
         cost = pricer(org_id, call) if pricer else UNPRICED
-        if listener is not None and cost.cost_usd:
+        if listening and cost.cost_usd:
             spent.append((attribution.team_id, attribution.product_id, call.start_time, cost.cost_usd))
         if capture:
             if call.input_content or call.output_content:
@@ -165,16 +186,28 @@ def store_calls(
         context_row(org_id, span, capture, owner, declared)
         for span, owner in zip(context, span_owners(api_key, context, owned_calls), strict=True)
     ]
-    result = store.write_batch(call_rows, span_rows, content_rows)
-    if spent:
+    return PreparedWrite(org_id, call_rows, span_rows, content_rows, spent)
+
+
+def write_prepared(batch: Sequence[PreparedWrite]) -> store.WriteResult:
+    """Write the rows of one or more exports in one transaction (all or none: a retry cannot double count; rows
+    already stored are skipped), then tell the spend listener (budgets) what each organization spent."""
+    if len(batch) == 1:
+        only = batch[0]
+        result = store.write_batch(only.call_rows, only.span_rows, only.content_rows)
+    else:
+        result = store.write_batch([row for item in batch for row in item.call_rows],
+                                   [row for item in batch for row in item.span_rows],
+                                   [row for item in batch for row in item.content_rows])
+    listener = hooks.spend_listener()
+    for item in batch:
+        if listener is None or not item.spent:
+            continue
         try:
-            listener(org_id, spent)
+            listener(item.org_id, item.spent)
         except Exception:  # the calls are stored; a counter behind until the next reconciliation is no reason to fail
-            log.exception("ingest: the spend listener failed on %s call(s)", len(spent))
-    outcome.calls_inserted = result.calls_inserted
-    outcome.calls_duplicate = result.calls_duplicate
-    outcome.context_spans = len(span_rows)
-    return outcome
+            log.exception("ingest: the spend listener failed on %s call(s)", len(item.spent))
+    return result
 
 
 def declared_keys(org_id: int) -> frozenset[str]:

@@ -53,6 +53,7 @@ class Config:
     ingest_rate_per_key: int = 50_000
     ingest_burst_per_key: int = 250_000
     spool_max_bytes: int = 1024**3
+    ingest_batch_ms: int = 100
     gateway_allowed_hosts: list[str] = field(default_factory=list)
     gateway_private_networks: list[str] = field(default_factory=list)
     gateway_secret_key: str = ""
@@ -236,6 +237,7 @@ def load_config(env: dict[str, str] | None = None) -> Config:
         ingest_rate_per_key=_int(env, "OBSERVATORY_INGEST_RATE_PER_KEY", 50_000),
         ingest_burst_per_key=_int(env, "OBSERVATORY_INGEST_BURST_PER_KEY", 250_000),
         spool_max_bytes=_int(env, "OBSERVATORY_SPOOL_MAX_BYTES", 1024**3, minimum=1024 * 1024),
+        ingest_batch_ms=_int(env, "OBSERVATORY_INGEST_BATCH_MS", 100),
         gateway_allowed_hosts=[host.lower() for host in _list(env, "OBSERVATORY_GATEWAY_ALLOWED_HOSTS", [])],
         gateway_private_networks=_networks(env, "OBSERVATORY_GATEWAY_PRIVATE_NETWORKS"),
         gateway_secret_key=_gateway_secret_key(env),

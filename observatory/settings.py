@@ -131,6 +131,9 @@ INGEST_RATE_PER_KEY = CONFIG.ingest_rate_per_key  # records per second per API k
 INGEST_BURST_PER_KEY = CONFIG.ingest_burst_per_key
 SPOOL_MAX_BYTES = CONFIG.spool_max_bytes  # exports kept on local disk while the database is away (ingest.spool)
 SPOOL_DRAIN_IN_BACKGROUND = True
+# Trace exports answered first are stored by a writer thread of each web process, several exports to one COPY,
+# within this many seconds of their answer (ingest.write_behind); 0: each right after its own answer.
+INGEST_BATCH_SECONDS = CONFIG.ingest_batch_ms / 1000
 # The gateway (gateway/): upstream hosts allowed beside the providers' public APIs and each organization's own list,
 # the key that encrypts stored provider credentials (empty: $OBSERVATORY_HOME/gateway.key), the largest request body.
 GATEWAY_ALLOWED_HOSTS = CONFIG.gateway_allowed_hosts

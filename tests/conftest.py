@@ -34,6 +34,14 @@ def _fresh_process_caches():
     book.forget()  # its background thread (started by a gateway's first call) ends with the test
 
 
+@pytest.fixture(autouse=True)
+def _answered_exports_stored_at_once(settings):
+    """Trace exports are stored right after their answer, in the request's thread and its test transaction: a
+    writer thread (ingest.write_behind) would use a connection of its own, which cannot see the test's uncommitted
+    rows. tests/ingest/test_write_behind.py runs the writer thread as a server does."""
+    settings.INGEST_BATCH_SECONDS = 0
+
+
 @pytest.fixture
 def org(db):
     from observatory.models import Organization
