@@ -359,6 +359,7 @@ static PyObject *configure_snapshot(PyObject *module, PyObject *args)
 /* -- OTLP attributes ------------------------------------------------------------------------- */
 
 static PyObject *any_value_fallback = NULL; /* Python: otlp._any_value(value) -> bytes */
+static PyObject *sixty_four = NULL;         /* 64: the shift to the high half of a trace id */
 
 typedef struct {
     char *data;
@@ -413,19 +414,29 @@ static int put_field(Buffer *buffer, unsigned char tag, const char *payload, Py_
 
 static int put_any_value(Buffer *buffer, PyObject *value, int depth);
 
-static int put_text_value(Buffer *buffer, PyObject *value)
+/* A text as a length-delimited field, encoded as value.encode("utf-8", "replace") does. */
+static int put_text_field(Buffer *buffer, unsigned char tag, PyObject *value)
 {
+    if (!PyUnicode_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "expected a str");
+        return -1;
+    }
     Py_ssize_t size;
     const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
     if (utf8 != NULL)
-        return put_field(buffer, 0x0a, utf8, size);
-    PyErr_Clear(); /* lone surrogates: replaced, as value.encode("utf-8", "replace") does */
+        return put_field(buffer, tag, utf8, size);
+    PyErr_Clear();
     PyObject *encoded = PyUnicode_AsEncodedString(value, "utf-8", "replace");
     if (encoded == NULL)
         return -1;
-    int failed = put_field(buffer, 0x0a, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
+    int failed = put_field(buffer, tag, PyBytes_AS_STRING(encoded), PyBytes_GET_SIZE(encoded));
     Py_DECREF(encoded);
     return failed;
+}
+
+static int put_text_value(Buffer *buffer, PyObject *value)
+{
+    return put_text_field(buffer, 0x0a, value);
 }
 
 static int put_array_value(Buffer *buffer, PyObject *items, int depth)
@@ -482,18 +493,20 @@ static int put_any_value(Buffer *buffer, PyObject *value, int depth)
     return failed;
 }
 
-static PyObject *encode_attributes(PyObject *module, PyObject *attributes)
+/* A Span's attributes (a dict) as KeyValue fields (field 9, 0x4a), appended to `out`. */
+static int put_attributes(Buffer *out, PyObject *attributes)
 {
     if (any_value_fallback == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "configure_otlp() first");
-        return NULL;
+        return -1;
     }
     if (!PyDict_CheckExact(attributes)) {
         PyErr_SetString(PyExc_TypeError, "attributes must be a dict");
-        return NULL;
+        return -1;
     }
-    Buffer out = {NULL, 0, 0}, any = {NULL, 0, 0};
-    PyObject *key, *value, *result = NULL;
+    Buffer any = {NULL, 0, 0};
+    PyObject *key, *value;
+    int result = -1;
     Py_ssize_t position = 0;
     while (PyDict_Next(attributes, &position, &key, &value)) {
         if (!PyUnicode_Check(key)) {
@@ -520,19 +533,137 @@ static PyObject *encode_attributes(PyObject *module, PyObject *attributes)
             goto done;
         }
         Py_ssize_t message_size = 1 + key_length_size + key_size + 1 + (lengths.size - key_length_size) + any.size;
-        failed = put(&out, "\x4a", 1) < 0 || put_varint(&out, (unsigned long long)message_size) < 0 ||
-                 put(&out, "\x0a", 1) < 0 || put(&out, lengths.data, key_length_size) < 0 ||
-                 put(&out, key_utf8, key_size) < 0 || put(&out, "\x12", 1) < 0 ||
-                 put(&out, lengths.data + key_length_size, lengths.size - key_length_size) < 0 ||
-                 put(&out, any.data, any.size) < 0;
+        failed = put(out, "\x4a", 1) < 0 || put_varint(out, (unsigned long long)message_size) < 0 ||
+                 put(out, "\x0a", 1) < 0 || put(out, lengths.data, key_length_size) < 0 ||
+                 put(out, key_utf8, key_size) < 0 || put(out, "\x12", 1) < 0 ||
+                 put(out, lengths.data + key_length_size, lengths.size - key_length_size) < 0 ||
+                 put(out, any.data, any.size) < 0;
         PyMem_Free(lengths.data);
         if (failed)
             goto done;
     }
-    result = PyBytes_FromStringAndSize(out.data ? out.data : "", out.size);
+    result = 0;
 done:
-    PyMem_Free(out.data);
     PyMem_Free(any.data);
+    return result;
+}
+
+static PyObject *encode_attributes(PyObject *module, PyObject *attributes)
+{
+    Buffer out = {NULL, 0, 0};
+    PyObject *result = NULL;
+    if (put_attributes(&out, attributes) == 0)
+        result = PyBytes_FromStringAndSize(out.data ? out.data : "", out.size);
+    PyMem_Free(out.data);
+    return result;
+}
+
+/* -- OTLP span --------------------------------------------------------------------------------- */
+
+static int put_fixed64(Buffer *buffer, unsigned char tag, unsigned long long value)
+{
+    unsigned char bytes[9] = {tag};
+    for (int i = 0; i < 8; i++)
+        bytes[1 + i] = (unsigned char)(value >> (8 * i));
+    return put(buffer, bytes, 9);
+}
+
+static int put_big_endian(Buffer *buffer, unsigned long long value)
+{
+    unsigned char bytes[8];
+    for (int i = 0; i < 8; i++)
+        bytes[i] = (unsigned char)(value >> (56 - 8 * i));
+    return put(buffer, bytes, 8);
+}
+
+/* An unsigned 64-bit id; OverflowError (as int.to_bytes) when it does not fit. */
+static int id64(PyObject *value, unsigned long long *out)
+{
+    if (!PyLong_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "ids must be int");
+        return -1;
+    }
+    *out = PyLong_AsUnsignedLongLong(value);
+    return (*out == (unsigned long long)-1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* A small enum value (span kind, status code): one byte, as otlp._SMALL[value]. */
+static int put_small(Buffer *buffer, unsigned char tag, PyObject *value)
+{
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred())
+        return -1;
+    if (number < 0 || number > 127) {
+        PyErr_SetString(PyExc_IndexError, "enum value out of range");
+        return -1;
+    }
+    unsigned char bytes[2] = {tag, (unsigned char)number};
+    return put(buffer, bytes, 2);
+}
+
+/* otlp.encode_span_py: one Span message with its field tag (0x12 of ScopeSpans). */
+static PyObject *encode_span(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 11) {
+        PyErr_SetString(PyExc_TypeError, "encode_span takes 11 arguments");
+        return NULL;
+    }
+    PyObject *trace_id = args[0], *span_id = args[1], *parent_span_id = args[2], *parent_is_remote = args[3];
+    PyObject *name = args[4], *kind = args[5], *start_ns = args[6], *end_ns = args[7], *attributes = args[8];
+    PyObject *status_code = args[9], *status_message = args[10];
+    Buffer span = {NULL, 0, 0}, status = {NULL, 0, 0}, whole = {NULL, 0, 0};
+    PyObject *result = NULL, *high_part = NULL;
+    unsigned long long high, low, span_bits, parent_bits = 0, start_bits, end_bits;
+    unsigned int flags = 0x100;
+
+    if (!PyLong_Check(trace_id)) {
+        PyErr_SetString(PyExc_TypeError, "ids must be int");
+        goto done;
+    }
+    high_part = PyNumber_Rshift(trace_id, sixty_four);
+    if (high_part == NULL || id64(high_part, &high) < 0)
+        goto done;
+    low = PyLong_AsUnsignedLongLongMask(trace_id);
+    if (low == (unsigned long long)-1 && PyErr_Occurred())
+        goto done;
+    if (id64(span_id, &span_bits) < 0 || id64(start_ns, &start_bits) < 0 || id64(end_ns, &end_bits) < 0)
+        goto done;
+    if (parent_span_id != Py_None) {
+        if (id64(parent_span_id, &parent_bits) < 0)
+            goto done;
+        int remote = PyObject_IsTrue(parent_is_remote);
+        if (remote < 0)
+            goto done;
+        if (remote)
+            flags |= 0x200;
+    }
+    if (put(&span, "\x0a\x10", 2) < 0 || put_big_endian(&span, high) < 0 || put_big_endian(&span, low) < 0 ||
+        put(&span, "\x12\x08", 2) < 0 || put_big_endian(&span, span_bits) < 0)
+        goto done;
+    if (parent_span_id != Py_None && (put(&span, "\x22\x08", 2) < 0 || put_big_endian(&span, parent_bits) < 0))
+        goto done;
+    if (put_text_field(&span, 0x2a, name) < 0 || put_small(&span, 0x30, kind) < 0 ||
+        put_fixed64(&span, 0x39, start_bits) < 0 || put_fixed64(&span, 0x41, end_bits) < 0 ||
+        put_attributes(&span, attributes) < 0)
+        goto done;
+    int has_status = PyObject_IsTrue(status_code);
+    if (has_status < 0)
+        goto done;
+    if (has_status) {
+        int has_message = PyObject_IsTrue(status_message);
+        if (has_message < 0 || (has_message && put_text_field(&status, 0x12, status_message) < 0) ||
+            put_small(&status, 0x18, status_code) < 0 || put_field(&span, 0x7a, status.data, status.size) < 0)
+            goto done;
+    }
+    unsigned char flag_bytes[6] = {0x85, 0x01, (unsigned char)flags, (unsigned char)(flags >> 8), 0, 0};
+    if (put(&span, flag_bytes, 6) < 0 || put_field(&whole, 0x12, span.data, span.size) < 0)
+        goto done;
+    result = PyBytes_FromStringAndSize(whole.data, whole.size);
+done:
+    Py_XDECREF(high_part);
+    PyMem_Free(span.data);
+    PyMem_Free(status.data);
+    PyMem_Free(whole.data);
     return result;
 }
 
@@ -550,6 +681,9 @@ static PyMethodDef methods[] = {
     {"encode_attributes", encode_attributes, METH_O,
      "encode_attributes(attributes) -> a Span's attributes as KeyValue fields (otlp.encode_attributes)"},
     {"configure_otlp", configure_otlp, METH_O, "configure_otlp(any_value_fallback)"},
+    {"encode_span", (PyCFunction)(void (*)(void))encode_span, METH_FASTCALL,
+     "encode_span(trace_id, span_id, parent_span_id, parent_is_remote, name, kind, start_ns, end_ns, attributes, "
+     "status_code, status_message) -> one Span message with its field tag (otlp.encode_span_py)"},
     {"text", (PyCFunction)(void (*)(void))canonical_text, METH_FASTCALL,
      "text(value, depth, seen) -> the canonical text of value (fingerprints.py)"},
     {"configure", configure, METH_VARARGS, "configure(fallback, not_hashable_error)"},
@@ -566,7 +700,8 @@ PyMODINIT_FUNC PyInit__speedups(void)
     text_none = PyUnicode_FromString("n");
     text_true = PyUnicode_FromString("t");
     text_false = PyUnicode_FromString("f");
-    if (empty == NULL || text_none == NULL || text_true == NULL || text_false == NULL)
+    sixty_four = PyLong_FromLong(64);
+    if (sixty_four == NULL || empty == NULL || text_none == NULL || text_true == NULL || text_false == NULL)
         return NULL;
     return PyModule_Create(&module_definition);
 }

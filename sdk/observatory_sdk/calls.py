@@ -210,6 +210,13 @@ def read_request(operation: Operation, kwargs: Mapping[str, Any], client: Any, s
     return attributes, snapshot(request)
 
 
+PREFIX_HASHES_KEPT = 256
+_prefix_hashes: dict[str, str] = {}
+"""Prompt-prefix hashes by canonical text: an app sends the same few prefixes (system prompts, tools) again and
+again, so most calls look theirs up instead of hashing it. Whichever thread builds spans uses it: each dict
+operation is atomic, and an entry lost to a concurrent clear() costs one hash."""
+
+
 def request_hashes(operation: Operation, request: Mapping[str, Any]) -> dict[str, str]:
     """`observatory.prompt_prefix_hash` and `observatory.request_hash` of a request snapshot (see
     `read_request`); runs on the export thread, many calls in a row."""
@@ -219,7 +226,12 @@ def request_hashes(operation: Operation, request: Mapping[str, Any]) -> dict[str
     if prefix is not None:
         prefix_text = canonical_text(prefix, seen)
         if prefix_text is not None:
-            hashes["observatory.prompt_prefix_hash"] = digest(prefix_text)
+            prefix_hash = _prefix_hashes.get(prefix_text)
+            if prefix_hash is None:
+                if len(_prefix_hashes) >= PREFIX_HASHES_KEPT:
+                    _prefix_hashes.clear()
+                prefix_hash = _prefix_hashes[prefix_text] = digest(prefix_text)
+            hashes["observatory.prompt_prefix_hash"] = prefix_hash
     if NON_SEMANTIC_FIELDS.isdisjoint(request):  # the usual case: nothing to leave out, no copy
         semantic = request
     else:

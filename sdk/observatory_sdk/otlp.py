@@ -103,14 +103,14 @@ def encode_attributes_py(attributes: Mapping[str, Any], tag: bytes = SPAN_ATTRIB
     return b"".join(parts)
 
 
-def _load_c_encoder() -> Any:
+def _load_c_encoders() -> tuple[Any, Any]:
     if speedups is None:
-        return None
+        return None, None
     speedups.configure_otlp(_any_value)
-    return speedups.encode_attributes
+    return speedups.encode_attributes, speedups.encode_span
 
 
-_c_encode_attributes = _load_c_encoder()
+_c_encode_attributes, _c_encode_span = _load_c_encoders()
 
 
 def encode_span(
@@ -126,7 +126,29 @@ def encode_span(
     status_code: int = 0,
     status_message: str | None = None,
 ) -> bytes:
-    """One `Span` message with its field tag, ready to join into `encode_request`."""
+    """One `Span` message with its field tag, ready to join into `encode_request`: by the C module
+    when it is built (see accelerator), else `encode_span_py`."""
+    if _c_encode_span is not None and type(attributes) is dict:
+        return _c_encode_span(trace_id, span_id, parent_span_id, parent_is_remote, name, kind, start_ns, end_ns,
+                              attributes, status_code, status_message)
+    return encode_span_py(trace_id, span_id, parent_span_id, parent_is_remote, name, kind, start_ns, end_ns,
+                          attributes, status_code, status_message)
+
+
+def encode_span_py(
+    trace_id: int,
+    span_id: int,
+    parent_span_id: int | None,
+    parent_is_remote: bool,
+    name: str,
+    kind: int,
+    start_ns: int,
+    end_ns: int,
+    attributes: Mapping[str, Any],
+    status_code: int = 0,
+    status_message: str | None = None,
+) -> bytes:
+    """`encode_span` in Python."""
     flags = _HAS_IS_REMOTE
     parts = [b"\x0a\x10" + trace_id.to_bytes(16, "big"), b"\x12\x08" + span_id.to_bytes(8, "big")]
     if parent_span_id is not None:

@@ -187,14 +187,15 @@ def test_the_c_module_is_built_wherever_a_c_compiler_is():
         pytest.skip("the C writer is turned off")
 
     assert C_TEXT is not None
-    assert otlp._c_encode_attributes is not None
+    assert otlp._c_encode_attributes is not None and otlp._c_encode_span is not None
     assert fingerprints.snapshot is fingerprints._c_snapshot is not None
 
 
 def test_pure_python_can_be_asked_for():
     code = (
         "from observatory_sdk import fingerprints as f, otlp; "
-        "print(f._text is f._text_py, otlp._c_encode_attributes is None, f.fingerprint({'a': [1]}))"
+        "print(f._text is f._text_py, otlp._c_encode_attributes is None and otlp._c_encode_span is None, "
+        "f.fingerprint({'a': [1]}))"
     )
     pure = subprocess.run(
         [sys.executable, "-c", code], env={**os.environ, "OBSERVATORY_SDK_PURE_PYTHON": "1"}, capture_output=True, text=True
@@ -250,3 +251,44 @@ def test_a_span_encoded_in_c_decodes_to_its_attributes():
     assert values["gen_ai.request.temperature"].double_value == 0.25
     assert [item.string_value for item in values["gen_ai.response.finish_reasons"].array_value.values] == ["stop", "length"]
     assert values["observatory.offset"].int_value == -3
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(
+    ids=st.tuples(st.integers(0, 2**128 - 1), st.integers(0, 2**64 - 1), st.none() | st.integers(0, 2**64 - 1)),
+    remote=st.booleans(),
+    name=st.text(max_size=40) | st.just("chat \ud800 lone surrogate"),
+    kind=st.integers(0, 5),
+    times=st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1)),
+    attributes=st.dictionaries(st.text(max_size=20), attribute_values, max_size=8),
+    status=st.tuples(st.integers(0, 2), st.none() | st.text(max_size=30)),
+)
+def test_the_c_encoder_writes_the_span_the_python_encoder_writes(ids, remote, name, kind, times, attributes, status):
+    arguments = (*ids, remote, name, kind, *times, attributes, *status)
+    assert otlp._c_encode_span(*arguments) == otlp.encode_span_py(*arguments)
+
+
+@needs_c
+@pytest.mark.parametrize("trace_id", [-1, 2**128])
+def test_an_id_out_of_range_is_refused_by_both_encoders(trace_id):
+    for encode in (otlp._c_encode_span, otlp.encode_span_py):
+        with pytest.raises(OverflowError):
+            encode(trace_id, 1, None, False, "chat", otlp.SPAN_KIND_CLIENT, 1, 2, {}, 0, None)
+
+
+@needs_c
+def test_a_span_with_a_parent_and_an_error_decodes_as_sent():
+    from opentelemetry.proto.trace.v1.trace_pb2 import ScopeSpans, Status
+
+    encoded = otlp.encode_span(2**127 + 5, 2**63 + 1, 7, True, "chat", otlp.SPAN_KIND_CLIENT, 10, 2**63 + 20,
+                               {"error.type": "RateLimitError"}, otlp.STATUS_ERROR, "RateLimitError")
+    scope = ScopeSpans()
+    scope.ParseFromString(encoded)
+    (span,) = scope.spans
+
+    assert int.from_bytes(span.trace_id, "big") == 2**127 + 5 and int.from_bytes(span.span_id, "big") == 2**63 + 1
+    assert int.from_bytes(span.parent_span_id, "big") == 7
+    assert span.flags == 0x300  # the parent is remote
+    assert span.end_time_unix_nano == 2**63 + 20
+    assert span.status.code == Status.STATUS_CODE_ERROR and span.status.message == "RateLimitError"

@@ -202,3 +202,19 @@ def test_a_long_conversation_hashes_as_before():
         "fe011555f129e06b0e0c69ebbd62c1ce",
         "13d091fbaa5580c52d431bd7335af82e",
     )
+
+
+def test_remembered_prefix_hashes_are_the_hashes_themselves_however_many_prefixes(monkeypatch):
+    """Prefix hashes are looked up by canonical text once computed; past PREFIX_HASHES_KEPT prefixes the table
+    starts again, and every lookup still gives the recipe's hash."""
+    from observatory_sdk import calls
+
+    monkeypatch.setattr(calls, "PREFIX_HASHES_KEPT", 2)
+    monkeypatch.setattr(calls, "_prefix_hashes", {})
+    first = {"role": "user", "content": "Hi"}
+    for _ in range(2):
+        for number in range(5):
+            system = {"role": "system", "content": f"You are bot {number}."}
+            prefix, _ = _hashes(CHAT, model="gpt-4o-mini", messages=[system, first])
+            assert prefix == fingerprint({"system": [system], "tools": None, "first": first})
+    assert len(calls._prefix_hashes) <= 2
