@@ -235,8 +235,10 @@ class Pipeline:
                     if remaining <= 0:
                         return False
                     self._flushed.wait(remaining)
-                busy = self._preparing or self._building
-            if not busy:  # else an app thread was building or encoding meanwhile: one more pass for what it makes
+                # An app thread building or encoding meanwhile, or a request it prepared after the worker's pass (its
+                # hand-over is on the way): one more pass for it.
+                busy = self._preparing or self._building or self._ready
+            if not busy:
                 return not self._queued()
             time.sleep(0.001)
 
