@@ -31,8 +31,15 @@ log = logging.getLogger(__name__)
 PENDING, DONE = b"P", b"D"
 
 
+_journal_dirs: dict[Path, Path] = {}
+
+
 def journal_dir() -> Path:
-    return spool.spool_dir() / "inflight"
+    spool_dir = spool.spool_dir()
+    found = _journal_dirs.get(spool_dir)
+    if found is None:
+        found = _journal_dirs[spool_dir] = spool_dir / "inflight"
+    return found
 
 
 class Slot:

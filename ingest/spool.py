@@ -56,8 +56,16 @@ class SpooledExport:
     body: bytes
 
 
+_spool_dirs: dict[object, Path] = {}
+
+
 def spool_dir() -> Path:
-    return Path(settings.DATA_DIR) / "spool"
+    """`$OBSERVATORY_HOME/spool` (DATA_DIR/spool), built once per data directory: every export asks for it."""
+    data_dir = settings.DATA_DIR
+    found = _spool_dirs.get(data_dir)
+    if found is None:
+        found = _spool_dirs[data_dir] = Path(data_dir) / "spool"
+    return found
 
 
 def encode_record(export: SpooledExport) -> bytes:

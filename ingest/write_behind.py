@@ -69,7 +69,8 @@ class Writer(Generic[Item]):
                 self._ready.wait(1.0)
             self._queue.append(item)
             self._rows += max(1, rows)
-            self._ready.notify_all()
+            if len(self._queue) == 1 or self._rows >= BATCH_ROWS:  # else the writer is gathering until its window ends
+                self._ready.notify_all()
 
     def pending(self) -> int:
         """Rows queued or being written."""
