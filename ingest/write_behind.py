@@ -10,8 +10,9 @@ What stays as it was: an export is answered once it is journaled, and its journa
 its rows are committed (or it is in the spool), so a process that dies with exports waiting here loses none of them
 (`journal.recover`). When a batch cannot be written, each export of it is written on its own, so one export the
 database refuses (or a database gone away: each goes to the spool) never takes the others with it. The queue is
-bounded (MAX_QUEUED_ROWS): a request thread that would go past it waits, so a slow database slows the answers down
-as it did before, instead of filling the memory. At exit the queue is written before the process ends.
+bounded (MAX_QUEUED_ROWS, MAX_QUEUED_EXPORTS): a request thread that would go past it waits, so a slow database
+slows the answers down as it did before, instead of filling the memory (or the open files: each queued export
+holds its journal slot). At exit the queue is written before the process ends.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BATCH_ROWS = 2000
 MAX_QUEUED_ROWS = 20_000
+MAX_QUEUED_EXPORTS = 256  # each holds a journal slot (an open, locked file) until it is written
 EXIT_WAIT_SECONDS = 10.0
 IDLE_SECONDS = 30.0  # a writer with nothing to write for this long closes its database connection
 
@@ -65,7 +67,7 @@ class Writer(Generic[Item]):
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
                 self._thread.start()
-            while self._rows >= MAX_QUEUED_ROWS:
+            while self._rows >= MAX_QUEUED_ROWS or len(self._queue) >= MAX_QUEUED_EXPORTS:
                 self._ready.wait(1.0)
             self._queue.append(item)
             self._rows += max(1, rows)

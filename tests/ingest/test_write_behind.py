@@ -117,8 +117,10 @@ def test_a_batch_gathers_what_arrives_within_the_window_up_to_its_row_limit(monk
     assert writer.pending() == 0
 
 
-def test_a_full_queue_makes_the_request_thread_wait_for_the_writer(monkeypatch):
-    monkeypatch.setattr(write_behind, "MAX_QUEUED_ROWS", 5)
+@pytest.mark.parametrize("limit, rows", [("MAX_QUEUED_ROWS", 5), ("MAX_QUEUED_EXPORTS", 1)])
+def test_a_full_queue_makes_the_request_thread_wait_for_the_writer(monkeypatch, limit, rows):
+    """Full by rows, or by exports (each holds a journal slot, an open file, until it is written)."""
+    monkeypatch.setattr(write_behind, limit, 1 if limit == "MAX_QUEUED_EXPORTS" else 5)
     release = threading.Event()
     written = []
 
@@ -127,11 +129,11 @@ def test_a_full_queue_makes_the_request_thread_wait_for_the_writer(monkeypatch):
         written.extend(batch)
 
     writer = write_behind.Writer(slow_write, lambda: 0.0)
-    writer.submit("a", 5)  # taken by the writer, which is stuck on the database
+    writer.submit("a", rows)  # taken by the writer, which is stuck on the database
     deadline = time.monotonic() + 10
     while writer.pending() != 1 and time.monotonic() < deadline:  # only the batch being written is left
         time.sleep(0.01)
-    writer.submit("b", 5)  # queued: the queue is now full
+    writer.submit("b", rows)  # queued: the queue is now full
     blocked = threading.Thread(target=writer.submit, args=("c", 1))
     blocked.start()
     blocked.join(0.3)
