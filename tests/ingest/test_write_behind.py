@@ -142,3 +142,16 @@ def test_a_full_queue_makes_the_request_thread_wait_for_the_writer(monkeypatch, 
     blocked.join(10)
     assert not blocked.is_alive()
     assert writer.flush(10) and written == ["a", "b", "c"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_export_sent_twice_within_one_batch_is_counted_once(post_otlp, batching, write_calls):
+    """An exporter that timed out sends the same export again at once: both land in the same batch."""
+    body = _export(3)
+    assert post_otlp(body=body).status_code == 200
+    assert post_otlp(body=body).status_code == 200
+    assert post_otlp(body=_export(2)).status_code == 200
+    assert receiver.writer.flush(30)
+    assert LLMCall.objects.count() == 5
+    assert write_calls == [8]  # one write: the repeated rows are skipped there, not by a write of their own
+    assert _slot_states(batching) == [journal.DONE] * 3
