@@ -360,6 +360,7 @@ static PyObject *configure_snapshot(PyObject *module, PyObject *args)
 
 static PyObject *any_value_fallback = NULL; /* Python: otlp._any_value(value) -> bytes */
 static PyObject *sixty_four = NULL;         /* 64: the shift to the high half of a trace id */
+static PyObject *zero = NULL;               /* 0: encode_span's default status code */
 
 typedef struct {
     char *data;
@@ -601,16 +602,29 @@ static int put_small(Buffer *buffer, unsigned char tag, PyObject *value)
     return put(buffer, bytes, 2);
 }
 
+/* A span's attributes from a dict, or from any other mapping (an OpenTelemetry SDK span's) copied into one. */
+static int put_span_attributes(Buffer *buffer, PyObject *attributes)
+{
+    if (PyDict_CheckExact(attributes))
+        return put_attributes(buffer, attributes);
+    PyObject *plain = PyDict_New();
+    if (plain == NULL)
+        return -1;
+    int failed = PyDict_Merge(plain, attributes, 1) < 0 || put_attributes(buffer, plain) < 0;
+    Py_DECREF(plain);
+    return failed ? -1 : 0;
+}
+
 /* otlp.encode_span_py: one Span message with its field tag (0x12 of ScopeSpans). */
 static PyObject *encode_span(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 11) {
-        PyErr_SetString(PyExc_TypeError, "encode_span takes 11 arguments");
+    if (nargs < 9 || nargs > 11) {
+        PyErr_SetString(PyExc_TypeError, "encode_span takes 9 to 11 arguments");
         return NULL;
     }
     PyObject *trace_id = args[0], *span_id = args[1], *parent_span_id = args[2], *parent_is_remote = args[3];
     PyObject *name = args[4], *kind = args[5], *start_ns = args[6], *end_ns = args[7], *attributes = args[8];
-    PyObject *status_code = args[9], *status_message = args[10];
+    PyObject *status_code = nargs > 9 ? args[9] : zero, *status_message = nargs > 10 ? args[10] : Py_None;
     Buffer span = {NULL, 0, 0}, status = {NULL, 0, 0}, whole = {NULL, 0, 0};
     PyObject *result = NULL, *high_part = NULL;
     unsigned long long high, low, span_bits, parent_bits = 0, start_bits, end_bits;
@@ -644,7 +658,7 @@ static PyObject *encode_span(PyObject *module, PyObject *const *args, Py_ssize_t
         goto done;
     if (put_text_field(&span, 0x2a, name) < 0 || put_small(&span, 0x30, kind) < 0 ||
         put_fixed64(&span, 0x39, start_bits) < 0 || put_fixed64(&span, 0x41, end_bits) < 0 ||
-        put_attributes(&span, attributes) < 0)
+        put_span_attributes(&span, attributes) < 0)
         goto done;
     int has_status = PyObject_IsTrue(status_code);
     if (has_status < 0)
@@ -683,7 +697,7 @@ static PyMethodDef methods[] = {
     {"configure_otlp", configure_otlp, METH_O, "configure_otlp(any_value_fallback)"},
     {"encode_span", (PyCFunction)(void (*)(void))encode_span, METH_FASTCALL,
      "encode_span(trace_id, span_id, parent_span_id, parent_is_remote, name, kind, start_ns, end_ns, attributes, "
-     "status_code, status_message) -> one Span message with its field tag (otlp.encode_span_py)"},
+     "status_code=0, status_message=None) -> one Span message with its field tag (otlp.encode_span_py)"},
     {"text", (PyCFunction)(void (*)(void))canonical_text, METH_FASTCALL,
      "text(value, depth, seen) -> the canonical text of value (fingerprints.py)"},
     {"configure", configure, METH_VARARGS, "configure(fallback, not_hashable_error)"},
@@ -701,7 +715,8 @@ PyMODINIT_FUNC PyInit__speedups(void)
     text_true = PyUnicode_FromString("t");
     text_false = PyUnicode_FromString("f");
     sixty_four = PyLong_FromLong(64);
-    if (sixty_four == NULL || empty == NULL || text_none == NULL || text_true == NULL || text_false == NULL)
+    zero = PyLong_FromLong(0);
+    if (sixty_four == NULL || zero == NULL || empty == NULL || text_none == NULL || text_true == NULL || text_false == NULL)
         return NULL;
     return PyModule_Create(&module_definition);
 }

@@ -113,28 +113,6 @@ def _load_c_encoders() -> tuple[Any, Any]:
 _c_encode_attributes, _c_encode_span = _load_c_encoders()
 
 
-def encode_span(
-    trace_id: int,
-    span_id: int,
-    parent_span_id: int | None,
-    parent_is_remote: bool,
-    name: str,
-    kind: int,
-    start_ns: int,
-    end_ns: int,
-    attributes: Mapping[str, Any],
-    status_code: int = 0,
-    status_message: str | None = None,
-) -> bytes:
-    """One `Span` message with its field tag, ready to join into `encode_request`: by the C module
-    when it is built (see accelerator), else `encode_span_py`."""
-    if _c_encode_span is not None and type(attributes) is dict:
-        return _c_encode_span(trace_id, span_id, parent_span_id, parent_is_remote, name, kind, start_ns, end_ns,
-                              attributes, status_code, status_message)
-    return encode_span_py(trace_id, span_id, parent_span_id, parent_is_remote, name, kind, start_ns, end_ns,
-                          attributes, status_code, status_message)
-
-
 def encode_span_py(
     trace_id: int,
     span_id: int,
@@ -148,7 +126,8 @@ def encode_span_py(
     status_code: int = 0,
     status_message: str | None = None,
 ) -> bytes:
-    """`encode_span` in Python."""
+    """One `Span` message with its field tag, ready to join into `encode_request`: in Python (the
+    reference; `encode_span` is the C module's when it is built, byte for byte the same)."""
     flags = _HAS_IS_REMOTE
     parts = [b"\x0a\x10" + trace_id.to_bytes(16, "big"), b"\x12\x08" + span_id.to_bytes(8, "big")]
     if parent_span_id is not None:
@@ -165,6 +144,10 @@ def encode_span_py(
         parts.append(_field(b"\x7a", status + b"\x18" + _SMALL[status_code]))
     parts.append(b"\x85\x01" + _PACK_FIXED32(flags))
     return _field(b"\x12", b"".join(parts))
+
+
+encode_span = _c_encode_span or encode_span_py
+"""The span encoder in use: the C module's when it is built (see accelerator), else `encode_span_py`."""
 
 
 def encode_readable_span(span: ReadableSpan) -> bytes:

@@ -292,3 +292,14 @@ def test_a_span_with_a_parent_and_an_error_decodes_as_sent():
     assert span.flags == 0x300  # the parent is remote
     assert span.end_time_unix_nano == 2**63 + 20
     assert span.status.code == Status.STATUS_CODE_ERROR and span.status.message == "RateLimitError"
+
+
+@needs_c
+def test_any_mapping_of_attributes_encodes_as_its_dict_would():
+    """An OpenTelemetry SDK span's attributes are a mapping, not a dict (encode_readable_span)."""
+    from types import MappingProxyType
+
+    attributes = {"gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.input_tokens": 12}
+    assert otlp.encode_span is otlp._c_encode_span
+    assert otlp.encode_span(1, 2, None, False, "chat", 3, 10, 20, MappingProxyType(attributes)) == \
+        otlp.encode_span_py(1, 2, None, False, "chat", 3, 10, 20, attributes)
