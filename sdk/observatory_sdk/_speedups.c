@@ -3,6 +3,7 @@
  * - `text`: the canonical request text of fingerprints.py, for the types requests are made of
  *   (dict, list, tuple, str, int, float, bool, None); any other value is handed back to Python;
  * - `snapshot`: the copy of a request taken when a call starts (fingerprints.py), for the same types;
+ * - `pluck`: the values at the end of attribute paths of a response (calls.pluck_py);
  * - `encode_attributes`: a span's attributes as OTLP protobuf KeyValue fields (otlp.py), for str,
  *   bool, int, float, bytes and lists or tuples of them; any other value is handed back to Python. */
 
@@ -356,6 +357,96 @@ static PyObject *configure_snapshot(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* -- response values (calls.pluck_py) --------------------------------------------------------- */
+
+static int is_star(PyObject *name)
+{
+    return PyUnicode_Check(name) && PyUnicode_GET_LENGTH(name) == 1 && PyUnicode_READ_CHAR(name, 0) == '*';
+}
+
+/* getattr(value, name, None); a new reference, NULL on an error other than AttributeError. */
+static PyObject *attribute_or_none(PyObject *value, PyObject *name)
+{
+    PyObject *result = PyObject_GetAttr(value, name);
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        return Py_NewRef(Py_None);
+    }
+    return result;
+}
+
+static PyObject *follow(PyObject *value, PyObject *path, Py_ssize_t start)
+{
+    Py_ssize_t length = PyTuple_GET_SIZE(path);
+    Py_INCREF(value);
+    for (Py_ssize_t index = start; index < length; index++) {
+        if (value == Py_None)
+            return value;
+        PyObject *name = PyTuple_GET_ITEM(path, index);
+        if (is_star(name)) {
+            if (!PyList_Check(value) && !PyTuple_Check(value)) {
+                Py_DECREF(value);
+                return Py_NewRef(Py_None);
+            }
+            Py_ssize_t size = PySequence_Fast_GET_SIZE(value);
+            PyObject *items = PyTuple_New(size);
+            for (Py_ssize_t i = 0; items != NULL && i < size; i++) {
+                /* the list cannot change meanwhile unless a getattr runs Python that changes it: re-check */
+                if (i >= PySequence_Fast_GET_SIZE(value)) {
+                    PyErr_SetString(PyExc_RuntimeError, "a response list changed while it was read");
+                    Py_CLEAR(items);
+                    break;
+                }
+                PyObject *item = PySequence_Fast_GET_ITEM(value, i);
+                Py_INCREF(item);
+                PyObject *inner = follow(item, path, index + 1);
+                Py_DECREF(item);
+                if (inner == NULL) {
+                    Py_CLEAR(items);
+                    break;
+                }
+                PyTuple_SET_ITEM(items, i, inner);
+            }
+            Py_DECREF(value);
+            return items;
+        }
+        PyObject *next = attribute_or_none(value, name);
+        Py_DECREF(value);
+        if (next == NULL)
+            return NULL;
+        value = next;
+    }
+    return value;
+}
+
+static PyObject *pluck(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "pluck(response, paths: tuple of tuples)");
+        return NULL;
+    }
+    PyObject *paths = args[1];
+    Py_ssize_t count = PyTuple_GET_SIZE(paths);
+    PyObject *values = PyTuple_New(count);
+    if (values == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *path = PyTuple_GET_ITEM(paths, i);
+        if (!PyTuple_Check(path)) {
+            PyErr_SetString(PyExc_TypeError, "each path is a tuple of attribute names");
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyObject *value = follow(args[0], path, 0);
+        if (value == NULL) {
+            Py_DECREF(values);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(values, i, value);
+    }
+    return values;
+}
+
 /* -- OTLP attributes ------------------------------------------------------------------------- */
 
 static PyObject *any_value_fallback = NULL; /* Python: otlp._any_value(value) -> bytes */
@@ -692,6 +783,8 @@ static PyMethodDef methods[] = {
     {"snapshot", (PyCFunction)(void (*)(void))snapshot, METH_FASTCALL,
      "snapshot(value, depth=0) -> a copy of a request value (fingerprints.snapshot)"},
     {"configure_snapshot", configure_snapshot, METH_VARARGS, "configure_snapshot(fallback, unreadable)"},
+    {"pluck", (PyCFunction)(void (*)(void))pluck, METH_FASTCALL,
+     "pluck(response, paths) -> the value at the end of each attribute path (calls.pluck_py)"},
     {"encode_attributes", encode_attributes, METH_O,
      "encode_attributes(attributes) -> a Span's attributes as KeyValue fields (otlp.encode_attributes)"},
     {"configure_otlp", configure_otlp, METH_O, "configure_otlp(any_value_fallback)"},

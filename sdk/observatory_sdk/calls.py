@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .accelerator import speedups
 from .content import messages_json
 from .failures import log_once
-from .fingerprints import canonical_text, digest, snapshot
+from .fingerprints import OMITTED, canonical_text, digest, snapshot
 from .settings import Settings
 
 # Request fields that do not change what the model answers: left out of `observatory.request_hash`.
@@ -70,10 +71,19 @@ class Operation:
     provider = ""
     name = ""
     sentinels: tuple[type, ...] = ()
+    response_paths: tuple[tuple[str, ...], ...] = ()
+    """What the hot path reads off a whole response when content is not captured: attribute paths
+    (`pluck`), turned into attributes (`response_values`, `write_response`) when the span is built. Empty: `summarize`
+    runs on the hot path instead."""
 
     def summarize(self, response: Any, capture_content: bool) -> Summary:
         """Read a whole (non-streamed) response object."""
         return Summary()
+
+    def response_values(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The arguments of `write_response` after the attributes (response id, model, finish reasons, token
+        counts) from the values `pluck` read along `response_paths`."""
+        return (None, None, None)
 
     def request_attributes(self, request: Mapping[str, Any]) -> dict[str, Any]:
         return {}
@@ -91,16 +101,19 @@ class Operation:
 
 
 class Call:
-    """One model call as the hot path records it: timestamps, attributes already read off the
-    request, a snapshot of the request (taken when the call starts, so changing `messages`
-    afterwards changes nothing; hashed by the worker) and a `Summary` read off the response
-    (turned into attributes by the worker). It keeps no reference to the request or response
-    objects: kept alive in a queue until the worker gets to them, they would make Python's garbage
+    """One model call as the hot path records it: timestamps, a snapshot of the request (taken when
+    the call starts, so changing `messages` afterwards changes nothing), and a `Summary` read off
+    the response. The request's attributes are read off the snapshot, and the snapshot hashed, when
+    the span is built (`span_attributes`, calls in a row, with the code warm); a stream's are read
+    when it starts (its handling needs them), and so are all of them when content is captured (the
+    snapshot keeps only the sampled items of a long list). It keeps no reference to the request or
+    response objects: kept alive in a queue until spans are built, they would make Python's garbage
     collector work harder than the SDK itself."""
 
     __slots__ = (
         "attributes",
         "attribution",
+        "client",
         "context",
         "duration_ns",
         "error_type",
@@ -116,13 +129,17 @@ class Call:
         self,
         operation: Operation,
         start_ns: int,
-        attributes: dict[str, Any],
+        attributes: dict[str, Any] | None,
         attribution: Mapping[str, str],
         context: Any,
+        client: Any = None,
     ) -> None:
         self.operation = operation
         self.start_ns = start_ns
         self.attributes = attributes
+        """None until the span is built when only the request snapshot was taken (see the class docstring)."""
+        self.client = client
+        """The client that made the call, while its server address is still to be read (with `attributes`)."""
         self.attribution = attribution
         self.context = context
         self.duration_ns = 0
@@ -138,6 +155,33 @@ class Call:
         self.error_type = type(error).__name__
         status = getattr(error, "status_code", None)
         self.status_code = status if isinstance(status, int) else None
+
+
+STAR = "*"
+"""In a response path: each item of a list or tuple (its values come back as a tuple)."""
+
+
+def _follow(value: Any, path: tuple[str, ...], start: int) -> Any:
+    for index in range(start, len(path)):
+        if value is None:
+            return None
+        name = path[index]
+        if name == STAR:
+            if not isinstance(value, list | tuple):
+                return None
+            return tuple([_follow(item, path, index + 1) for item in value])
+        value = getattr(value, name, None)
+    return value
+
+
+def pluck_py(response: Any, paths: tuple[tuple[str, ...], ...]) -> tuple[Any, ...]:
+    """The value at the end of each attribute path of `paths` from `response` (None where an
+    attribute is missing or None on the way; STAR maps the rest of the path over a list)."""
+    return tuple([_follow(response, path, 0) for path in paths])
+
+
+pluck = speedups.pluck if speedups is not None else pluck_py
+"""`pluck_py`, in C when the C module is built."""
 
 
 def app_context() -> Any:
@@ -182,32 +226,103 @@ def _request_head(operation: Operation) -> str:
 
 
 def read_request(operation: Operation, kwargs: Mapping[str, Any], client: Any, settings: Settings) -> tuple[dict[str, Any], Any]:
-    """On the app's thread when the call starts: the attributes read off the request (the call's
-    keyword arguments), and a snapshot of the request for the export thread to hash
-    (`request_hashes`), so that changing `messages` afterwards changes nothing."""
+    """The attributes read off a request (the call's keyword arguments) and a snapshot of it for the
+    hashes (`request_hashes`), so that changing `messages` afterwards changes nothing. Calls that
+    neither stream nor capture content take only the snapshot when they start (`snapshot`) and read
+    the attributes off it when the span is built (`span_attributes`)."""
     request = {key: value for key, value in kwargs.items() if not isinstance(value, operation.sentinels)}
-    attributes: dict[str, Any] = {
-        "gen_ai.provider.name": operation.provider,
-        "gen_ai.operation.name": operation.name,
-        "gen_ai.request.stream": request.get("stream") is True,
-    }
-    model = request.get("model")
-    if isinstance(model, str):
-        attributes["gen_ai.request.model"] = model
-    attributes.update(operation.request_attributes(request))
-    host, port = _server(client)
-    if host:
-        attributes["server.address"] = host
-        if port:
-            attributes["server.port"] = port
-    user = operation.user(request)
-    if isinstance(user, str) and user:
-        attributes["user.id"] = user
+    attributes = request_attributes(operation, request, client)
     if settings.capture_content:
         messages = operation.input_messages(request)
         if messages:
             attributes["gen_ai.input.messages"] = messages_json(messages, settings.max_content_chars)
     return attributes, snapshot(request)
+
+
+_FIXED_KEPT = 256
+_fixed: dict[tuple[str, str, str | None, int | None], dict[str, Any]] = {}
+"""The attributes every call of one operation to one server shares, made once."""
+
+
+def request_attributes(operation: Operation, request: Mapping[str, Any], client: Any) -> dict[str, Any]:
+    """The span attributes read off a request (or its snapshot) and the client's base URL."""
+    host, port = _server(client)
+    key = (operation.provider, operation.name, host, port)
+    fixed = _fixed.get(key)
+    if fixed is None:
+        fixed = {"gen_ai.provider.name": operation.provider, "gen_ai.operation.name": operation.name}
+        if host:
+            fixed["server.address"] = host
+            if port:
+                fixed["server.port"] = port
+        if len(_fixed) >= _FIXED_KEPT:
+            _fixed.clear()
+        _fixed[key] = fixed
+    attributes = fixed.copy()
+    attributes["gen_ai.request.stream"] = request.get("stream") is True
+    model = request.get("model")
+    if isinstance(model, str):
+        attributes["gen_ai.request.model"] = model
+    attributes.update(operation.request_attributes(request))
+    user = operation.user(request)
+    if isinstance(user, str) and user:
+        attributes["user.id"] = user
+    return attributes
+
+
+def _without_omitted(request: Any) -> Any:
+    """A request snapshot without the client's "not given" sentinels (`OMITTED` in it)."""
+    if type(request) is dict and OMITTED in request.values():
+        return {key: value for key, value in request.items() if value is not OMITTED}
+    return request
+
+
+def _read_snapshot(call: Call) -> dict[str, Any]:
+    """The attributes of a call that took only its request snapshot (`Call.attributes` None), read
+    as `read_request` would have read the request."""
+    request = call.request = _without_omitted(call.request)
+    attributes = call.attributes = request_attributes(call.operation, request, call.client)
+    call.client = None
+    return attributes
+
+
+def record_attributes(record: tuple[Any, ...], settings: Settings) -> dict[str, Any]:
+    """All span attributes of a record the hot path queued as a tuple (patching.wrap_method): (operation, start ns,
+    duration ns, request snapshot, attribution, context, client, the values plucked off the response). What
+    `span_attributes` gives the same call as a Call, without making one."""
+    operation, _, _, request, attribution, _, client, values = record
+    request = _without_omitted(request)
+    attributes = request_attributes(operation, request, client)
+    _add_hashes(attributes, operation, request)
+    write_response(attributes, *operation.response_values(values))
+    attributes.update(_attribution_items(settings, attribution))
+    return attributes
+
+
+def _add_hashes(attributes: dict[str, Any], operation: Operation, request: Any) -> None:
+    try:
+        attributes.update(request_hashes(operation, request))
+    except Exception:  # the span goes out without its hashes
+        log_once("hash", "observatory_sdk: could not hash a request", exc_info=True)
+
+
+_ATTRIBUTION_KEPT = 256
+_attribution_cache: dict[int, tuple[Mapping[str, str], Mapping[str, str], tuple[tuple[str, str], ...]]] = {}
+"""Span attributes of an attribution, by the identity of the `attribute()` mapping (one object for all the calls
+of a block); kept with the mapping itself, so an id reused by another object never matches."""
+
+
+def _attribution_items(settings: Settings, attribution: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The attribution attributes: the init() defaults under the active `attribute()` values."""
+    defaults = settings.default_attribution
+    entry = _attribution_cache.get(id(attribution))
+    if entry is not None and entry[0] is attribution and entry[1] is defaults:
+        return entry[2]
+    items = tuple((_ATTRIBUTION_KEYS[key], value) for key, value in {**defaults, **attribution}.items())
+    if len(_attribution_cache) >= _ATTRIBUTION_KEPT:
+        _attribution_cache.clear()
+    _attribution_cache[id(attribution)] = (attribution, defaults, items)
+    return items
 
 
 PREFIX_HASHES_KEPT = 256
@@ -244,26 +359,47 @@ def request_hashes(operation: Operation, request: Mapping[str, Any]) -> dict[str
     return hashes
 
 
+def write_response(
+    attributes: dict[str, Any],
+    response_id: Any,
+    model: Any,
+    finish_reasons: Any,
+    input_tokens: Any = None,
+    cache_read: Any = None,
+    cache_creation: Any = None,
+    output_tokens: Any = None,
+    reasoning: Any = None,
+) -> None:
+    """Add the attributes read off a response (or a stream): its id, model, finish reasons and token counts (in
+    the SDK's convention, see Usage); what is None or empty is left out."""
+    if response_id:
+        attributes["gen_ai.response.id"] = response_id
+    if model:
+        attributes["gen_ai.response.model"] = model
+    if finish_reasons:
+        attributes["gen_ai.response.finish_reasons"] = tuple(finish_reasons)
+    if input_tokens is not None:
+        attributes["gen_ai.usage.input_tokens"] = input_tokens
+    if cache_read is not None:
+        attributes["gen_ai.usage.cache_read.input_tokens"] = cache_read
+    if cache_creation is not None:
+        attributes["gen_ai.usage.cache_creation.input_tokens"] = cache_creation
+    if output_tokens is not None:
+        attributes["gen_ai.usage.output_tokens"] = output_tokens
+    if reasoning is not None:
+        attributes["gen_ai.usage.reasoning.output_tokens"] = reasoning
+
+
 def response_attributes(summary: Summary, settings: Settings) -> dict[str, Any]:
     """Attributes read off the response (or the stream) when the call ends."""
     attributes: dict[str, Any] = {}
-    if summary.response_id:
-        attributes["gen_ai.response.id"] = summary.response_id
-    if summary.model:
-        attributes["gen_ai.response.model"] = summary.model
-    if summary.finish_reasons:
-        attributes["gen_ai.response.finish_reasons"] = tuple(summary.finish_reasons)
     usage = summary.usage
-    if usage is not None:
-        for key, value in (
-            ("gen_ai.usage.input_tokens", usage.input_tokens),
-            ("gen_ai.usage.cache_read.input_tokens", usage.cache_read),
-            ("gen_ai.usage.cache_creation.input_tokens", usage.cache_creation),
-            ("gen_ai.usage.output_tokens", usage.output_tokens),
-            ("gen_ai.usage.reasoning.output_tokens", usage.reasoning),
-        ):
-            if value is not None:
-                attributes[key] = value
+    counts = (
+        ()
+        if usage is None
+        else (usage.input_tokens, usage.cache_read, usage.cache_creation, usage.output_tokens, usage.reasoning)
+    )
+    write_response(attributes, summary.response_id, summary.model, summary.finish_reasons, *counts)
     if settings.capture_content and summary.output_messages:
         attributes["gen_ai.output.messages"] = messages_json(summary.output_messages, settings.max_content_chars)
     return attributes
@@ -278,18 +414,16 @@ def span_attributes(call: Call, settings: Settings) -> dict[str, Any]:
     """All span attributes of a finished call: what the hot path read off the request and the
     response, plus attribution (the init() defaults under the active `attribute()` values), time
     to first chunk and the error.
-    Runs on the worker, which owns the call by then, so the call's own dict is completed."""
+    Runs on whichever thread builds spans, which owns the call by then, so the call's own dict is completed."""
     attributes = call.attributes
+    if attributes is None:
+        attributes = _read_snapshot(call)
     if call.request is not None:
-        try:
-            attributes.update(request_hashes(call.operation, call.request))
-        except Exception:  # the span goes out without its hashes
-            log_once("hash", "observatory_sdk: could not hash a request", exc_info=True)
+        _add_hashes(attributes, call.operation, call.request)
         call.request = None
     if call.summary is not None:
         attributes.update(response_attributes(call.summary, settings))
-    for key, value in {**settings.default_attribution, **call.attribution}.items():
-        attributes[_ATTRIBUTION_KEYS[key]] = value
+    attributes.update(_attribution_items(settings, call.attribution))
     if call.first_chunk_ns is not None:
         attributes["gen_ai.response.time_to_first_chunk"] = call.first_chunk_ns / 1e9
     if call.error_type is not None:

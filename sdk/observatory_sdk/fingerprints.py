@@ -173,6 +173,26 @@ class _Unreadable:
 
 
 _UNREADABLE = _Unreadable()
+
+
+class _Omitted:
+    """Stands in, in a snapshot, for a client's "not given" sentinel (`omit`): the call's own
+    reading of the snapshot leaves that argument out, as if it had not been passed."""
+
+    def __repr__(self) -> str:
+        return "OMITTED"
+
+
+OMITTED = _Omitted()
+_omitted_types: tuple[type, ...] = ()
+
+
+def omit(*types: type) -> None:
+    """Register client sentinel types (openai.NotGiven, ...) that a snapshot writes as OMITTED."""
+    global _omitted_types
+    _omitted_types = tuple({*_omitted_types, *types})
+
+
 _SHARED = frozenset({str, int, float, bool, type(None), bytes})
 _SNAPSHOT_DEPTH = MAX_DEPTH + 4  # the request sits one level down in its hash, messages one up in the prefix's
 
@@ -201,6 +221,8 @@ def snapshot_py(value: Any, depth: int = 0) -> Any:
 
 
 def _snapshot_other(value: Any, depth: int) -> Any:
+    if isinstance(value, _omitted_types):
+        return OMITTED
     if isinstance(value, Mapping):
         return {key: snapshot(value[key], depth + 1) for key in value}
     if isinstance(value, list | tuple):

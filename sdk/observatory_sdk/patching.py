@@ -7,17 +7,22 @@ a change to one is seen next to the other three."""
 from __future__ import annotations
 
 import functools
+import sys
 import weakref
 from collections.abc import Callable, Mapping
 from time import perf_counter_ns, time_ns
 from typing import Any, Protocol
 
 from . import pipeline
+from .attribution import _current as _attribution
 from .attribution import current_attribution
-from .calls import Call, Operation, Summary, app_context, read_request
+from .calls import Call, Operation, Summary, app_context, pluck, read_request
 from .failures import log_once
+from .fingerprints import snapshot
 
 MARK = "__observatory_operation__"
+_modules = sys.modules
+_OTEL_CONTEXT = "opentelemetry.context"
 
 
 class StreamAccumulator(Protocol):
@@ -61,11 +66,17 @@ def _client_of(resource: Any) -> Any:
 def start_call(
     active: pipeline.Pipeline, operation: Operation, kwargs: Mapping[str, Any], client: Any
 ) -> tuple[Call | None, int]:
-    """A Call stamped with the start time, the request's attributes, attribution and trace
-    context, and the perf counter; (None, 0) if that fails, and the call goes unrecorded."""
+    """A Call stamped with the start time, a snapshot of the request, attribution and trace
+    context, and the perf counter; (None, 0) if that fails, and the call goes unrecorded. The
+    request's attributes are read now only for a stream or when content is captured (see Call)."""
     try:
-        attributes, request = read_request(operation, kwargs, client, active.settings)
-        call = Call(operation, time_ns(), attributes, current_attribution(), app_context())
+        settings = active.settings
+        if settings.capture_content or kwargs.get("stream") is True:
+            attributes, request = read_request(operation, kwargs, client, settings)
+            call = Call(operation, time_ns(), attributes, current_attribution(), app_context())
+        else:
+            request = snapshot(kwargs)
+            call = Call(operation, time_ns(), None, current_attribution(), app_context(), client)
         call.request = request
     except Exception:  # telemetry must never break the app
         log_once("start-call", "observatory_sdk: could not record a call", exc_info=True)
@@ -88,9 +99,7 @@ def finish_call(call: Call | None, began: int, response: Any, error: BaseExcepti
         if response is not None:
             # Read now (a handful of fields): the response object itself is not kept (see Call).
             call.summary = (
-                response
-                if isinstance(response, Summary)
-                else call.operation.summarize(response, active.settings.capture_content)
+                response if isinstance(response, Summary) else call.operation.summarize(response, active.settings.capture_content)
             )
         active.submit(call)
     except Exception:  # telemetry must never break the app
@@ -104,8 +113,10 @@ def finish_result(call: Call | None, began: int, result: Any, hide_usage: bool =
     if call is None:
         return result
     operation = call.operation
+    attributes = call.attributes
     if (
-        call.attributes.get("gen_ai.request.stream") is True
+        attributes is not None
+        and attributes.get("gen_ai.request.stream") is True
         and isinstance(operation, StreamingOperation)
         and isinstance(result, operation.stream_types)
     ):
@@ -257,7 +268,7 @@ class _AsyncCloseHook(_CloseHook):
 
 def _asking_for_usage(operation: Operation, call: Call | None, kwargs: dict[str, Any]) -> dict[str, Any] | None:
     """The request to send instead of the app's, asking a stream for its usage; None: the app's."""
-    if call is None or call.attributes.get("gen_ai.request.stream") is not True:
+    if call is None or call.attributes is None or call.attributes.get("gen_ai.request.stream") is not True:
         return None
     if not isinstance(operation, StreamingOperation):
         return None
@@ -270,7 +281,7 @@ def _asking_for_usage(operation: Operation, call: Call | None, kwargs: dict[str,
 
 def _refused(call: Call | None, error: Exception) -> bool:
     """Whether the server refused the usage request (so the app's own is sent); never raises."""
-    if call is None or not isinstance(call.operation, StreamingOperation):
+    if call is None or call.attributes is None or not isinstance(call.operation, StreamingOperation):
         return False
     try:
         return call.operation.refuses_usage(error, call.attributes)
@@ -315,6 +326,36 @@ async def _finish_awaited(awaitable: Any, call: Call | None, began: int, resend:
     return finish_result(call, began, result, hide_usage)
 
 
+def _observe(
+    active: pipeline.Pipeline,
+    original: Callable[..., Any],
+    operation: Operation,
+    is_async: bool,
+    client: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """One observed call the general way: streams, async calls, captured content."""
+    call, began = start_call(active, operation, kwargs, client)
+    asking = _asking_for_usage(operation, call, kwargs)
+    hide_usage = False
+    try:
+        if asking is None:
+            result = original(*args, **kwargs)
+        elif is_async:
+            result = original(*args, **asking)
+        else:
+            send, resend = functools.partial(original, *args, **asking), functools.partial(original, *args, **kwargs)
+            result, hide_usage = _send_asking_for_usage(send, resend, call)
+    except BaseException as error:
+        finish_call(call, began, None, error)
+        raise
+    if is_async:
+        resend = None if asking is None else functools.partial(original, *args, **kwargs)
+        return _finish_awaited(result, call, began, resend)
+    return finish_result(call, began, result, hide_usage)
+
+
 def wrap_method(
     original: Callable[..., Any], operation: Operation, *, is_async: bool, resource: Any = None
 ) -> Callable[..., Any]:
@@ -325,30 +366,40 @@ def wrap_method(
     `StreamingOperation.asking_for_usage`); if the server refuses, the app's own request is sent."""
     bound = resource is not None
     fixed_client = _client_of(resource)
+    paths = operation.response_paths
 
     @functools.wraps(original)
     def observed(*args: Any, **kwargs: Any) -> Any:
         active = pipeline.current
         if active is None:
             return original(*args, **kwargs)
-        call, began = start_call(active, operation, kwargs, fixed_client if bound else _client_of(args[0] if args else None))
-        asking = _asking_for_usage(operation, call, kwargs)
-        hide_usage = False
+        client = fixed_client if bound else _client_of(args[0] if args else None)
+        if is_async or not paths or kwargs.get("stream") is True or active.settings.capture_content:
+            return _observe(active, original, operation, is_async, client, args, kwargs)
+        # The usual call, inline: no stream, no content; its attributes are read, and the span
+        # built, later (see Call), from a tuple record (calls.call_of).
         try:
-            if asking is None:
-                result = original(*args, **kwargs)
-            elif is_async:
-                result = original(*args, **asking)
-            else:
-                send, resend = functools.partial(original, *args, **asking), functools.partial(original, *args, **kwargs)
-                result, hide_usage = _send_asking_for_usage(send, resend, call)
+            start_ns = time_ns()
+            request = snapshot(kwargs)
+            attribution = _attribution.get()
+            context = None if (otel := _modules.get(_OTEL_CONTEXT)) is None else otel.get_current()
+        except Exception:  # telemetry must never break the app
+            log_once("start-call", "observatory_sdk: could not record a call", exc_info=True)
+            return original(*args, **kwargs)
+        began = perf_counter_ns()
+        try:
+            result = original(*args, **kwargs)
         except BaseException as error:
+            call = Call(operation, start_ns, None, attribution, context, client)
+            call.request = request
             finish_call(call, began, None, error)
             raise
-        if is_async:
-            resend = None if asking is None else functools.partial(original, *args, **kwargs)
-            return _finish_awaited(result, call, began, resend)
-        return finish_result(call, began, result, hide_usage)
+        duration_ns = perf_counter_ns() - began
+        try:
+            active.submit((operation, start_ns, duration_ns, request, attribution, context, client, pluck(result, paths)))
+        except Exception:  # telemetry must never break the app
+            log_once("record-call", "observatory_sdk: could not record a call", exc_info=True)
+        return result
 
     setattr(observed, MARK, operation)
     return observed

@@ -36,7 +36,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from .calls import Call, span_attributes, span_name
+from .calls import Call, record_attributes, span_attributes, span_name
 from .exporter import OtlpHttpSender, Prepared, SendResult
 from .failures import log_once
 from .otlp import SPAN_KIND_CLIENT, STATUS_ERROR, encode_request, encode_resource, encode_scope, encode_span
@@ -71,7 +71,7 @@ class Pipeline:
         self._scope = encode_scope(SCOPE_NAME, __version__)
         self._sender = sender
         self._limit = settings.max_queue_size
-        self._calls: deque[Call] = deque(maxlen=self._limit)
+        self._calls: deque[Call | tuple[Any, ...]] = deque(maxlen=self._limit)
         self._spans: deque[bytes] = deque(maxlen=self._limit)
         self._ready: deque[tuple[Prepared, list[bytes]]] = deque()
         """Requests the app's thread prepared (encoded and compressed) for the worker to post, with their spans."""
@@ -113,18 +113,18 @@ class Pipeline:
 
     # -- hot path ---------------------------------------------------------------------------
 
-    def submit(self, call: Call) -> None:
+    def submit(self, call: Call | tuple[Any, ...]) -> None:
         """Queue one call; when the queue is full the oldest queued call is dropped and counted.
         Every BUILD_CHUNK calls, the calling thread turns the queued calls into spans itself, and
         when a batch is due it prepares the request and hands it to the worker (see the module
-        docstring)."""
-        with self._lock:
-            calls = self._calls
-            if len(calls) >= self._limit:
+        docstring). No lock: appending to the deque is atomic, and spans are built from it one
+        popleft() at a time (see _build_spans)."""
+        calls = self._calls
+        if len(calls) >= self._limit:
+            with self._lock:
                 self._dropped += 1
-            calls.append(call)
-            size = len(calls)
-        if size >= BUILD_CHUNK:
+        calls.append(call)
+        if len(calls) >= BUILD_CHUNK:
             self._build_spans()
         if self._sender is not None and not self._handed:
             now = time.monotonic()
@@ -312,13 +312,17 @@ class Pipeline:
         return max(0.0, due - time.monotonic())
 
     def _build_spans(self) -> None:
-        """Turn every queued call into a queued span (on whichever thread calls this)."""
+        """Turn every queued call into a queued span (on whichever thread calls this). Calls are taken
+        one popleft() at a time: app threads append without the lock (see submit)."""
         with self._lock:
-            calls = list(self._calls)
-            self._calls.clear()
             self._building += 1
+        calls = self._calls
         try:
-            for call in calls:
+            for _ in range(len(calls)):
+                try:
+                    call = calls.popleft()
+                except IndexError:  # another thread took the rest
+                    break
                 try:
                     self._emit(call)
                 except Exception:  # one bad call must not stop the others
@@ -327,19 +331,25 @@ class Pipeline:
             with self._lock:
                 self._building -= 1
 
-    def _emit(self, call: Call) -> None:
-        attributes = span_attributes(call, self.settings)
-        name = span_name(call)
-        end_ns = call.start_ns + call.duration_ns
-        error = call.error_type
+    def _emit(self, call: Call | tuple[Any, ...]) -> None:
+        if type(call) is tuple:  # the usual call's record (patching.wrap_method): no error, no stream
+            attributes = record_attributes(call, self.settings)
+            operation, start_ns, duration_ns, _, _, context, _, _ = call
+            model = attributes.get("gen_ai.request.model")
+            name = f"{operation.name} {model}" if model else operation.name
+            end_ns, error = start_ns + duration_ns, None
+        else:
+            attributes = span_attributes(call, self.settings)
+            name, context, start_ns = span_name(call), call.context, call.start_ns
+            end_ns, error = start_ns + call.duration_ns, call.error_type
         if self.provider_spans is not None:
-            self.provider_spans.emit(name, call.context, attributes, call.start_ns, end_ns, error)
+            self.provider_spans.emit(name, context, attributes, start_ns, end_ns, error)
             return
         parent = None
-        if call.context:  # the app's OpenTelemetry context, not empty: maybe a span to be a child of
+        if context:  # the app's OpenTelemetry context, not empty: maybe a span to be a child of
             from .app_opentelemetry import parent_of
 
-            parent = parent_of(call.context)
+            parent = parent_of(context)
         self.queue_span(
             encode_span(
                 parent[0] if parent else random.getrandbits(128) or 1,
@@ -348,7 +358,7 @@ class Pipeline:
                 parent is not None and parent[2],
                 name,
                 SPAN_KIND_CLIENT,
-                call.start_ns,
+                start_ns,
                 end_ns,
                 attributes,
                 STATUS_ERROR if error else 0,

@@ -10,11 +10,12 @@ import os
 import shutil
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from observatory_sdk import fingerprints, otlp
+from observatory_sdk import calls, fingerprints, otlp
 from observatory_sdk.fingerprints import _NotHashable, _text_py, canonical_text, snapshot, snapshot_py
 
 C_TEXT = fingerprints._c_text
@@ -303,3 +304,49 @@ def test_any_mapping_of_attributes_encodes_as_its_dict_would():
     assert otlp.encode_span is otlp._c_encode_span
     assert otlp.encode_span(1, 2, None, False, "chat", 3, 10, 20, MappingProxyType(attributes)) == \
         otlp.encode_span_py(1, 2, None, False, "chat", 3, 10, 20, attributes)
+
+
+class _Broken:
+    """An object whose attribute raises something other than AttributeError."""
+
+    @property
+    def usage(self):
+        raise KeyError("usage")
+
+
+objects = st.recursive(
+    st.one_of(st.none(), st.integers(), st.text(max_size=5)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from(["id", "usage", "choices", "finish_reason", "tokens"]), inner, max_size=4).map(
+            lambda fields: SimpleNamespace(**fields)
+        ),
+    ),
+    max_leaves=30,
+)
+paths = st.lists(
+    st.lists(st.sampled_from(["id", "usage", "choices", "finish_reason", "tokens", calls.STAR]), min_size=1, max_size=4).map(
+        tuple
+    ),
+    max_size=6,
+).map(tuple)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None)
+@given(objects, paths)
+def test_pluck_reads_in_c_what_it_reads_in_python(response, wanted):
+    assert calls.pluck is fingerprints.speedups.pluck
+    assert calls.pluck(response, wanted) == calls.pluck_py(response, wanted)
+
+
+@needs_c
+def test_pluck_maps_star_over_lists_and_raises_what_an_attribute_raises():
+    response = SimpleNamespace(choices=[SimpleNamespace(finish_reason="stop"), SimpleNamespace()], usage=None)
+    wanted = (("choices", calls.STAR, "finish_reason"), ("usage", "prompt_tokens"), ("id",), ("usage", calls.STAR))
+
+    assert calls.pluck(response, wanted) == calls.pluck_py(response, wanted) == (("stop", None), None, None, None)
+    for pluck in (calls.pluck, calls.pluck_py):
+        with pytest.raises(KeyError):
+            pluck(_Broken(), (("usage",),))

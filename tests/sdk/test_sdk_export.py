@@ -299,13 +299,15 @@ def test_internal_failures_never_reach_the_app_and_are_logged_once(provider, obs
         raise RuntimeError("boom")
 
     monkeypatch.setattr(pipeline, "span_attributes", broken)
-    monkeypatch.setattr(patching, "read_request", broken)
+    monkeypatch.setattr(pipeline, "record_attributes", broken)
+    monkeypatch.setattr(patching, "snapshot", broken)
     client = _client(provider)
     with caplog.at_level(logging.WARNING, logger="observatory_sdk"):
         for _ in range(3):
             assert client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).usage.prompt_tokens == 1200
         monkeypatch.undo()
         monkeypatch.setattr(pipeline, "span_attributes", broken)
+        monkeypatch.setattr(pipeline, "record_attributes", broken)
         for _ in range(3):
             client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
         observatory_sdk.flush(5)

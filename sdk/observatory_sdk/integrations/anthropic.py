@@ -15,6 +15,7 @@ from .. import pipeline
 from ..calls import Summary, Usage
 from ..content import message, other_part, text_part, tool_call_part, tool_result_part
 from ..failures import log_once
+from ..fingerprints import omit
 from ..patching import (
     MARK,
     ClassPatches,
@@ -31,6 +32,8 @@ from ..patching import (
 # Where the stream managers keep the pending request (name-mangled private attributes).
 _SYNC_REQUEST = "_MessageStreamManager__api_request"
 _ASYNC_REQUEST = "_AsyncMessageStreamManager__api_request"
+_SENTINELS: tuple[type, ...] = (anthropic.NotGiven, anthropic.Omit)
+omit(*_SENTINELS)
 
 
 def _get(value: Any, name: str) -> Any:
@@ -77,7 +80,16 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 class MessagesCreate(StreamingOperation):
     provider = "anthropic"
     name = "chat"
-    sentinels = (anthropic.NotGiven, anthropic.Omit)
+    sentinels = _SENTINELS
+    response_paths = (
+        ("id",),
+        ("model",),
+        ("stop_reason",),
+        ("usage", "input_tokens"),
+        ("usage", "cache_read_input_tokens"),
+        ("usage", "cache_creation_input_tokens"),
+        ("usage", "output_tokens"),
+    )
     stream_types = (anthropic.Stream, anthropic.AsyncStream)
 
     def summarize(self, response: Any, capture_content: bool) -> Summary:
@@ -100,6 +112,14 @@ class MessagesCreate(StreamingOperation):
             blocks = _blocks(getattr(response, "content", None))
             summary.output_messages = [message("assistant", blocks, stop_reason)]
         return summary
+
+    def response_values(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        response_id, model, stop_reason, *counts = values
+        reasons = [stop_reason] if stop_reason else []
+        if all(count is None for count in counts):
+            return response_id, model, reasons
+        usage = _usage(*counts)
+        return response_id, model, reasons, usage.input_tokens, usage.cache_read, usage.cache_creation, usage.output_tokens
 
     def request_attributes(self, request: Mapping[str, Any]) -> dict[str, Any]:
         attributes: dict[str, Any] = {}

@@ -14,11 +14,13 @@ from openai.resources.chat.completions import AsyncCompletions, Completions
 from openai.resources.embeddings import AsyncEmbeddings, Embeddings
 from openai.resources.responses import AsyncResponses, Responses
 
-from ..calls import Operation, Summary, Usage
+from ..calls import STAR, Operation, Summary, Usage
 from ..content import message, other_part, text_part, tool_call_part, tool_result_part
+from ..fingerprints import omit
 from ..patching import ClassPatches, StreamingOperation, wrap_copies, wrap_instance_method, wrap_method
 
 _SENTINELS: tuple[type, ...] = (openai.NotGiven, openai.Omit)
+omit(*_SENTINELS)
 _STREAMS: tuple[type, ...] = (openai.Stream, openai.AsyncStream)
 _SYSTEM_ROLES = ("system", "developer")
 _TEXT_BLOCKS = ("text", "input_text", "output_text")
@@ -104,6 +106,21 @@ class ChatCompletions(StreamingOperation):
     name = "chat"
     sentinels = _SENTINELS
     stream_types = _STREAMS
+    response_paths = (
+        ("id",),
+        ("model",),
+        ("choices", STAR, "finish_reason"),
+        ("usage", "prompt_tokens"),
+        ("usage", "prompt_tokens_details", "cached_tokens"),
+        ("usage", "prompt_tokens_details", "cache_write_tokens"),
+        ("usage", "completion_tokens"),
+        ("usage", "completion_tokens_details", "reasoning_tokens"),
+        ("usage", "total_tokens"),
+    )
+
+    def response_values(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        response_id, model, finish_reasons, *counts = values
+        return response_id, model, [reason for reason in finish_reasons or () if reason], *counts[:5]
 
     def summarize(self, response: Any, capture_content: bool) -> Summary:
         choices = getattr(response, "choices", None) or []

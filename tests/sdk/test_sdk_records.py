@@ -1,0 +1,80 @@
+"""The usual call (sync, not streamed, no content captured) is queued as a tuple record and read when its span is
+built; every other call goes through a Call read when it starts. Both must export the same span."""
+
+from __future__ import annotations
+
+import anthropic
+import observatory_sdk
+import openai
+import pytest
+
+MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello."}]
+
+
+def _by_path(spans):
+    """Attributes of the record-path span and of the Call-path span."""
+    assert len(spans) == 2
+    return spans[0]["attributes"], spans[1]["attributes"]
+
+
+@pytest.mark.anyio
+async def test_openai_record_and_call_paths_export_the_same_span(provider, openai_client, async_openai_client, exported):
+    request = {
+        "model": "gpt-4o-mini",
+        "messages": MESSAGES,
+        "max_tokens": 50,
+        "temperature": openai.NOT_GIVEN,
+        "top_p": openai.omit,
+        "user": "end-user-7",
+    }
+    with observatory_sdk.attribute(team="search", feature="answer"):
+        openai_client.chat.completions.create(**request)
+        await async_openai_client.chat.completions.create(**request)
+    record, call = _by_path(sorted(exported(2), key=lambda span: span["start"]))
+
+    assert record == call
+    assert "gen_ai.request.temperature" not in record and "gen_ai.request.top_p" not in record
+    assert record["observatory.team"] == "search" and record["observatory.feature"] == "answer"
+    assert record["user.id"] == "end-user-7"
+    assert record["gen_ai.request.max_tokens"] == 50
+    assert record["gen_ai.usage.input_tokens"] == 1200
+
+
+@pytest.mark.anyio
+async def test_anthropic_record_and_call_paths_export_the_same_span(provider, anthropic_client, async_anthropic_client, exported):
+    request = {"model": "claude-sonnet-4-5", "max_tokens": 64, "system": "Be brief.", "messages": MESSAGES[1:]}
+    with observatory_sdk.attribute(product="helpdesk"):
+        anthropic_client.messages.create(**request, stop_sequences=anthropic.NOT_GIVEN)
+        await async_anthropic_client.messages.create(**request)
+    record, call = _by_path(sorted(exported(2), key=lambda span: span["start"]))
+
+    assert record == call
+    assert record["observatory.product"] == "helpdesk"
+    assert record["gen_ai.usage.input_tokens"] == 42 + 1500 + 300  # cached tokens included
+    assert record["gen_ai.usage.cache_read.input_tokens"] == 1500
+
+
+def test_a_sentinel_leaves_the_request_hash_as_if_it_were_not_passed(provider, openai_client, exported):
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=openai.NOT_GIVEN)
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.5)
+    hashes = [span["attributes"]["observatory.request_hash"] for span in sorted(exported(3), key=lambda span: span["start"])]
+
+    assert hashes[0] == hashes[1] != hashes[2]
+
+
+def test_nested_attribution_blocks_are_read_per_call(provider, openai_client, exported):
+    with observatory_sdk.attribute(team="a"):
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        with observatory_sdk.attribute(feature="f"):
+            openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    spans = sorted(exported(4), key=lambda span: span["start"])
+
+    assert [(span["attributes"]["observatory.team"], span["attributes"].get("observatory.feature")) for span in spans] == [
+        ("a", None),
+        ("a", "f"),
+        ("a", None),
+        ("core", None),
+    ]
