@@ -3,18 +3,18 @@ run beside the Langfuse and OpenLLMetry wrappers, on a short prompt and on a 100
 prints tables and writes bench/results/sdk_overhead-<UTC time>.json.
 
 The headline is CPU of all threads per call, instrumented minus raw. Each wrapper runs in its own
-subprocess with its own OTLP sink process, in interleaved rounds; inside it, BLOCKS short blocks of
-raw and instrumented calls alternate (raw/instrumented, then instrumented/raw, ...) so that the
-machine's drift falls on both alike. Per block the calling thread's CPU is read
-(`time.thread_time`); the CPU of every other thread of the process over the run (the exporters'
-background threads) and the exporter's flush at the end are added to the instrumented side
-(`time.process_time` minus the calling thread's), so the background export is counted however the
-exporter schedules it. The peers patch openai's classes, so their blocks switch the patched method
-in and out; ours wraps one client. Both run against a loopback fake OpenAI server in its own
-process (TCP_NODELAY), then with the same canned answer served in-process by an httpx mock
-transport (no network, no server noise). The load average before and after the run is recorded.
-Import cost (RSS and modules added by importing each wrapper after openai) is measured in fresh
-processes.
+subprocess with its own OTLP sink process, in interleaved rounds; inside it, raw and instrumented
+calls alternate call by call (raw first, then instrumented first, ...) so that the machine's drift
+falls on both alike. Per call the calling thread's CPU is read (`time.thread_time_ns`); the CPU of
+every other thread of the process over the run (the exporters' background threads) and the
+exporter's flush at the end are added to the instrumented side, so the background export is
+counted however the exporter schedules it. A "control" run measures the raw client against itself
+(the benchmark's zero; each run also reports the standard error of its +cpu). The peers patch
+openai's classes, so their calls switch the patched method in and out; ours wraps one client.
+Both run against a loopback fake OpenAI server in its own process (TCP_NODELAY), then with the
+same canned answer served in-process by an httpx mock transport (no network, no server noise).
+The load average before and after the run is recorded. Import cost (RSS and modules added by
+importing each wrapper after openai) is measured in fresh processes.
 
     .venv/bin/python bench/sdk_overhead.py [--calls 2000] [--long-calls 200] [--rounds 5] [--mock-rounds 3]
 """
@@ -35,8 +35,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 CLIENTS = ("observatory", "langfuse", "openllmetry")
+KINDS = ("control", *CLIENTS)
 PROMPTS = ("short", "100k")
-BLOCKS = 50  # per side and run, alternating
 SYSTEM = {"role": "system", "content": "You are a terse assistant."}
 # ~425 KiB of English text: about 100k tokens.
 DOCUMENT = "".join(f"Clause {n}: the supplier delivers the goods listed in schedule {n % 97} on time. " for n in range(5600))
@@ -116,6 +116,8 @@ def _make_clients(kind: str, provider_url: str, sink_url: str) -> tuple[Any, Any
     if provider_url == "mock":
         options.update(base_url="http://mock.invalid/v1", http_client=_mock_http_client())
     raw = openai.OpenAI(**options)
+    if kind == "control":
+        return raw, raw, lambda: None, lambda on: None
     if kind == "observatory":
         sys.path.insert(0, str(ROOT / "sdk"))
         import observatory_sdk
@@ -153,23 +155,36 @@ def _make_clients(kind: str, provider_url: str, sink_url: str) -> tuple[Any, Any
     return client, client, flush, switch
 
 
-def _block(client: Any, messages: list[dict[str, str]], calls: int, timings: list[int]) -> tuple[float, float]:
-    """(CPU seconds of the calling thread, wall seconds) for `calls` chat calls."""
-    cpu_start, wall_start = time.thread_time(), time.perf_counter()
-    for _ in range(calls):
-        began = time.perf_counter_ns()
-        client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=100)
-        timings.append(time.perf_counter_ns() - began)
-    return time.thread_time() - cpu_start, time.perf_counter() - wall_start
+def _pairs(
+    raw: Any, client: Any, switch: Any, messages: list[dict[str, str]], pairs: int
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """`pairs` raw and instrumented calls, alternating call by call (raw first, then instrumented first, ...); per
+    call the calling thread's CPU (`time.thread_time_ns`) and the wall time, in ns, by side."""
+    cpu: dict[str, list[int]] = {"raw": [], "instrumented": []}
+    wall: dict[str, list[int]] = {"raw": [], "instrumented": []}
+    sides = {"raw": (raw, False), "instrumented": (client, True)}
+    orders = (("raw", "instrumented"), ("instrumented", "raw"))
+    thread_ns, clock_ns = time.thread_time_ns, time.perf_counter_ns
+    for index in range(pairs):
+        for side in orders[index % 2]:
+            side_client, on = sides[side]
+            switch(on)
+            cpu_start, wall_start = thread_ns(), clock_ns()
+            side_client.chat.completions.create(model="gpt-4o-mini", messages=messages, max_tokens=100)
+            wall[side].append(clock_ns() - wall_start)
+            cpu[side].append(thread_ns() - cpu_start)
+    return cpu, wall
 
 
 def run_client(kind: str, provider_url: str, sink_url: str, calls: int, prompt: str) -> None:
-    """Child process: short alternating blocks of raw and instrumented calls; prints both as JSON.
+    """Child process: raw and instrumented calls alternating call by call; prints both sides as JSON.
 
-    The calling thread's CPU is read per block (`time.thread_time`), so blocks can be short and
-    many, and the machine's drift falls on both sides alike; every other thread's CPU over the run
-    (the exporters' background threads, the final flush included) is the process's CPU minus the
-    calling thread's, and is charged to the instrumented side (the raw client has no threads)."""
+    Alternating each call (rather than blocks of calls) puts the machine's drift on both sides alike: on a shared
+    2-core machine, blocks of 60-100 calls measured a client against itself at -9 to -52 µs per call. Per call the
+    calling thread's CPU is read (`time.thread_time_ns`, the same cost on both sides); every other thread's CPU over
+    the run (the exporters' background threads) and the exporter's final flush are added to the instrumented side
+    (the raw client has no threads). The "control" kind measures the raw client against itself: the benchmark's
+    zero and its noise."""
     import gc
 
     messages = PROMPT_MESSAGES[prompt]
@@ -178,49 +193,36 @@ def run_client(kind: str, provider_url: str, sink_url: str, calls: int, prompt: 
     except Exception as error:  # a missing peer is reported, not faked
         print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
         return
-    sides = {"raw": (raw, False), "instrumented": (client, True)}
-    warmup = max(10, calls // 10)
-    for side_client, on in sides.values():
-        switch(on)
-        _block(side_client, messages, warmup, [])
+    _pairs(raw, client, switch, messages, max(10, calls // 10))
     switch(True)
     flush()
     gc.collect()
-    per_block = max(1, calls // BLOCKS)
-    cpu = {"raw": 0.0, "instrumented": 0.0}
-    wall = {"raw": 0.0, "instrumented": 0.0}
-    timings: dict[str, list[int]] = {"raw": [], "instrumented": []}
     rss_before = _rss_kib()
-    process_start, thread_start = time.process_time(), time.thread_time()
-    for block in range(BLOCKS):
-        order = ("raw", "instrumented") if block % 2 == 0 else ("instrumented", "raw")
-        for side in order:
-            side_client, on = sides[side]
-            switch(on)
-            block_cpu, block_wall = _block(side_client, messages, per_block, timings[side])
-            cpu[side] += block_cpu
-            wall[side] += block_wall
-    flush_cpu, flush_wall = time.thread_time(), time.perf_counter()
+    process_start, thread_start = time.process_time_ns(), time.thread_time_ns()
+    cpu, wall = _pairs(raw, client, switch, messages, calls)
+    flush_cpu, flush_wall = time.thread_time_ns(), time.perf_counter_ns()
     flush()
-    cpu["instrumented"] += time.thread_time() - flush_cpu
-    wall["instrumented"] += time.perf_counter() - flush_wall
-    background = (time.process_time() - process_start) - (time.thread_time() - thread_start)
-    cpu["instrumented"] += background
-    total = per_block * BLOCKS
+    flush_cpu, flush_wall = time.thread_time_ns() - flush_cpu, time.perf_counter_ns() - flush_wall
+    background = (time.process_time_ns() - process_start) - (time.thread_time_ns() - thread_start)
+    added = [instrumented - raw_cpu for instrumented, raw_cpu in zip(cpu["instrumented"], cpu["raw"], strict=True)]
     result: dict[str, Any] = {
-        "calls": total,
-        "calls_per_block": per_block,
+        "calls": calls,
         "rss_growth_kib": _rss_kib() - rss_before,
-        "background_cpu_us_per_call": background / total * 1e6,
+        "background_cpu_us_per_call": background / calls / 1000,
+        "flush_cpu_us_per_call": flush_cpu / calls / 1000,
+        # the standard error of the per-pair differences' mean: how far this run's +cpu may be from its own truth
+        "added_cpu_stderr_us": statistics.stdev(added) / calls**0.5 / 1000,
     }
-    for side in sides:
-        values = sorted(timings[side])
+    extra = {"raw": (0, 0), "instrumented": (flush_cpu + background, flush_wall)}
+    for side in ("raw", "instrumented"):
+        values = sorted(wall[side])
+        extra_cpu, extra_wall = extra[side]
         result[side] = {
             "median_us": values[len(values) // 2] / 1000,
             "p99_us": values[int(len(values) * 0.99)] / 1000,
             "mean_us": statistics.fmean(values) / 1000,
-            "with_flush_us_per_call": wall[side] / total * 1e6,
-            "cpu_us_per_call": cpu[side] / total * 1e6,
+            "with_flush_us_per_call": (sum(values) + extra_wall) / calls / 1000,
+            "cpu_us_per_call": (sum(cpu[side]) + extra_cpu) / calls / 1000,
         }
     print(json.dumps(result), flush=True)
 
@@ -350,7 +352,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mock-rounds", type=int, default=3)
     parser.add_argument("--serve", choices=("provider", "sink"))
-    parser.add_argument("--client", choices=CLIENTS)
+    parser.add_argument("--client", choices=KINDS)
     parser.add_argument("--import-cost", choices=CLIENTS)
     parser.add_argument("--prompt", choices=PROMPTS, default="short")
     parser.add_argument("--provider-url")
@@ -383,7 +385,7 @@ def main() -> None:
         "command": "python bench/sdk_overhead.py " + " ".join(sys.argv[1:]),
         "started_utc": started,
         "calls_per_run": calls,
-        "blocks_per_run": BLOCKS,
+        "design": "raw and instrumented calls alternate call by call; control: the raw client against itself",
         "prompts": {prompt: sum(len(m["content"]) for m in PROMPT_MESSAGES[prompt]) for prompt in PROMPTS},
         "machine": machine,
         "versions": {name: _version(name) for name in VERSIONED},
@@ -398,7 +400,7 @@ def main() -> None:
     ):
         for prompt in PROMPTS:
             _print_table(f"{label}, {prompt} prompt", summary[key][prompt], calls[prompt])
-    print("raw: the uninstrumented client, in blocks alternating with the instrumented one in the same subprocess;")
+    print("raw: the uninstrumented client, called alternately with the instrumented one in the same subprocess;")
     print("+median/+p99/+cpu/+flush: instrumented minus raw, median over rounds; +cpu: CPU of all threads of the")
     print("process per call, background threads and the exporter's final flush included; +flush: wall time per call with it.")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -408,14 +410,15 @@ def main() -> None:
 
 
 def _run_rounds(provider_url: str, rounds: int, calls: int, prompt: str, label: str) -> dict[str, list[dict[str, Any]]]:
-    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CLIENTS}
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     for round_number in range(rounds):
-        for kind in CLIENTS:
+        for kind in KINDS:
             result = _measure(kind, provider_url, calls, prompt)
             runs[kind].append(result)
             status = result.get("error") or (
                 f"+cpu {result['instrumented']['cpu_us_per_call'] - result['raw']['cpu_us_per_call']:.0f} µs, "
-                f"raw cpu {result['raw']['cpu_us_per_call']:.0f} µs, spans {result['sink'].get('spans')}"
+                f"± {result['added_cpu_stderr_us']:.1f}, raw cpu {result['raw']['cpu_us_per_call']:.0f} µs, "
+                f"spans {result['sink'].get('spans')}"
             )
             print(f"{label} {prompt} round {round_number + 1} {kind:12s} {status}", file=sys.stderr, flush=True)
     return runs
@@ -444,6 +447,7 @@ def _summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "p99_us": middle("instrumented", "p99_us"),
             "rss_growth_kib": round(statistics.median(run["rss_growth_kib"] for run in good)),
             "background_cpu_us_per_call": round(statistics.median(run["background_cpu_us_per_call"] for run in good), 1),
+            "added_cpu_stderr_us_by_round": [round(run["added_cpu_stderr_us"], 1) for run in good],
             "spans_received_per_run": [run["sink"].get("spans") for run in good],
         }
         for key in _ADDED:
@@ -463,15 +467,15 @@ def _cpu(summary: dict[str, Any], mode: str, prompt: str, kind: str) -> float | 
 
 def _print_headline(summary: dict[str, Any]) -> None:
     print("\nCPU of all threads added per chat call (µs, median over rounds; background export included)")
-    header = f"{'mode / prompt':28s} " + " ".join(f"{kind:>12s}" for kind in CLIENTS) + "   peers / ours"
+    header = f"{'mode / prompt':28s} " + " ".join(f"{kind:>12s}" for kind in KINDS) + "   peers / ours"
     print(header)
     print("-" * len(header))
     for mode, label in (("loopback_server", "loopback"), ("in_process_mock_transport", "in-process")):
         for prompt in PROMPTS:
-            values = [_cpu(summary, mode, prompt, kind) for kind in CLIENTS]
+            values = [_cpu(summary, mode, prompt, kind) for kind in KINDS]
             cells = " ".join(f"{'-' if value is None else f'{value:+.1f}':>12s}" for value in values)
-            ours = values[0]
-            ratios = ", ".join(f"{peer / ours:.0f}x" if ours and ours > 0 and peer is not None else "-" for peer in values[1:])
+            ours = values[1]
+            ratios = ", ".join(f"{peer / ours:.1f}x" if ours and ours > 0 and peer is not None else "-" for peer in values[2:])
             print(f"{label + ' / ' + prompt:28s} {cells}   {ratios}")
     print("\nimport after openai: RSS KiB / modules / loads opentelemetry-sdk / loads protobuf")
     for kind, cost in summary["import_cost_after_openai"].items():
