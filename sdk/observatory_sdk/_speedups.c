@@ -3,6 +3,7 @@
  * - `text`: the canonical request text of fingerprints.py, for the types requests are made of
  *   (dict, list, tuple, str, int, float, bool, None); any other value is handed back to Python;
  * - `snapshot`: the copy of a request taken when a call starts (fingerprints.py), for the same types;
+ * - `request_digests`: the prompt-prefix and request hashes of calls.py, from those texts;
  * - `pluck`: the values at the end of attribute paths of a response (calls.pluck_py);
  * - `encode_attributes`: a span's attributes as OTLP protobuf KeyValue fields (otlp.py), for str,
  *   bool, int, float, bytes and lists or tuples of them; any other value is handed back to Python. */
@@ -223,6 +224,19 @@ static int write_value(PyObject *parts, PyObject *value, Py_ssize_t depth, PyObj
     return append_new(parts, result);
 }
 
+static PyObject *text_of(PyObject *value, Py_ssize_t depth, PyObject *seen)
+{
+    if (Py_EnterRecursiveCall(" while writing a canonical request text"))
+        return NULL;
+    PyObject *parts = PyList_New(0);
+    PyObject *result = NULL;
+    if (parts != NULL && write_value(parts, value, depth, seen) == 0)
+        result = PyList_GET_SIZE(parts) == 1 ? Py_NewRef(PyList_GET_ITEM(parts, 0)) : PyUnicode_Join(empty, parts);
+    Py_XDECREF(parts);
+    Py_LeaveRecursiveCall();
+    return result;
+}
+
 static PyObject *canonical_text(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3) {
@@ -241,15 +255,124 @@ static PyObject *canonical_text(PyObject *module, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "seen must be a dict or None");
         return NULL;
     }
-    if (Py_EnterRecursiveCall(" while writing a canonical request text"))
+    return text_of(args[0], depth, seen);
+}
+
+/* -- request hashes (calls.request_hashes_py) ------------------------------------------------- */
+
+static PyObject *sha256 = NULL;    /* hashlib.sha256 */
+static PyObject *hexdigest = NULL; /* "hexdigest" */
+
+/* fingerprints.canonical_text: the text, or None (and no error) when the value has no stable form. */
+static PyObject *text_or_none(PyObject *value, Py_ssize_t depth, PyObject *seen)
+{
+    PyObject *text = text_of(value, depth, seen);
+    if (text != NULL)
+        return text;
+    if (PyErr_ExceptionMatches(not_hashable) || PyErr_ExceptionMatches(PyExc_TypeError) ||
+        PyErr_ExceptionMatches(PyExc_ValueError) || PyErr_ExceptionMatches(PyExc_RecursionError)) {
+        PyErr_Clear();
+        return Py_NewRef(Py_None);
+    }
+    return NULL;
+}
+
+/* fingerprints.digest: sha256 of the text's UTF-8 (lone surrogates passed through), first 16 bytes as hex. */
+static PyObject *digest_of(PyObject *text)
+{
+    PyObject *data = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+    if (data == NULL)
         return NULL;
-    PyObject *parts = PyList_New(0);
-    PyObject *result = NULL;
-    if (parts != NULL && write_value(parts, args[0], depth, seen) == 0)
-        result = PyList_GET_SIZE(parts) == 1 ? Py_NewRef(PyList_GET_ITEM(parts, 0)) : PyUnicode_Join(empty, parts);
-    Py_XDECREF(parts);
-    Py_LeaveRecursiveCall();
+    PyObject *hasher = PyObject_CallOneArg(sha256, data);
+    Py_DECREF(data);
+    if (hasher == NULL)
+        return NULL;
+    PyObject *hex = PyObject_CallMethodNoArgs(hasher, hexdigest);
+    Py_DECREF(hasher);
+    if (hex == NULL)
+        return NULL;
+    PyObject *result = PyUnicode_Substring(hex, 0, 32);
+    Py_DECREF(hex);
     return result;
+}
+
+/* request_digests(prefix, request, head, known, kept) -> (prefix hash or None, request hash or None): what
+ * calls.request_hashes_py computes once the operation has picked the prompt prefix and the semantic request. */
+static PyObject *request_digests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyUnicode_Check(args[2]) || !PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "request_digests(prefix, request, head: str, known: dict, kept: int)");
+        return NULL;
+    }
+    if (fallback == NULL || sha256 == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() and configure_digest() first");
+        return NULL;
+    }
+    PyObject *prefix = args[0], *request = args[1], *head = args[2], *known = args[3];
+    Py_ssize_t kept = PyLong_AsSsize_t(args[4]);
+    if (kept == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *seen = PyDict_New();
+    if (seen == NULL)
+        return NULL;
+    PyObject *prefix_hash = Py_NewRef(Py_None), *request_hash = NULL, *text = NULL;
+    if (prefix != Py_None) {
+        text = text_or_none(prefix, 0, seen);
+        if (text == NULL)
+            goto error;
+        if (text != Py_None) {
+            PyObject *hash = PyDict_GetItemWithError(known, text); /* borrowed */
+            if (hash != NULL) {
+                Py_SETREF(prefix_hash, Py_NewRef(hash));
+            }
+            else {
+                if (PyErr_Occurred())
+                    goto error;
+                Py_SETREF(prefix_hash, digest_of(text));
+                if (prefix_hash == NULL)
+                    goto error;
+                if (PyDict_GET_SIZE(known) >= kept)
+                    PyDict_Clear(known);
+                if (PyDict_SetItem(known, text, prefix_hash) < 0)
+                    goto error;
+            }
+        }
+        Py_CLEAR(text);
+    }
+    text = text_or_none(request, 1, seen);
+    if (text == NULL)
+        goto error;
+    if (text == Py_None) {
+        request_hash = Py_NewRef(Py_None);
+    }
+    else {
+        PyObject *whole = PyUnicode_Concat(head, text);
+        if (whole == NULL)
+            goto error;
+        request_hash = digest_of(whole);
+        Py_DECREF(whole);
+        if (request_hash == NULL)
+            goto error;
+    }
+    Py_DECREF(text);
+    Py_DECREF(seen);
+    PyObject *result = PyTuple_Pack(2, prefix_hash, request_hash);
+    Py_DECREF(prefix_hash);
+    Py_DECREF(request_hash);
+    return result;
+error:
+    Py_XDECREF(text);
+    Py_XDECREF(prefix_hash);
+    Py_XDECREF(request_hash);
+    Py_DECREF(seen);
+    return NULL;
+}
+
+static PyObject *configure_digest(PyObject *module, PyObject *constructor)
+{
+    Py_INCREF(constructor);
+    Py_XSETREF(sha256, constructor);
+    Py_RETURN_NONE;
 }
 
 static PyObject *configure(PyObject *module, PyObject *args)
@@ -794,6 +917,9 @@ static PyMethodDef methods[] = {
     {"text", (PyCFunction)(void (*)(void))canonical_text, METH_FASTCALL,
      "text(value, depth, seen) -> the canonical text of value (fingerprints.py)"},
     {"configure", configure, METH_VARARGS, "configure(fallback, not_hashable_error)"},
+    {"request_digests", (PyCFunction)(void (*)(void))request_digests, METH_FASTCALL,
+     "request_digests(prefix, request, head, known, kept) -> (prefix hash, request hash) (calls.request_hashes_py)"},
+    {"configure_digest", configure_digest, METH_O, "configure_digest(hashlib.sha256)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -809,6 +935,9 @@ PyMODINIT_FUNC PyInit__speedups(void)
     text_false = PyUnicode_FromString("f");
     sixty_four = PyLong_FromLong(64);
     zero = PyLong_FromLong(0);
+    hexdigest = PyUnicode_InternFromString("hexdigest");
+    if (hexdigest == NULL)
+        return NULL;
     if (sixty_four == NULL || zero == NULL || empty == NULL || text_none == NULL || text_true == NULL || text_false == NULL)
         return NULL;
     return PyModule_Create(&module_definition);

@@ -191,23 +191,27 @@ def app_context() -> Any:
     return None if context is None else context.get_current()
 
 
-_servers: weakref.WeakKeyDictionary[Any, tuple[str | None, int | None]] = weakref.WeakKeyDictionary()
+_SERVERS_KEPT = 256
+_servers: dict[int, tuple[Any, tuple[str | None, int | None]]] = {}
+"""(weak reference to the client, its host and port) by the client's id: the reference tells a reused id apart."""
 
 
 def _server(client: Any) -> tuple[str | None, int | None]:
     """Host and port of the client's base URL, remembered per client (reading it is not free)."""
     if client is None:
         return None, None
-    try:
-        return _servers[client]
-    except (KeyError, TypeError):
-        pass
+    entry = _servers.get(id(client))
+    if entry is not None and entry[0]() is client:
+        return entry[1]
     url = getattr(client, "base_url", None)
     server = (getattr(url, "host", None) or None, getattr(url, "port", None)) if url is not None else (None, None)
     try:
-        _servers[client] = server
+        reference = weakref.ref(client)
     except TypeError:  # a client type without weak references: just not remembered
-        pass
+        return server
+    if len(_servers) >= _SERVERS_KEPT:
+        _servers.clear()
+    _servers[id(client)] = (reference, server)
     return server
 
 
@@ -301,9 +305,14 @@ def record_attributes(record: tuple[Any, ...], settings: Settings) -> dict[str, 
 
 def _add_hashes(attributes: dict[str, Any], operation: Operation, request: Any) -> None:
     try:
-        attributes.update(request_hashes(operation, request))
+        prefix_hash, request_hash = _hash_pair(operation, request)
     except Exception:  # the span goes out without its hashes
         log_once("hash", "observatory_sdk: could not hash a request", exc_info=True)
+        return
+    if prefix_hash is not None:
+        attributes["observatory.prompt_prefix_hash"] = prefix_hash
+    if request_hash is not None:
+        attributes["observatory.request_hash"] = request_hash
 
 
 _ATTRIBUTION_KEPT = 256
@@ -334,8 +343,20 @@ operation is atomic, and an entry lost to a concurrent clear() costs one hash.""
 
 def request_hashes(operation: Operation, request: Mapping[str, Any]) -> dict[str, str]:
     """`observatory.prompt_prefix_hash` and `observatory.request_hash` of a request snapshot (see
-    `read_request`); runs on the export thread, many calls in a row."""
+    `read_request`); run when spans are built, many calls in a row."""
+    prefix_hash, request_hash = _hash_pair(operation, request)
     hashes: dict[str, str] = {}
+    if prefix_hash is not None:
+        hashes["observatory.prompt_prefix_hash"] = prefix_hash
+    if request_hash is not None:
+        hashes["observatory.request_hash"] = request_hash
+    return hashes
+
+
+def _hash_pair_py(operation: Operation, request: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(prompt-prefix hash, request hash) of a request snapshot, each None when it cannot be written: the
+    reference, and what runs when the C module (`_speedups.request_digests`) is not built."""
+    prefix_hash = None
     prefix = operation.prompt_prefix(request)
     seen: dict[int, str] = {}
     if prefix is not None:
@@ -346,17 +367,33 @@ def request_hashes(operation: Operation, request: Mapping[str, Any]) -> dict[str
                 if len(_prefix_hashes) >= PREFIX_HASHES_KEPT:
                     _prefix_hashes.clear()
                 prefix_hash = _prefix_hashes[prefix_text] = digest(prefix_text)
-            hashes["observatory.prompt_prefix_hash"] = prefix_hash
+    request_text = canonical_text(_semantic(request), seen, depth=1)  # one level down, under "request"
+    # The canonical form of {"provider": ..., "operation": ..., "request": the request}, keys sorted, written
+    # without building that mapping.
+    return prefix_hash, None if request_text is None else digest(_request_head(operation) + request_text)
+
+
+def _semantic(request: Mapping[str, Any]) -> Mapping[str, Any]:
     if NON_SEMANTIC_FIELDS.isdisjoint(request):  # the usual case: nothing to leave out, no copy
-        semantic = request
-    else:
-        semantic = {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
-    request_text = canonical_text(semantic, seen, depth=1)  # one level down, under "request"
-    if request_text is not None:
-        # The canonical form of {"provider": ..., "operation": ..., "request": the request}, keys
-        # sorted, written without building that mapping.
-        hashes["observatory.request_hash"] = digest(_request_head(operation) + request_text)
-    return hashes
+        return request
+    return {key: value for key, value in request.items() if key not in NON_SEMANTIC_FIELDS}
+
+
+def _hash_pair_c(operation: Operation, request: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """`_hash_pair_py`, its texts written and hashed in one C call."""
+    return speedups.request_digests(  # type: ignore[union-attr]
+        operation.prompt_prefix(request), _semantic(request), _request_head(operation), _prefix_hashes, PREFIX_HASHES_KEPT
+    )
+
+
+def _hash_pair_in_use() -> Any:
+    """The C pair when the C module is built and the canonical texts are written in C (see fingerprints)."""
+    from . import fingerprints
+
+    return _hash_pair_c if speedups is not None and fingerprints._c_text is not None else _hash_pair_py
+
+
+_hash_pair = _hash_pair_in_use()
 
 
 def write_response(

@@ -250,6 +250,7 @@ def _c_functions() -> tuple[Any, Any]:
         return None, None
     speedups.configure(_other_text, _NotHashable)
     speedups.configure_snapshot(_snapshot_other, _UNREADABLE)
+    speedups.configure_digest(hashlib.sha256)
     return speedups.text, speedups.snapshot
 
 

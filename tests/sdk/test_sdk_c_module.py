@@ -350,3 +350,43 @@ def test_pluck_maps_star_over_lists_and_raises_what_an_attribute_raises():
     for pluck in (calls.pluck, calls.pluck_py):
         with pytest.raises(KeyError):
             pluck(_Broken(), (("usage",),))
+
+
+requests = st.dictionaries(
+    st.sampled_from(["model", "messages", "input", "instructions", "system", "tools", "max_tokens", "stream", "user"]),
+    values,
+    max_size=6,
+)
+
+
+@needs_c
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(requests, st.sampled_from(["chat", "responses", "anthropic"]), st.booleans())
+def test_both_hashes_are_the_same_in_c_and_python(request, kind, known):
+    from observatory_sdk.integrations.anthropic import MESSAGES
+    from observatory_sdk.integrations.openai import CHAT, RESPONSES
+
+    operation = {"chat": CHAT, "responses": RESPONSES, "anthropic": MESSAGES}[kind]
+    assert calls._hash_pair is calls._hash_pair_c
+    if not known:
+        calls._prefix_hashes.clear()
+    try:
+        in_c = calls._hash_pair_c(operation, request)
+    except Exception as error:  # then Python must fail alike
+        with pytest.raises(type(error)):
+            calls._hash_pair_py(operation, request)
+        return
+    calls._prefix_hashes.clear()
+    assert calls._hash_pair_py(operation, request) == in_c
+    assert calls._hash_pair_c(operation, request) == in_c  # from the prefix table this time
+
+
+@needs_c
+def test_the_prefix_table_is_bounded_in_c_too(monkeypatch):
+    from observatory_sdk.integrations.openai import CHAT
+
+    monkeypatch.setattr(calls, "PREFIX_HASHES_KEPT", 3)
+    calls._prefix_hashes.clear()
+    for n in range(7):
+        calls._hash_pair_c(CHAT, {"model": "m", "messages": [{"role": "system", "content": f"prompt {n}"}]})
+        assert 1 <= len(calls._prefix_hashes) <= 3
