@@ -377,7 +377,7 @@ def wrap_method(
         if is_async or not paths or kwargs.get("stream") is True or active.settings.capture_content:
             return _observe(active, original, operation, is_async, client, args, kwargs)
         # The usual call, inline: no stream, no content; its attributes are read, and the span
-        # built, later (see Call), from a tuple record (calls.call_of).
+        # built, later (see Call), from a tuple record (calls.record_attributes).
         try:
             start_ns = time_ns()
             request = snapshot(kwargs)
