@@ -5,6 +5,8 @@
  * - `snapshot`: the copy of a request taken when a call starts (fingerprints.py), for the same types;
  * - `request_digests`: the prompt-prefix and request hashes of calls.py, from those texts;
  * - `pluck`: the values at the end of attribute paths of a response (calls.pluck_py);
+ * - `record_attributes`: the span attributes of the usual OpenAI chat or Anthropic messages call
+ *   (calls.record_attributes_py), declining anything of another shape;
  * - `encode_attributes`: a span's attributes as OTLP protobuf KeyValue fields (otlp.py), for str,
  *   bool, int, float, bytes and lists or tuples of them; any other value is handed back to Python. */
 
@@ -296,25 +298,18 @@ static PyObject *digest_of(PyObject *text)
     return result;
 }
 
-/* request_digests(prefix, request, head, known, kept) -> (prefix hash or None, request hash or None): what
- * calls.request_hashes_py computes once the operation has picked the prompt prefix and the semantic request. */
-static PyObject *request_digests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* The prompt-prefix and request hashes (each a new reference, None when its text cannot be written) of what
+ * calls._hash_pair_py computes once the operation has picked the prompt prefix and the semantic request. */
+static int digests(PyObject *prefix, PyObject *request, PyObject *head, PyObject *known, Py_ssize_t kept,
+                   PyObject **prefix_out, PyObject **request_out)
 {
-    if (nargs != 5 || !PyUnicode_Check(args[2]) || !PyDict_CheckExact(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "request_digests(prefix, request, head: str, known: dict, kept: int)");
-        return NULL;
-    }
     if (fallback == NULL || sha256 == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "configure() and configure_digest() first");
-        return NULL;
+        return -1;
     }
-    PyObject *prefix = args[0], *request = args[1], *head = args[2], *known = args[3];
-    Py_ssize_t kept = PyLong_AsSsize_t(args[4]);
-    if (kept == -1 && PyErr_Occurred())
-        return NULL;
     PyObject *seen = PyDict_New();
     if (seen == NULL)
-        return NULL;
+        return -1;
     PyObject *prefix_hash = Py_NewRef(Py_None), *request_hash = NULL, *text = NULL;
     if (prefix != Py_None) {
         text = text_or_none(prefix, 0, seen);
@@ -356,16 +351,34 @@ static PyObject *request_digests(PyObject *module, PyObject *const *args, Py_ssi
     }
     Py_DECREF(text);
     Py_DECREF(seen);
-    PyObject *result = PyTuple_Pack(2, prefix_hash, request_hash);
-    Py_DECREF(prefix_hash);
-    Py_DECREF(request_hash);
-    return result;
+    *prefix_out = prefix_hash;
+    *request_out = request_hash;
+    return 0;
 error:
     Py_XDECREF(text);
     Py_XDECREF(prefix_hash);
     Py_XDECREF(request_hash);
     Py_DECREF(seen);
-    return NULL;
+    return -1;
+}
+
+/* request_digests(prefix, request, head, known, kept) -> (prefix hash or None, request hash or None). */
+static PyObject *request_digests(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyUnicode_Check(args[2]) || !PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "request_digests(prefix, request, head: str, known: dict, kept: int)");
+        return NULL;
+    }
+    Py_ssize_t kept = PyLong_AsSsize_t(args[4]);
+    if (kept == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *prefix_hash, *request_hash;
+    if (digests(args[0], args[1], args[2], args[3], kept, &prefix_hash, &request_hash) < 0)
+        return NULL;
+    PyObject *result = PyTuple_Pack(2, prefix_hash, request_hash);
+    Py_DECREF(prefix_hash);
+    Py_DECREF(request_hash);
+    return result;
 }
 
 static PyObject *configure_digest(PyObject *module, PyObject *constructor)
@@ -902,6 +915,393 @@ static PyObject *configure_otlp(PyObject *module, PyObject *any_value)
     Py_RETURN_NONE;
 }
 
+/* -- the usual call's span attributes (calls.record_attributes_py) ------------------------------ */
+
+/* What `record_attributes` reads, for the two operations whose requests and responses it knows (kinds):
+ * RECORD_OPENAI_CHAT as integrations/openai.ChatCompletions, RECORD_ANTHROPIC as integrations/anthropic.MessagesCreate.
+ * Anything it does not read exactly as that Python code would (a request value of another shape, an error on the way)
+ * makes it decline (return None without an error): the Python code then builds the attributes. */
+#define RECORD_OPENAI_CHAT 1
+#define RECORD_ANTHROPIC 2
+#define DECLINE 1 /* a record helper's "not the usual shape": no error set */
+
+static PyObject *non_semantic = NULL; /* calls.NON_SEMANTIC_FIELDS */
+static PyObject *omitted_marker = NULL; /* fingerprints.OMITTED */
+enum {
+    K_STREAM, K_MODEL, K_MAX_COMPLETION_TOKENS, K_MAX_TOKENS, K_TEMPERATURE, K_TOP_P, K_TOP_K, K_USER,
+    K_SAFETY_IDENTIFIER, K_METADATA, K_USER_ID, K_MESSAGES, K_ROLE, K_SYSTEM, K_DEVELOPER, K_TOOLS, K_FUNCTIONS,
+    K_FIRST, A_STREAM, A_MODEL, A_MAX_TOKENS, A_TEMPERATURE, A_TOP_P, A_TOP_K, A_USER, A_PREFIX_HASH, A_REQUEST_HASH,
+    A_RESPONSE_ID, A_RESPONSE_MODEL, A_FINISH_REASONS, A_INPUT, A_CACHE_READ, A_CACHE_CREATION, A_OUTPUT, A_REASONING,
+    NAMES
+};
+static const char *name_texts[NAMES] = {
+    "stream", "model", "max_completion_tokens", "max_tokens", "temperature", "top_p", "top_k", "user",
+    "safety_identifier", "metadata", "user_id", "messages", "role", "system", "developer", "tools", "functions",
+    "first", "gen_ai.request.stream", "gen_ai.request.model", "gen_ai.request.max_tokens", "gen_ai.request.temperature",
+    "gen_ai.request.top_p", "gen_ai.request.top_k", "user.id", "observatory.prompt_prefix_hash", "observatory.request_hash",
+    "gen_ai.response.id", "gen_ai.response.model", "gen_ai.response.finish_reasons", "gen_ai.usage.input_tokens",
+    "gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.output_tokens",
+    "gen_ai.usage.reasoning.output_tokens",
+};
+static PyObject *names[NAMES];
+
+/* request.get(name): a borrowed reference, NULL for a missing key (-1 on error). */
+static int get(PyObject *request, int name, PyObject **out)
+{
+    *out = PyDict_GetItemWithError(request, names[name]);
+    return *out == NULL && PyErr_Occurred() ? -1 : 0;
+}
+
+/* `a or b` of two request values (borrowed, NULL meaning None). */
+static int either(PyObject *request, int first, int second, PyObject **out)
+{
+    if (get(request, first, out) < 0)
+        return -1;
+    if (*out != NULL) {
+        int truth = PyObject_IsTrue(*out);
+        if (truth < 0)
+            return -1;
+        if (truth)
+            return 0;
+    }
+    return get(request, second, out);
+}
+
+static int set_new(PyObject *attributes, int name, PyObject *value)
+{
+    if (value == NULL)
+        return -1;
+    int failed = PyDict_SetItem(attributes, names[name], value);
+    Py_DECREF(value);
+    return failed;
+}
+
+/* `if isinstance(value, int | float) and not isinstance(value, bool): attributes[name] = float(value)` */
+static int set_float(PyObject *attributes, int name, PyObject *value)
+{
+    if (value == NULL || PyBool_Check(value) || !(PyLong_Check(value) || PyFloat_Check(value)))
+        return 0;
+    return set_new(attributes, name, PyNumber_Float(value));
+}
+
+/* `if value: attributes[name] = value` */
+static int set_if_true(PyObject *attributes, int name, PyObject *value)
+{
+    if (value == NULL)
+        return 0;
+    int truth = PyObject_IsTrue(value);
+    return truth <= 0 ? truth : PyDict_SetItem(attributes, names[name], value);
+}
+
+static int set_if_given(PyObject *attributes, int name, PyObject *value)
+{
+    return value == NULL || value == Py_None ? 0 : PyDict_SetItem(attributes, names[name], value);
+}
+
+/* The request's attributes after the shared ones: request attributes, then user.id (calls.request_attributes). */
+static int record_request(int kind, PyObject *request, PyObject *attributes)
+{
+    PyObject *value;
+    if (kind == RECORD_OPENAI_CHAT) {
+        if (either(request, K_MAX_COMPLETION_TOKENS, K_MAX_TOKENS, &value) < 0)
+            return -1;
+    }
+    else if (get(request, K_MAX_TOKENS, &value) < 0)
+        return -1;
+    if (value != NULL && PyLong_Check(value) && PyDict_SetItem(attributes, names[A_MAX_TOKENS], value) < 0)
+        return -1;
+    if (get(request, K_TEMPERATURE, &value) < 0 || set_float(attributes, A_TEMPERATURE, value) < 0)
+        return -1;
+    if (get(request, K_TOP_P, &value) < 0 || set_float(attributes, A_TOP_P, value) < 0)
+        return -1;
+    PyObject *user;
+    if (kind == RECORD_ANTHROPIC) {
+        if (get(request, K_TOP_K, &value) < 0)
+            return -1;
+        if (value != NULL && PyLong_Check(value) && set_new(attributes, A_TOP_K, PyNumber_Float(value)) < 0)
+            return -1;
+        PyObject *metadata;
+        if (get(request, K_METADATA, &metadata) < 0)
+            return -1;
+        if (metadata == NULL || metadata == Py_None)
+            user = NULL;
+        else if (!PyDict_CheckExact(metadata))
+            return DECLINE;
+        else if (get(metadata, K_USER_ID, &user) < 0)
+            return -1;
+    }
+    else if (either(request, K_USER, K_SAFETY_IDENTIFIER, &user) < 0)
+        return -1;
+    if (user == NULL || !PyUnicode_Check(user))
+        return 0;
+    return set_if_true(attributes, A_USER, user);
+}
+
+/* The operation's prompt_prefix(request): a new reference (None when the request has no messages list). */
+static int record_prefix(int kind, PyObject *request, PyObject **out)
+{
+    PyObject *messages, *value;
+    *out = NULL;
+    if (get(request, K_MESSAGES, &messages) < 0)
+        return -1;
+    if (messages == NULL || !(PyList_Check(messages) || PyTuple_Check(messages))) {
+        *out = Py_NewRef(Py_None);
+        return 0;
+    }
+    if (!PyList_CheckExact(messages) && !PyTuple_CheckExact(messages))
+        return DECLINE;
+    PyObject *fast = PySequence_Fast(messages, "messages");
+    if (fast == NULL)
+        return -1;
+    Py_ssize_t size = PySequence_Fast_GET_SIZE(fast), count = 0;
+    PyObject *prefix = PyDict_New(), *system = NULL, *first = Py_None;
+    int result = -1;
+    if (prefix == NULL)
+        goto done;
+    if (kind == RECORD_OPENAI_CHAT) {
+        for (; count < size; count++) { /* the leading run of system and developer messages */
+            PyObject *item = PySequence_Fast_GET_ITEM(fast, count), *role;
+            if (!PyDict_CheckExact(item)) {
+                result = DECLINE;
+                goto done;
+            }
+            if (get(item, K_ROLE, &role) < 0)
+                goto done;
+            if (role == NULL)
+                break;
+            Py_INCREF(role);
+            int is_system = PyObject_RichCompareBool(role, names[K_SYSTEM], Py_EQ);
+            int is_developer = is_system == 0 ? PyObject_RichCompareBool(role, names[K_DEVELOPER], Py_EQ) : 0;
+            Py_DECREF(role);
+            if (is_system < 0 || is_developer < 0)
+                goto done;
+            if (!is_system && !is_developer)
+                break;
+        }
+        system = PyList_New(count);
+        if (system == NULL)
+            goto done;
+        for (Py_ssize_t i = 0; i < count; i++)
+            PyList_SET_ITEM(system, i, Py_NewRef(PySequence_Fast_GET_ITEM(fast, i)));
+        if (count < size)
+            first = PySequence_Fast_GET_ITEM(fast, count);
+        if (either(request, K_TOOLS, K_FUNCTIONS, &value) < 0)
+            goto done;
+    }
+    else {
+        if (get(request, K_SYSTEM, &value) < 0)
+            goto done;
+        system = Py_NewRef(value != NULL ? value : Py_None);
+        if (size > 0)
+            first = PySequence_Fast_GET_ITEM(fast, 0);
+        if (get(request, K_TOOLS, &value) < 0)
+            goto done;
+    }
+    if (PyDict_SetItem(prefix, names[K_SYSTEM], system) < 0 ||
+        PyDict_SetItem(prefix, names[K_TOOLS], value != NULL ? value : Py_None) < 0 ||
+        PyDict_SetItem(prefix, names[K_FIRST], first) < 0)
+        goto done;
+    *out = Py_NewRef(prefix);
+    result = 0;
+done:
+    Py_DECREF(fast);
+    Py_XDECREF(prefix);
+    Py_XDECREF(system);
+    return result;
+}
+
+/* calls._semantic(request): a new reference. */
+static PyObject *semantic(PyObject *request)
+{
+    PyObject *copy = NULL, *iterator = PyObject_GetIter(non_semantic), *field;
+    if (iterator == NULL)
+        return NULL;
+    while ((field = PyIter_Next(iterator)) != NULL) {
+        int present = PyDict_Contains(copy != NULL ? copy : request, field);
+        if (present > 0 && copy == NULL && (copy = PyDict_Copy(request)) == NULL)
+            present = -1;
+        if (present > 0 && PyDict_DelItem(copy, field) < 0)
+            present = -1;
+        Py_DECREF(field);
+        if (present < 0) {
+            Py_DECREF(iterator);
+            Py_XDECREF(copy);
+            return NULL;
+        }
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        Py_XDECREF(copy);
+        return NULL;
+    }
+    return copy != NULL ? copy : Py_NewRef(request);
+}
+
+/* The response's attributes (Operation.response_values, then calls.write_response). */
+static int record_response(int kind, PyObject *values, PyObject *attributes)
+{
+    Py_ssize_t expected = kind == RECORD_OPENAI_CHAT ? 9 : 7;
+    if (PyTuple_GET_SIZE(values) != expected)
+        return DECLINE;
+    PyObject *const *v = &PyTuple_GET_ITEM(values, 0);
+    if (set_if_true(attributes, A_RESPONSE_ID, v[0]) < 0 || set_if_true(attributes, A_RESPONSE_MODEL, v[1]) < 0)
+        return -1;
+    PyObject *reasons = PyList_New(0);
+    if (reasons == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(v[2]);
+    if (truth < 0)
+        goto error;
+    if (truth && kind == RECORD_ANTHROPIC) {
+        if (PyList_Append(reasons, v[2]) < 0)
+            goto error;
+    }
+    else if (truth) { /* [reason for reason in finish_reasons or () if reason] */
+        if (!PyList_Check(v[2]) && !PyTuple_Check(v[2])) {
+            Py_DECREF(reasons);
+            return DECLINE;
+        }
+        PyObject *fast = PySequence_Fast(v[2], "finish reasons");
+        if (fast == NULL)
+            goto error;
+        for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); i++) {
+            PyObject *reason = PySequence_Fast_GET_ITEM(fast, i);
+            int kept = PyObject_IsTrue(reason);
+            if (kept < 0 || (kept && PyList_Append(reasons, reason) < 0)) {
+                Py_DECREF(fast);
+                goto error;
+            }
+        }
+        Py_DECREF(fast);
+    }
+    if (PyList_GET_SIZE(reasons) > 0 && set_new(attributes, A_FINISH_REASONS, PyList_AsTuple(reasons)) < 0)
+        goto error;
+    Py_CLEAR(reasons);
+    if (kind == RECORD_OPENAI_CHAT) {
+        return set_if_given(attributes, A_INPUT, v[3]) < 0 || set_if_given(attributes, A_CACHE_READ, v[4]) < 0 ||
+                       set_if_given(attributes, A_CACHE_CREATION, v[5]) < 0 || set_if_given(attributes, A_OUTPUT, v[6]) < 0 ||
+                       set_if_given(attributes, A_REASONING, v[7]) < 0
+                   ? -1
+                   : 0;
+    }
+    if (v[3] == Py_None && v[4] == Py_None && v[5] == Py_None && v[6] == Py_None)
+        return 0;
+    /* anthropic._usage: the input total counts the cached tokens too */
+    PyObject *total = NULL;
+    for (int i = 3; i <= 5; i++) {
+        if (!PyLong_Check(v[i]))
+            continue;
+        PyObject *sum = PyNumber_Add(total != NULL ? total : zero, v[i]);
+        Py_XDECREF(total);
+        if (sum == NULL)
+            return -1;
+        total = sum;
+    }
+    if (total != NULL && set_new(attributes, A_INPUT, total) < 0)
+        return -1;
+    return set_if_given(attributes, A_CACHE_READ, v[4]) < 0 || set_if_given(attributes, A_CACHE_CREATION, v[5]) < 0 ||
+                   set_if_given(attributes, A_OUTPUT, v[6]) < 0
+               ? -1
+               : 0;
+error:
+    Py_XDECREF(reasons);
+    return -1;
+}
+
+/* record_attributes(kind, fixed, request, values, head, known, kept, attribution) -> the span attributes of the
+ * usual call's record, or None when the Python code is to build them (see RECORD_OPENAI_CHAT). `fixed`: the
+ * attributes shared by the operation's calls to one server (copied); `attribution`: (key, value) pairs. */
+static PyObject *record_attributes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8 || !PyLong_Check(args[0]) || !PyDict_CheckExact(args[1]) || !PyUnicode_Check(args[4]) ||
+        !PyDict_CheckExact(args[5]) || !PyTuple_CheckExact(args[7])) {
+        PyErr_SetString(PyExc_TypeError, "record_attributes(kind, fixed: dict, request, values, head: str, known: dict, "
+                                         "kept: int, attribution: tuple)");
+        return NULL;
+    }
+    if (non_semantic == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_records() first");
+        return NULL;
+    }
+    long kind = PyLong_AsLong(args[0]);
+    PyObject *request = args[2], *values = args[3], *attribution = args[7];
+    Py_ssize_t kept = PyLong_AsSsize_t(args[6]);
+    if (kept == -1 && PyErr_Occurred())
+        return NULL;
+    if ((kind != RECORD_OPENAI_CHAT && kind != RECORD_ANTHROPIC) || !PyDict_CheckExact(request) || !PyTuple_CheckExact(values))
+        Py_RETURN_NONE;
+    PyObject *key, *value, *prefix = NULL, *wanted = NULL, *prefix_hash = NULL, *request_hash = NULL;
+    Py_ssize_t position = 0;
+    while (PyDict_Next(request, &position, &key, &value))
+        if (value == omitted_marker) /* a client's "not given": calls._without_omitted */
+            Py_RETURN_NONE;
+    PyObject *attributes = PyDict_Copy(args[1]);
+    if (attributes == NULL)
+        return NULL;
+    int failed;
+    if (get(request, K_STREAM, &value) < 0 ||
+        PyDict_SetItem(attributes, names[A_STREAM], value == Py_True ? Py_True : Py_False) < 0 ||
+        get(request, K_MODEL, &value) < 0 ||
+        (value != NULL && PyUnicode_Check(value) && PyDict_SetItem(attributes, names[A_MODEL], value) < 0))
+        goto error;
+    if ((failed = record_request((int)kind, request, attributes)) != 0 ||
+        (failed = record_prefix((int)kind, request, &prefix)) != 0)
+        goto stop;
+    wanted = semantic(request);
+    if (wanted == NULL || digests(prefix, wanted, args[4], args[5], kept, &prefix_hash, &request_hash) < 0)
+        goto error;
+    if (set_if_given(attributes, A_PREFIX_HASH, prefix_hash) < 0 || set_if_given(attributes, A_REQUEST_HASH, request_hash) < 0)
+        goto error;
+    if ((failed = record_response((int)kind, values, attributes)) != 0)
+        goto stop;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(attribution); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(attribution, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            failed = DECLINE;
+            goto stop;
+        }
+        if (PyDict_SetItem(attributes, PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1)) < 0)
+            goto error;
+    }
+    Py_DECREF(prefix);
+    Py_DECREF(wanted);
+    Py_DECREF(prefix_hash);
+    Py_DECREF(request_hash);
+    return attributes;
+stop:
+    if (failed == DECLINE) {
+        Py_XDECREF(prefix);
+        Py_XDECREF(wanted);
+        Py_XDECREF(prefix_hash);
+        Py_XDECREF(request_hash);
+        Py_DECREF(attributes);
+        Py_RETURN_NONE;
+    }
+error: /* the Python code meets the same error and deals with it (a span without its hashes, a logged failure) */
+    PyErr_Clear();
+    Py_XDECREF(prefix);
+    Py_XDECREF(wanted);
+    Py_XDECREF(prefix_hash);
+    Py_XDECREF(request_hash);
+    Py_DECREF(attributes);
+    Py_RETURN_NONE;
+}
+
+static PyObject *configure_records(PyObject *module, PyObject *args)
+{
+    PyObject *fields, *marker;
+    if (!PyArg_ParseTuple(args, "OO", &fields, &marker))
+        return NULL;
+    for (int i = 0; i < NAMES; i++)
+        if (names[i] == NULL && (names[i] = PyUnicode_InternFromString(name_texts[i])) == NULL)
+            return NULL;
+    Py_INCREF(fields);
+    Py_XSETREF(non_semantic, fields);
+    Py_INCREF(marker);
+    Py_XSETREF(omitted_marker, marker);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"snapshot", (PyCFunction)(void (*)(void))snapshot, METH_FASTCALL,
      "snapshot(value, depth=0) -> a copy of a request value (fingerprints.snapshot)"},
@@ -920,6 +1320,10 @@ static PyMethodDef methods[] = {
     {"request_digests", (PyCFunction)(void (*)(void))request_digests, METH_FASTCALL,
      "request_digests(prefix, request, head, known, kept) -> (prefix hash, request hash) (calls.request_hashes_py)"},
     {"configure_digest", configure_digest, METH_O, "configure_digest(hashlib.sha256)"},
+    {"record_attributes", (PyCFunction)(void (*)(void))record_attributes, METH_FASTCALL,
+     "record_attributes(kind, fixed, request, values, head, known, kept, attribution) -> the attributes of the usual "
+     "call's record, or None (calls.record_attributes_py)"},
+    {"configure_records", configure_records, METH_VARARGS, "configure_records(non_semantic_fields, omitted)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -76,6 +76,11 @@ class Operation:
     (`pluck`), turned into attributes (`response_values`, `write_response`) when the span is built. Empty: `summarize`
     runs on the hot path instead."""
 
+    record_kind = 0
+    """Which of the C module's readers builds the attributes of this operation's usual call (`_speedups.c`,
+    RECORD_*: 1 reads as integrations/openai.ChatCompletions, 2 as integrations/anthropic.MessagesCreate); 0: none,
+    the Python code does."""
+
     def summarize(self, response: Any, capture_content: bool) -> Summary:
         """Read a whole (non-streamed) response object."""
         return Summary()
@@ -248,8 +253,8 @@ _fixed: dict[tuple[str, str, str | None, int | None], dict[str, Any]] = {}
 """The attributes every call of one operation to one server shares, made once."""
 
 
-def request_attributes(operation: Operation, request: Mapping[str, Any], client: Any) -> dict[str, Any]:
-    """The span attributes read off a request (or its snapshot) and the client's base URL."""
+def _fixed_attributes(operation: Operation, client: Any) -> dict[str, Any]:
+    """The attributes every call of the operation to the client's server shares (one dict: copy it)."""
     host, port = _server(client)
     key = (operation.provider, operation.name, host, port)
     fixed = _fixed.get(key)
@@ -262,7 +267,12 @@ def request_attributes(operation: Operation, request: Mapping[str, Any], client:
         if len(_fixed) >= _FIXED_KEPT:
             _fixed.clear()
         _fixed[key] = fixed
-    attributes = fixed.copy()
+    return fixed
+
+
+def request_attributes(operation: Operation, request: Mapping[str, Any], client: Any) -> dict[str, Any]:
+    """The span attributes read off a request (or its snapshot) and the client's base URL."""
+    attributes = _fixed_attributes(operation, client).copy()
     attributes["gen_ai.request.stream"] = request.get("stream") is True
     model = request.get("model")
     if isinstance(model, str):
@@ -290,10 +300,10 @@ def _read_snapshot(call: Call) -> dict[str, Any]:
     return attributes
 
 
-def record_attributes(record: tuple[Any, ...], settings: Settings) -> dict[str, Any]:
+def record_attributes_py(record: tuple[Any, ...], settings: Settings) -> dict[str, Any]:
     """All span attributes of a record the hot path queued as a tuple (patching.wrap_method): (operation, start ns,
     duration ns, request snapshot, attribution, context, client, the values plucked off the response). What
-    `span_attributes` gives the same call as a Call, without making one."""
+    `span_attributes` gives the same call as a Call, without making one. The reference of `record_attributes`."""
     operation, _, _, request, attribution, _, client, values = record
     request = _without_omitted(request)
     attributes = request_attributes(operation, request, client)
@@ -302,6 +312,21 @@ def record_attributes(record: tuple[Any, ...], settings: Settings) -> dict[str, 
     attributes.update(_attribution_items(settings, attribution))
     return attributes
 
+
+
+def _record_attributes_c(record: tuple[Any, ...], settings: Settings) -> dict[str, Any]:
+    """`record_attributes_py` in one C call for the operations the C module reads (`Operation.record_kind`), and
+    for the requests and responses of the usual shapes; anything else (the C code declines) goes the Python way."""
+    operation, _, _, request, attribution, _, client, values = record
+    kind = operation.record_kind
+    if kind:
+        attributes = speedups.record_attributes(  # type: ignore[union-attr]
+            kind, _fixed_attributes(operation, client), request, values, _request_head(operation), _prefix_hashes,
+            PREFIX_HASHES_KEPT, _attribution_items(settings, attribution),
+        )
+        if attributes is not None:
+            return attributes
+    return record_attributes_py(record, settings)
 
 def _add_hashes(attributes: dict[str, Any], operation: Operation, request: Any) -> None:
     try:
@@ -394,6 +419,11 @@ def _hash_pair_in_use() -> Any:
 
 
 _hash_pair = _hash_pair_in_use()
+if _hash_pair is _hash_pair_c:
+    speedups.configure_records(NON_SEMANTIC_FIELDS, OMITTED)  # type: ignore[union-attr]
+    record_attributes = _record_attributes_c
+else:
+    record_attributes = record_attributes_py
 
 
 def write_response(

@@ -390,3 +390,123 @@ def test_the_prefix_table_is_bounded_in_c_too(monkeypatch):
     for n in range(7):
         calls._hash_pair_c(CHAT, {"model": "m", "messages": [{"role": "system", "content": f"prompt {n}"}]})
         assert 1 <= len(calls._prefix_hashes) <= 3
+
+
+# -- the usual call's attributes read in C (calls.record_attributes) ------------------------------------------------
+
+
+def _record_operations():
+    from observatory_sdk.integrations.anthropic import MESSAGES
+    from observatory_sdk.integrations.openai import CHAT
+
+    return {"openai": CHAT, "anthropic": MESSAGES}
+
+
+message_items = st.one_of(
+    st.fixed_dictionaries(
+        {"role": st.sampled_from(["system", "developer", "user", "assistant", None, 3]), "content": values}
+    ),
+    st.dictionaries(st.sampled_from(["role", "content", "name"]), values, max_size=3),
+    values,
+)
+record_requests = st.dictionaries(
+    st.sampled_from(
+        ["model", "messages", "system", "tools", "functions", "max_tokens", "max_completion_tokens", "temperature",
+         "top_p", "top_k", "stream", "stream_options", "user", "safety_identifier", "metadata", "prompt_cache_key"]
+    ),
+    st.one_of(
+        values,
+        st.lists(message_items, max_size=4),
+        st.lists(message_items, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from(["user_id", "x"]), values, max_size=2),
+        st.sampled_from([fingerprints.OMITTED, True, False, 0, 1, 0.5, "", "someone"]),
+    ),
+    max_size=8,
+)
+counts = st.one_of(st.none(), st.integers(min_value=0, max_value=10**6), st.booleans(), st.floats(allow_nan=False))
+response_values = st.one_of(
+    st.tuples(
+        st.one_of(st.none(), st.text(max_size=8)), st.one_of(st.none(), st.text(max_size=8)),
+        st.one_of(st.none(), st.text(max_size=5), st.lists(st.one_of(st.none(), st.text(max_size=5)), max_size=3)),
+        *[counts] * 6,
+    ),
+    st.lists(counts, max_size=10).map(tuple),
+)
+
+
+@needs_c
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(
+    st.sampled_from(["openai", "anthropic"]),
+    record_requests,
+    response_values,
+    st.dictionaries(st.sampled_from(["team", "user", "feature"]), st.text(max_size=6), max_size=3),
+    st.booleans(),
+)
+def test_the_usual_calls_attributes_are_the_same_in_c_and_python(provider, request, values, attribution, known):
+    operation = _record_operations()[provider]
+    if provider == "openai" and len(values) < 9:
+        values = (*values, *[None] * (9 - len(values)))
+    record = (operation, 0, 1, request, attribution, None, None, values)
+    settings_ = _settings(team="search")
+    assert calls.record_attributes is calls._record_attributes_c
+    if not known:
+        calls._prefix_hashes.clear()
+    try:
+        in_python = calls.record_attributes_py(record, settings_)
+    except Exception as error:  # then the C way (which declines to the Python way) fails alike
+        with pytest.raises(type(error)):
+            calls.record_attributes(record, settings_)
+        return
+    assert list(calls.record_attributes(record, settings_).items()) == list(in_python.items())
+
+
+@needs_c
+def test_the_usual_requests_are_read_in_c_not_handed_back():
+    """The C reader takes the requests and responses of the usual shapes itself (None would mean the Python code ran),
+    and writes what the Python code writes, in the same order."""
+    operations = _record_operations()
+    settings_ = _settings(team="search", product="bot")
+    chat = (
+        operations["openai"], 0, 1,
+        {"model": "gpt-4o-mini", "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+         "max_tokens": 50, "temperature": 1, "stream": False, "user": "u-7"},
+        {"feature": "answer"}, None, None,
+        ("chatcmpl-1", "gpt-4o-mini-2024-07-18", ("stop", None), 12, 4, None, 3, None, 15),
+    )
+    message = (
+        operations["anthropic"], 0, 1,
+        {"model": "claude-sonnet-4-5", "system": "Be brief.", "messages": [{"role": "user", "content": "Hi"}],
+         "max_tokens": 64, "top_k": 5, "metadata": {"user_id": "u-9"}},
+        {}, None, None,
+        ("msg_1", "claude-sonnet-4-5-20250929", "end_turn", 10, 20, 5, 7),
+    )
+    for record in (chat, message):
+        operation, _, _, request, attribution, _, _, values = record
+        in_c = speedups_module().record_attributes(
+            operation.record_kind, calls._fixed_attributes(operation, None), request, values,
+            calls._request_head(operation), calls._prefix_hashes, calls.PREFIX_HASHES_KEPT,
+            calls._attribution_items(settings_, attribution),
+        )
+        assert in_c is not None
+        assert list(in_c.items()) == list(calls.record_attributes_py(record, settings_).items())
+    anthropic_attributes = calls.record_attributes(message, settings_)
+    assert anthropic_attributes["gen_ai.usage.input_tokens"] == 35  # 10 + 20 cached + 5 written to the cache
+    assert anthropic_attributes["gen_ai.request.top_k"] == 5.0
+    assert anthropic_attributes["user.id"] == "u-9"
+    chat_attributes = calls.record_attributes(chat, settings_)
+    assert chat_attributes["gen_ai.response.finish_reasons"] == ("stop",)
+    assert chat_attributes["user.id"] == "u-7" and chat_attributes["observatory.feature"] == "answer"
+    assert "gen_ai.usage.cache_creation.input_tokens" not in chat_attributes
+
+
+def _settings(team=None, product=None):
+    from observatory_sdk.settings import Settings
+
+    return Settings(None, None, team, product, None, None, False, None, 100, False)
+
+
+def speedups_module():
+    from observatory_sdk.accelerator import speedups
+
+    return speedups

@@ -80,6 +80,7 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
 class MessagesCreate(StreamingOperation):
     provider = "anthropic"
     name = "chat"
+    record_kind = 2  # the C module reads its usual call (calls.record_attributes)
     sentinels = _SENTINELS
     response_paths = (
         ("id",),

@@ -104,6 +104,7 @@ def _chat_message(item: Any) -> dict[str, Any]:
 class ChatCompletions(StreamingOperation):
     provider = "openai"
     name = "chat"
+    record_kind = 1  # the C module reads its usual call (calls.record_attributes)
     sentinels = _SENTINELS
     stream_types = _STREAMS
     response_paths = (
