@@ -9,8 +9,9 @@ falls on both alike. Per call the calling thread's CPU is read (`time.thread_tim
 every other thread of the process over the run (the exporters' background threads) and the
 exporter's flush at the end are added to the instrumented side, so the background export is
 counted however the exporter schedules it. A "control" run measures the raw client against itself
-(the benchmark's zero; each run also reports the standard error of its +cpu). The peers patch
-openai's classes, so their calls switch the patched method in and out; ours wraps one client.
+(the benchmark's zero; each run also reports the standard error of its +cpu). Raw and instrumented
+calls go through the same client object: the peers patch openai's classes and ours the client's
+resource, and each side's switch puts the patched method in and out.
 Both run against a loopback fake OpenAI server in its own process (TCP_NODELAY), then with the
 same canned answer served in-process by an httpx mock transport (no network, no server noise).
 The load average before and after the run is recorded. Import cost (RSS and modules added by
@@ -123,8 +124,17 @@ def _make_clients(kind: str, provider_url: str, sink_url: str) -> tuple[Any, Any
         import observatory_sdk
 
         observatory_sdk.init(endpoint=sink_url, api_key="obs-bench", team="bench", product="overhead")
-        client = observatory_sdk.wrap(openai.OpenAI(**options))
-        return raw, client, lambda: observatory_sdk.flush(60), lambda on: None
+        # One client, as for the peers: wrap() sets the observed method on the client's resource object, and the
+        # switch puts the plain one back for raw calls (two client objects differ by several µs per call either way).
+        completions = raw.chat.completions
+        plain = completions.create
+        observatory_sdk.wrap(raw)
+        observed = completions.create
+
+        def switch_observatory(on: bool) -> None:
+            completions.create = observed if on else plain
+
+        return raw, raw, lambda: observatory_sdk.flush(60), switch_observatory
     original = Completions.__dict__["create"]
     if kind == "langfuse":
         _set_langfuse_env(sink_url)
