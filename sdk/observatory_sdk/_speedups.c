@@ -1302,6 +1302,319 @@ static PyObject *configure_records(PyObject *module, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* -- the observed method of a wrapped client (patching.wrap_method) --------------------------------------------- */
+
+#include <stddef.h>
+#include <time.h>
+
+/* Observed(original, operation, paths, client, general, failed, record_failed): what patching.wrap_method's
+ * `observed` does for the usual call of a wrapped client's method (synchronous, not streamed, no content captured):
+ * snapshot the request, call the original, pluck the response's values and submit one tuple record to the active
+ * pipeline. Every other call, and any failure before the original is called, goes to `general` (the Python
+ * `observed`); a failed original call goes to `failed(start_ns, began, request, attribution, context, error)`
+ * before its exception is raised again; a failure to record goes to `record_failed(error)` (logged, never raised). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *original, *operation, *paths, *client, *general, *failed, *record_failed, *dict;
+    vectorcallfunc vectorcall;
+} Observed;
+
+static PyObject *observe_globals = NULL; /* patching's module dict: `pipeline`, `snapshot` looked up per call */
+static PyObject *attribution_var = NULL; /* attribution._current */
+static PyObject *sys_modules = NULL;     /* sys.modules */
+static PyObject *s_pipeline, *s_current, *s_snapshot, *s_settings, *s_capture_content, *s_submit, *s_stream,
+    *s_otel_context, *s_get_current;
+static PyObject *c_snapshot = NULL; /* this module's own snapshot function */
+
+static PyObject *now_ns(clockid_t clock)
+{
+    struct timespec now;
+    if (clock_gettime(clock, &now) != 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    return PyLong_FromLongLong((long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+}
+
+static long long monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+/* The active pipeline (a new reference), NULL when there is none (or on error, with the error set). */
+static PyObject *active_pipeline(void)
+{
+    PyObject *module = PyDict_GetItemWithError(observe_globals, s_pipeline);
+    if (module == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "patching.pipeline is missing");
+        return NULL;
+    }
+    PyObject *active = PyObject_GetAttr(module, s_current);
+    if (active == Py_None)
+        Py_CLEAR(active);
+    return active;
+}
+
+/* 1 when the call must go the general way: stream=True passed, or content captured. */
+static int general_call(PyObject *active, PyObject *const *args, size_t nargs, PyObject *kwnames)
+{
+    if (kwnames != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            int is_stream = PyUnicode_Compare(PyTuple_GET_ITEM(kwnames, i), s_stream);
+            if (is_stream == -1 && PyErr_Occurred())
+                return -1;
+            if (is_stream == 0 && args[nargs + i] == Py_True)
+                return 1;
+        }
+    }
+    PyObject *settings = PyObject_GetAttr(active, s_settings);
+    if (settings == NULL)
+        return -1;
+    PyObject *capture = PyObject_GetAttr(settings, s_capture_content);
+    Py_DECREF(settings);
+    if (capture == NULL)
+        return -1;
+    int truth = PyObject_IsTrue(capture);
+    Py_DECREF(capture);
+    return truth;
+}
+
+static PyObject *keyword_dict(PyObject *const *args, size_t nargs, PyObject *kwnames)
+{
+    PyObject *kwargs = PyDict_New();
+    if (kwargs == NULL || kwnames == NULL)
+        return kwargs;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(kwnames); i++)
+        if (PyDict_SetItem(kwargs, PyTuple_GET_ITEM(kwnames, i), args[nargs + i]) < 0) {
+            Py_DECREF(kwargs);
+            return NULL;
+        }
+    return kwargs;
+}
+
+static PyObject *take_snapshot(PyObject *kwargs)
+{
+    PyObject *function = PyDict_GetItemWithError(observe_globals, s_snapshot);
+    if (function == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "patching.snapshot is missing");
+        return NULL;
+    }
+    if (function == c_snapshot)
+        return snapshot_value(kwargs, 0);
+    return PyObject_CallOneArg(function, kwargs); /* replaced (tests): call what is there */
+}
+
+static PyObject *app_context(void)
+{
+    PyObject *otel = PyDict_GetItemWithError(sys_modules, s_otel_context);
+    if (otel == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    return PyObject_CallMethodNoArgs(otel, s_get_current);
+}
+
+/* Hand the current exception to `handler` (never raising from it) and set it again. */
+static void report_failure(PyObject *handler, PyObject *const *before, Py_ssize_t count)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL)
+        PyException_SetTraceback(value, traceback);
+    PyObject *arguments[8];
+    for (Py_ssize_t i = 0; i < count; i++)
+        arguments[i] = before[i];
+    arguments[count] = value != NULL ? value : Py_None;
+    PyObject *outcome = PyObject_Vectorcall(handler, arguments, count + 1, NULL);
+    if (outcome == NULL)
+        PyErr_Clear();
+    Py_XDECREF(outcome);
+    PyErr_Restore(type, value, traceback);
+}
+
+static PyObject *observed_call(Observed *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    size_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *active = active_pipeline();
+    if (active == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        return PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    }
+    int general = general_call(active, args, nargs, kwnames);
+    if (general != 0) {
+        Py_DECREF(active);
+        if (general < 0)
+            PyErr_Clear();
+        return PyObject_Vectorcall(self->general, args, nargsf, kwnames);
+    }
+    PyObject *kwargs = NULL, *start = NULL, *request = NULL, *attribution = NULL, *context = NULL, *result = NULL;
+    if ((kwargs = keyword_dict(args, nargs, kwnames)) == NULL || (start = now_ns(CLOCK_REALTIME)) == NULL ||
+        (request = take_snapshot(kwargs)) == NULL || PyContextVar_Get(attribution_var, NULL, &attribution) < 0 ||
+        attribution == NULL || (context = app_context()) == NULL) {
+        /* the general way logs what failed, and calls the original all the same */
+        PyErr_Clear();
+        result = PyObject_Vectorcall(self->general, args, nargsf, kwnames);
+        goto done;
+    }
+    long long began = monotonic_ns();
+    result = PyObject_Vectorcall(self->original, args, nargsf, kwnames);
+    long long ended = monotonic_ns();
+    if (result == NULL) {
+        PyObject *began_object = PyLong_FromLongLong(began);
+        if (began_object == NULL) {
+            PyErr_Clear(); /* the call's own exception is lost only if memory is: keep a MemoryError */
+            PyErr_NoMemory();
+            goto done;
+        }
+        PyObject *before[5] = {start, began_object, request, attribution, context};
+        report_failure(self->failed, before, 5);
+        Py_DECREF(began_object);
+        goto done;
+    }
+    PyObject *values = NULL, *record = NULL, *duration = PyLong_FromLongLong(ended - began);
+    if (duration != NULL) {
+        PyObject *pluck_args[2] = {result, self->paths};
+        values = pluck(NULL, pluck_args, 2);
+    }
+    if (values != NULL)
+        record = PyTuple_Pack(8, self->operation, start, duration, request, attribution, context, self->client, values);
+    PyObject *submitted = record == NULL ? NULL : PyObject_CallMethodOneArg(active, s_submit, record);
+    Py_XDECREF(duration);
+    Py_XDECREF(values);
+    Py_XDECREF(record);
+    if (submitted != NULL) {
+        Py_DECREF(submitted);
+    }
+    else if (PyErr_ExceptionMatches(PyExc_Exception)) { /* telemetry must never break the app */
+        report_failure(self->record_failed, NULL, 0);
+        PyErr_Clear();
+    }
+    else { /* KeyboardInterrupt, SystemExit ...: as Python would */
+        Py_CLEAR(result);
+    }
+done:
+    Py_DECREF(active);
+    Py_XDECREF(kwargs);
+    Py_XDECREF(start);
+    Py_XDECREF(request);
+    Py_XDECREF(attribution);
+    Py_XDECREF(context);
+    return result;
+}
+
+static PyObject *observed_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *original, *operation, *paths, *client, *general, *failed, *record_failed;
+    if (!PyArg_ParseTuple(args, "OOO!OOOO:Observed", &original, &operation, &PyTuple_Type, &paths, &client, &general,
+                          &failed, &record_failed))
+        return NULL;
+    if (observe_globals == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_observed() first");
+        return NULL;
+    }
+    Observed *self = (Observed *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->original = Py_NewRef(original);
+    self->operation = Py_NewRef(operation);
+    self->paths = Py_NewRef(paths);
+    self->client = Py_NewRef(client);
+    self->general = Py_NewRef(general);
+    self->failed = Py_NewRef(failed);
+    self->record_failed = Py_NewRef(record_failed);
+    self->vectorcall = (vectorcallfunc)observed_call;
+    return (PyObject *)self;
+}
+
+static int observed_traverse(Observed *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->operation);
+    Py_VISIT(self->paths);
+    Py_VISIT(self->client);
+    Py_VISIT(self->general);
+    Py_VISIT(self->failed);
+    Py_VISIT(self->record_failed);
+    Py_VISIT(self->dict);
+    return 0;
+}
+
+static int observed_clear(Observed *self)
+{
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->operation);
+    Py_CLEAR(self->paths);
+    Py_CLEAR(self->client);
+    Py_CLEAR(self->general);
+    Py_CLEAR(self->failed);
+    Py_CLEAR(self->record_failed);
+    Py_CLEAR(self->dict);
+    return 0;
+}
+
+static void observed_dealloc(Observed *self)
+{
+    PyObject_GC_UnTrack(self);
+    observed_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyGetSetDef observed_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject ObservedType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "observatory_sdk._speedups.Observed",
+    .tp_basicsize = sizeof(Observed),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "The observed method of a wrapped client (patching.wrap_method).",
+    .tp_new = observed_new,
+    .tp_traverse = (traverseproc)observed_traverse,
+    .tp_clear = (inquiry)observed_clear,
+    .tp_dealloc = (destructor)observed_dealloc,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(Observed, vectorcall),
+    .tp_dictoffset = offsetof(Observed, dict),
+    .tp_getset = observed_getset,
+};
+
+/* configure_observed(patching module dict, attribution context variable) */
+static PyObject *configure_observed(PyObject *module, PyObject *args)
+{
+    PyObject *globals, *variable;
+    if (!PyArg_ParseTuple(args, "O!O", &PyDict_Type, &globals, &variable))
+        return NULL;
+    if (!PyContextVar_CheckExact(variable)) {
+        PyErr_SetString(PyExc_TypeError, "expected a ContextVar");
+        return NULL;
+    }
+    const char *texts[] = {"pipeline", "current", "snapshot", "settings", "capture_content", "submit", "stream",
+                           "opentelemetry.context", "get_current"};
+    PyObject **slots[] = {&s_pipeline, &s_current, &s_snapshot, &s_settings, &s_capture_content, &s_submit, &s_stream,
+                          &s_otel_context, &s_get_current};
+    for (int i = 0; i < 9; i++)
+        if (*slots[i] == NULL && (*slots[i] = PyUnicode_InternFromString(texts[i])) == NULL)
+            return NULL;
+    PyObject *modules = PySys_GetObject("modules"); /* borrowed */
+    PyObject *own_snapshot = PyObject_GetAttrString(module, "snapshot");
+    if (modules == NULL || own_snapshot == NULL) {
+        Py_XDECREF(own_snapshot);
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "sys.modules is missing");
+        return NULL;
+    }
+    Py_XSETREF(c_snapshot, own_snapshot);
+    Py_XSETREF(sys_modules, Py_NewRef(modules));
+    Py_XSETREF(observe_globals, Py_NewRef(globals));
+    Py_XSETREF(attribution_var, Py_NewRef(variable));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"snapshot", (PyCFunction)(void (*)(void))snapshot, METH_FASTCALL,
      "snapshot(value, depth=0) -> a copy of a request value (fingerprints.snapshot)"},
@@ -1324,6 +1637,7 @@ static PyMethodDef methods[] = {
      "record_attributes(kind, fixed, request, values, head, known, kept, attribution) -> the attributes of the usual "
      "call's record, or None (calls.record_attributes_py)"},
     {"configure_records", configure_records, METH_VARARGS, "configure_records(non_semantic_fields, omitted)"},
+    {"configure_observed", configure_observed, METH_VARARGS, "configure_observed(patching_globals, attribution_var)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1344,5 +1658,14 @@ PyMODINIT_FUNC PyInit__speedups(void)
         return NULL;
     if (sixty_four == NULL || zero == NULL || empty == NULL || text_none == NULL || text_true == NULL || text_false == NULL)
         return NULL;
-    return PyModule_Create(&module_definition);
+    if (PyType_Ready(&ObservedType) < 0)
+        return NULL;
+    PyObject *module = PyModule_Create(&module_definition);
+    if (module == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(module, "Observed", (PyObject *)&ObservedType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

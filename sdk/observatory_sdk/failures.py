@@ -11,7 +11,7 @@ _seen: set[str] = set()
 _lock = threading.Lock()
 
 
-def log_once(kind: str, message: str, *args: object, exc_info: bool = False) -> None:
+def log_once(kind: str, message: str, *args: object, exc_info: bool | BaseException = False) -> None:
     """Log `message` the first time `kind` happens; later occurrences stay silent."""
     with _lock:
         if kind in _seen:

@@ -17,12 +17,15 @@ from . import pipeline
 from .attribution import _current as _attribution
 from .attribution import current_attribution
 from .calls import Call, Operation, Summary, app_context, pluck, read_request
+from .accelerator import speedups
 from .failures import log_once
 from .fingerprints import snapshot
 
 MARK = "__observatory_operation__"
 _modules = sys.modules
 _OTEL_CONTEXT = "opentelemetry.context"
+if speedups is not None:
+    speedups.configure_observed(globals(), _attribution)
 
 
 class StreamAccumulator(Protocol):
@@ -401,6 +404,20 @@ def wrap_method(
             log_once("record-call", "observatory_sdk: could not record a call", exc_info=True)
         return result
 
+    if bound and not is_async and paths and speedups is not None:
+        # The same, with the usual call done in C (_speedups.Observed); every other call goes to `observed`.
+        def failed(start_ns: int, began: int, request: Any, attribution: Any, context: Any, error: BaseException) -> None:
+            call = Call(operation, start_ns, None, attribution, context, fixed_client)
+            call.request = request
+            finish_call(call, began, None, error)
+
+        def record_failed(error: BaseException) -> None:
+            log_once("record-call", "observatory_sdk: could not record a call", exc_info=error)
+
+        fast = speedups.Observed(original, operation, tuple(paths), fixed_client, observed, failed, record_failed)
+        functools.update_wrapper(fast, original)
+        setattr(fast, MARK, operation)
+        return fast
     setattr(observed, MARK, operation)
     return observed
 
