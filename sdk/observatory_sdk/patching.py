@@ -14,10 +14,10 @@ from time import perf_counter_ns, time_ns
 from typing import Any, Protocol
 
 from . import pipeline
+from .accelerator import speedups
 from .attribution import _current as _attribution
 from .attribution import current_attribution
 from .calls import Call, Operation, Summary, app_context, pluck, read_request
-from .accelerator import speedups
 from .failures import log_once
 from .fingerprints import snapshot
 
