@@ -78,3 +78,57 @@ def test_nested_attribution_blocks_are_read_per_call(provider, openai_client, ex
         ("a", None),
         ("core", None),
     ]
+
+
+@pytest.mark.anyio
+async def test_without_sentinels_both_paths_still_export_the_same_span(
+    provider, openai_client, async_openai_client, anthropic_client, async_anthropic_client, exported
+):
+    """Requests of the usual shape: the sync record is read by the C module where it is built (calls.record_attributes),
+    the async call the general way."""
+    chat = {"model": "gpt-4o-mini", "messages": MESSAGES, "max_completion_tokens": 50, "top_p": 1, "safety_identifier": "s-1"}
+    message = {"model": "claude-sonnet-4-5", "max_tokens": 64, "system": "Be brief.", "messages": MESSAGES[1:],
+               "metadata": {"user_id": "u-2"}}
+    with observatory_sdk.attribute(team="search"):
+        openai_client.chat.completions.create(**chat)
+        await async_openai_client.chat.completions.create(**chat)
+        anthropic_client.messages.create(**message)
+        await async_anthropic_client.messages.create(**message)
+    spans = sorted(exported(4), key=lambda span: span["start"])
+    openai_record, openai_call, anthropic_record, anthropic_call = (span["attributes"] for span in spans)
+
+    assert openai_record == openai_call and anthropic_record == anthropic_call
+    assert openai_record["gen_ai.request.max_tokens"] == 50 and openai_record["gen_ai.request.top_p"] == 1.0
+    assert openai_record["user.id"] == "s-1" and anthropic_record["user.id"] == "u-2"
+    assert anthropic_record["gen_ai.request.max_tokens"] == 64
+    assert openai_record["observatory.prompt_prefix_hash"] != anthropic_record["observatory.prompt_prefix_hash"]
+
+
+def test_a_failure_to_queue_a_call_never_reaches_the_app_and_is_logged_once(provider, openai_client, exported, monkeypatch, caplog):
+    from observatory_sdk import failures, patching, pipeline
+
+    monkeypatch.setattr(failures, "_seen", set())
+
+    def broken(record):
+        raise RuntimeError("queue is broken")
+
+    monkeypatch.setattr(pipeline.current, "submit", broken)
+    with caplog.at_level("WARNING", logger="observatory_sdk"):
+        for _ in range(3):
+            assert openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).usage.prompt_tokens == 1200
+    monkeypatch.undo()
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+
+    logged = [record for record in caplog.records if record.name == "observatory_sdk"]
+    assert [record.getMessage() for record in logged] == ["observatory_sdk: could not record a call"]
+    assert "queue is broken" in str(logged[0].exc_info[1])
+    assert len(exported(1)) == 1  # the call after the repair is queued
+    assert patching.is_wrapped(openai_client.chat.completions.create)
+
+
+def test_an_observed_method_looks_like_the_method_it_observes(openai_client):
+    create = openai_client.chat.completions.create
+    plain = openai.OpenAI(api_key="sk-test").chat.completions.create
+
+    assert create.__wrapped__ == plain.__func__.__get__(openai_client.chat.completions)
+    assert create.__name__ == "create" and create.__doc__ == plain.__doc__
