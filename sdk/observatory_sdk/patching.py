@@ -371,6 +371,16 @@ def wrap_method(
     fixed_client = _client_of(resource)
     paths = operation.response_paths
 
+    def failed(
+        start_ns: int, began: int, request: Any, attribution: Any, context: Any, error: BaseException, client: Any = fixed_client
+    ) -> None:
+        call = Call(operation, start_ns, None, attribution, context, client)
+        call.request = request
+        finish_call(call, began, None, error)
+
+    def record_failed(error: BaseException) -> None:
+        log_once("record-call", "observatory_sdk: could not record a call", exc_info=error)
+
     @functools.wraps(original)
     def observed(*args: Any, **kwargs: Any) -> Any:
         active = pipeline.current
@@ -393,27 +403,17 @@ def wrap_method(
         try:
             result = original(*args, **kwargs)
         except BaseException as error:
-            call = Call(operation, start_ns, None, attribution, context, client)
-            call.request = request
-            finish_call(call, began, None, error)
+            failed(start_ns, began, request, attribution, context, error, client)
             raise
         duration_ns = perf_counter_ns() - began
         try:
             active.submit((operation, start_ns, duration_ns, request, attribution, context, client, pluck(result, paths)))
-        except Exception:  # telemetry must never break the app
-            log_once("record-call", "observatory_sdk: could not record a call", exc_info=True)
+        except Exception as error:  # telemetry must never break the app
+            record_failed(error)
         return result
 
     if bound and not is_async and paths and speedups is not None:
         # The same, with the usual call done in C (_speedups.Observed); every other call goes to `observed`.
-        def failed(start_ns: int, began: int, request: Any, attribution: Any, context: Any, error: BaseException) -> None:
-            call = Call(operation, start_ns, None, attribution, context, fixed_client)
-            call.request = request
-            finish_call(call, began, None, error)
-
-        def record_failed(error: BaseException) -> None:
-            log_once("record-call", "observatory_sdk: could not record a call", exc_info=error)
-
         fast = speedups.Observed(original, operation, tuple(paths), fixed_client, observed, failed, record_failed)
         functools.update_wrapper(fast, original)
         setattr(fast, MARK, operation)
