@@ -413,7 +413,9 @@ def test_exports_while_the_app_runs_python_cost_the_export_thread_a_handful_of_w
     during = _voluntary_switches(worker) - before
 
     assert len(observatory.wait_for_spans(3 * pipeline.BATCH_SIZE + 1)) == 3 * pipeline.BATCH_SIZE + 1
-    assert during <= 200  # measured: 7-15 on a quiet or busy machine, 52 under the full suite; the release before: 599
+    # measured: 7-15 on a quiet or busy machine, 52 and 222 under the full suite (2 cores shared with other test
+    # processes); the release before the hand-over: 599
+    assert during <= 300
     assert observatory_sdk.flush(timeout=5)
     assert observatory_sdk.stats() == {"queued": 0, "exported": 3 * pipeline.BATCH_SIZE + 1, "dropped": 0, "failed_exports": 0}
 
