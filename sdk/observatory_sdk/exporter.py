@@ -56,7 +56,7 @@ def parse_retry_after(value: str | None) -> float | None:
 class OtlpHttpSender:
     """Keeps one keep-alive connection to the traces URL; reconnects after any failure."""
 
-    def __init__(self, url: str, api_key: str | None, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(self, url: str, api_key: str | None, timeout: float = REQUEST_TIMEOUT, compression: str = "none") -> None:
         parts = urlsplit(url)
         self._https = parts.scheme == "https"
         self._host = parts.hostname or "localhost"
@@ -65,6 +65,7 @@ class OtlpHttpSender:
         if parts.query:
             self._path += "?" + parts.query
         self._timeout = timeout
+        self._gzip = compression == "gzip"
         self._headers = {
             "Content-Type": "application/x-protobuf",
             "User-Agent": f"observatory-sdk-python/{__version__}",
@@ -101,9 +102,9 @@ class OtlpHttpSender:
         self._connection = None
 
     def prepare(self, body: bytes) -> Prepared:
-        """The request for an encoded export: gzip'd when that pays (pure CPU: any thread may do it)."""
+        """The request for an encoded export: gzip'd when asked and that pays (pure CPU: any thread may do it)."""
         headers = self._headers
-        if len(body) >= _GZIP_MIN_BYTES:
+        if self._gzip and len(body) >= _GZIP_MIN_BYTES:
             compressor = zlib.compressobj(1, zlib.DEFLATED, _GZIP_WBITS)
             body = compressor.compress(body) + compressor.flush()
             headers = {**headers, "Content-Encoding": "gzip"}

@@ -4,14 +4,14 @@ a canonical form of the request whose cost stays bounded however long the prompt
 The canonical form is written in one pass over the request: each value with a type tag, strings
 and lists with their length first (so no two different requests can write the same text), and
 mapping keys sorted. A string longer than WHOLE_CHARS is represented by its length, its first and
-last EDGE_CHARS characters and SAMPLES evenly spaced SAMPLE_CHARS-character slices (3 KiB however
+last EDGE_CHARS characters and SAMPLES evenly spaced SAMPLE_CHARS-character slices (1.5 KiB however
 long it is); a list longer than WHOLE_ITEMS by its length, its first and last EDGE_ITEMS items and
-SAMPLES evenly spaced items. Worked example: a 425 KiB (~100k-token) document is hashed from 3 KiB
-of it, 1024 characters at each end and 32 slices of 32 characters every ~13 KiB in between.
+SAMPLES evenly spaced items. Worked example: a 425 KiB (~100k-token) document is hashed from 1.5 KiB
+of it, 256 characters at each end and 32 slices of 32 characters every ~13 KiB in between.
 
 Equal requests always get equal hashes. Two different requests get different hashes unless they
 differ only inside the unsampled middle of a long string (or list) of the same length: an edit
-that keeps the length of a 100k-token document and touches neither its first nor last 1024
+that keeps the length of a 100k-token document and touches neither its first nor last 256
 characters nor a sampled slice. Duplicate requests (retries, the same question asked again) and
 shared prompt prefixes (a fixed system prompt, tools and document) are what the dashboard looks
 for, and those are found exactly."""
@@ -26,7 +26,7 @@ from typing import Any
 from .accelerator import speedups
 
 WHOLE_CHARS = 4096
-EDGE_CHARS = 1024
+EDGE_CHARS = 256
 SAMPLE_CHARS = 32
 WHOLE_ITEMS = 64
 EDGE_ITEMS = 16

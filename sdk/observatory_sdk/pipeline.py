@@ -13,14 +13,15 @@ app is not running Python:
 - the calling thread builds the queued calls into spans itself every BUILD_CHUNK calls (about 4 ms
   of work once per 256 calls, with the code warm, instead of a cold ~35 µs on every call);
 - when a batch is due (BATCH_SIZE spans, or EXPORT_INTERVAL since the last export), the calling
-  thread also encodes and compresses it (one batch, never a backlog), then hands it over: it wakes the worker and
+  thread also encodes (and if asked, compresses) it (one batch, never a backlog), then hands it over: it wakes the worker and
   blocks (at most HANDOVER_WAIT, usually well under a millisecond) while the worker reads the
   last answer and posts the request, socket calls that would each let the app take the GIL;
 - the worker goes back to waiting without reading the answer to what it posted: it reads it at its
   next wake, when it has long arrived, instead of waiting for it and then for the GIL;
 - its own timer only serves retries and what is left once the app stops calling; it never wakes to
-  poll, and sleeps without a timeout while nothing is queued. A flush (the app waits) does
-  everything on the worker at once.
+  poll, and sleeps without a timeout while nothing is queued. The first call after a quiet spell wakes it (the app
+  waiting meanwhile, as for a hand-over) to set that timer; that call's export waits for the interval like the
+  others. A flush (the app waits) does everything on the worker at once.
 
 Spans are built either through an OpenTelemetry SDK TracerProvider (the app's, so its processors
 and exporters see them too: see app_tracer_provider), or, when the app has none, directly as OTLP
@@ -49,8 +50,12 @@ if TYPE_CHECKING:
 SCOPE_NAME = "observatory_sdk"
 BATCH_SIZE = 512
 BUILD_CHUNK = 256
-EXPORT_INTERVAL = 1.0
-IDLE_EXPORT_AFTER = 2 * EXPORT_INTERVAL
+EXPORT_INTERVAL = 5.0
+"""Seconds a queued call waits at most for its export while the app keeps calling (OpenTelemetry's batch default).
+Every export has a fixed cost (about a millisecond of CPU: a request, a connection, an answer to read), shared by
+the calls it carries: with slow calls (a long prompt) a short interval puts a larger share of it on each call."""
+IDLE_EXPORT_AFTER = EXPORT_INTERVAL + 1.0
+"""The worker's own timer: what is left once the app stops calling (a calling app hands over at EXPORT_INTERVAL)."""
 HANDOVER_WAIT = 0.005
 INITIAL_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
@@ -74,7 +79,7 @@ class Pipeline:
         self._calls: deque[Call | tuple[Any, ...]] = deque(maxlen=self._limit)
         self._spans: deque[bytes] = deque(maxlen=self._limit)
         self._ready: deque[tuple[Prepared, list[bytes]]] = deque()
-        """Requests the app's thread prepared (encoded and compressed) for the worker to post, with their spans."""
+        """Requests the app's thread prepared (encoded, compressed if asked) for the worker to post, with their spans."""
         self._in_flight: list[bytes] | None = None
         """The spans of the request being posted or posted and not answered yet (its answer is read at the worker's
         next wake)."""
@@ -86,8 +91,11 @@ class Pipeline:
         """The worker waits without a timeout: the next queued call must wake it (see _next_wake)."""
         self._waiting = False
         """The worker is waiting for work (so a hand-over can wait for it to take the GIL)."""
+        self._handing = False
+        """An app thread is handing a batch over, or has and the worker has not dealt with it yet (one at a time)."""
         self._handed = False
-        """A hand-over is pending: the worker has been woken to post what the app prepared."""
+        """The batch is prepared and the worker woken to post it (set only then: woken earlier, it must not take a
+        hand-over still being prepared for done)."""
         self._dropped = 0
         self._exported = 0
         self._failed_exports = 0
@@ -126,14 +134,19 @@ class Pipeline:
         calls.append(call)
         if len(calls) >= BUILD_CHUNK:
             self._build_spans()
-        if self._sender is not None and not self._handed:
+        if self._sleeping:
+            # The first call after a quiet spell: its export is due an interval from now, not at once (an export per
+            # burst of calls is a fixed cost for nothing). The worker wakes to set its timer for when the app stops,
+            # while this thread waits for it (see _hand_over: woken while the app runs Python, it would wait for the
+            # GIL and be woken again and again).
+            self._last_export = time.monotonic()
+            self._wake_and_wait()
+            return
+        if self._sender is not None and not self._handing:
             now = time.monotonic()
-            if len(self._spans) >= BATCH_SIZE or self._sleeping or now - self._last_export >= EXPORT_INTERVAL:
+            if len(self._spans) >= BATCH_SIZE or now - self._last_export >= EXPORT_INTERVAL:
                 if now >= self._retry_at and now >= self._server_retry_at:  # else the worker's timer retries
                     self._hand_over()
-                    return
-        if self._sleeping:
-            self._wake_worker()
 
     def _wake_worker(self) -> None:
         self._sleeping = False
@@ -146,15 +159,20 @@ class Pipeline:
         of it by the app (a read, a lock) wakes that worker again for nothing; each socket call releases it:
         thousands of such wakes per export were measured, more CPU than the rest of the SDK. With nothing to post
         (every call sampled out by the app's TracerProvider, say) the worker is left asleep."""
-        self._handed = True
+        self._handing = True
         whole = len(self._spans) < BATCH_SIZE  # the interval is up: what is queued goes, not only a full batch
         if whole:
             self._build_spans()
         self._prepare(whole)
         if not self._ready and not self._in_flight:
             self._last_export = time.monotonic()  # nothing was due after all: no hand-over before the next interval
-            self._handed = False
+            self._handing = False
             return
+        self._handed = True
+        self._wake_and_wait()
+
+    def _wake_and_wait(self) -> None:
+        """Wake the worker and, if it was waiting for work, let it take the GIL now (at most HANDOVER_WAIT)."""
         if self._waiting:
             self._taken.clear()
             self._wake_worker()
@@ -228,6 +246,7 @@ class Pipeline:
                 ticket = self._flush_requests
                 self._flush_deadline = max(self._flush_deadline, deadline)
                 self._retry_at = 0.0
+                failures = self._failed_exports
             self._wake.set()
             with self._lock:
                 while self._flushes_done < ticket:
@@ -235,11 +254,13 @@ class Pipeline:
                     if remaining <= 0:
                         return False
                     self._flushed.wait(remaining)
-                # An app thread building or encoding meanwhile, or a request it prepared after the worker's pass (its
-                # hand-over is on the way): one more pass for it.
-                busy = self._preparing or self._building or self._ready
-            if not busy:
-                return not self._queued()
+                if not self._queued():
+                    return True
+                # Still queued: what an app thread was building or encoding during the worker's pass, a request it
+                # handed over since (posted by a pass that leaves the answer for later), calls made meanwhile: one
+                # more pass for them. Not for posts the server refused in this pass: they wait for their retry.
+                if self._failed_exports != failures or self._server_retry_at > time.monotonic():
+                    return False
             time.sleep(0.001)
 
     def stats(self) -> dict[str, int]:
@@ -258,7 +279,7 @@ class Pipeline:
         self._ready.clear()
         self._in_flight = None
         self._preparing = self._building = 0
-        self._handed = self._waiting = False
+        self._handing = self._handed = self._waiting = False
         if self._sender is not None:
             self._sender.forget_connection()
         self._flush_requests = self._flushes_done = 0
@@ -280,6 +301,11 @@ class Pipeline:
                 deadline = self._flush_deadline
                 stopping = self._stopping
             handed = self._handed
+            if not (flushing or stopping or handed) and self._due_in() > 0:
+                # Woken by the first call after a quiet spell: only the timer to set.
+                timeout = self._next_wake()
+                self._taken.set()
+                continue
             try:
                 if flushing or not handed:  # else the app built what is due; the rest waits for a later batch
                     self._build_spans()
@@ -287,7 +313,8 @@ class Pipeline:
                     self._export(flushing or stopping, deadline, handed)
             except Exception:  # the worker must survive anything
                 log_once("worker", "observatory_sdk: export worker error", exc_info=True)
-            self._handed = False
+            if handed:
+                self._handed = self._handing = False
             self._taken.set()  # the app, if it handed something over, runs again
             if flushing:
                 with self._lock:
@@ -307,9 +334,13 @@ class Pipeline:
             if not self._queued():  # queued meanwhile, it may have seen _sleeping False
                 return None
             self._sleeping = False
+        return max(0.0, self._due_in())
+
+    def _due_in(self) -> float:
+        """Seconds until the worker's timer is due: a retry, or IDLE_EXPORT_AFTER since the last export."""
         retry = max(self._retry_at, self._server_retry_at)
         due = retry if retry > self._last_export else self._last_export + IDLE_EXPORT_AFTER
-        return max(0.0, due - time.monotonic())
+        return due - time.monotonic()
 
     def _build_spans(self) -> None:
         """Turn every queued call into a queued span (on whichever thread calls this). Calls are taken

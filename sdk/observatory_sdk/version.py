@@ -1,3 +1,3 @@
 """The package version, reported as the instrumentation scope version of every span."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.1"

@@ -148,7 +148,9 @@ CONTRACT = "".join(f"Clause {n}: the supplier delivers the goods listed in sched
 
 def test_the_hashes_keep_their_values_across_sdk_releases():
     """Values written by SDK 0.2 before the faster canonical writer: the dashboard groups calls by these
-    hashes, so spans from both releases of the same request must still land in one group."""
+    hashes, so spans from both releases of the same request must still land in one group. A string longer than
+    4096 characters is written from its 256 first and last characters since 0.3 (1024 before: the long document's
+    hashes are 0.3's)."""
     short = _hashes(
         CHAT,
         model="gpt-4o-mini",
@@ -171,7 +173,7 @@ def test_the_hashes_keep_their_values_across_sdk_releases():
     )
 
     assert short == ("b31e35417d689e862e7c211c1722fff2", "1bb76cf378bb7b1eefa61b1bd05bb7e2")
-    assert long_document == ("603856438ebac70d39b8e21ac7fd92ca", "01bf5ecb8422f639c088084e48d4344b")
+    assert long_document == ("ca55a885dc43ce7e3ef0d3c21fe67cab", "9cd909f3ce063b2c020237d4388e1b43")
     assert anthropic_blocks == ("0c5cf16aa07c4acc3112fc2f4b837263", "f364ad17af567553befc34e96400d33f")
 
 

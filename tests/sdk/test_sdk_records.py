@@ -3,10 +3,14 @@ built; every other call goes through a Call read when it starts. Both must expor
 
 from __future__ import annotations
 
+import gc
+
 import anthropic
 import observatory_sdk
 import openai
 import pytest
+from observatory_sdk import pipeline
+from observatory_sdk.accelerator import speedups
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello."}]
 
@@ -132,3 +136,20 @@ def test_an_observed_method_looks_like_the_method_it_observes(openai_client):
 
     assert create.__wrapped__ == plain.__func__.__get__(openai_client.chat.completions)
     assert create.__name__ == "create" and create.__doc__ == plain.__doc__
+
+
+@pytest.mark.skipif(speedups is None, reason="the C module is not built here, or OBSERVATORY_SDK_PURE_PYTHON turns it off")
+def test_a_queued_record_is_left_out_of_the_cyclic_collector_and_still_exported(provider, openai_client, exported):
+    # Queued until its chunk is built, a tracked record reached the oldest generation and set off full collections of
+    # the app's whole heap; what the app passed in stays tracked as it was.
+    tools = ({"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}},)
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, tools=tools)
+    (record,) = list(pipeline.current._calls)
+    request, values = record[3], record[7]
+
+    parts = (record, request, request["messages"], request["tools"], request["tools"][0], values)
+    assert [gc.is_tracked(part) for part in parts] == [False] * 6
+    assert gc.is_tracked(MESSAGES) and gc.is_tracked(tools[0])
+    (span,) = exported(1)
+    assert span["attributes"]["gen_ai.usage.input_tokens"] == 1200
+    assert span["attributes"]["gen_ai.request.model"] == "gpt-4o-mini"
