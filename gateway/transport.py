@@ -130,7 +130,8 @@ class _Connection(asyncio.Protocol):
                 return None
             self.wake = asyncio.get_running_loop().create_future()
             try:
-                await asyncio.wait_for(self.wake, timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancellation
+                    await self.wake
             except TimeoutError:
                 raise httpx.ReadTimeout("the provider sent nothing within the read timeout") from None
         chunk = self.chunks.popleft()
@@ -205,7 +206,8 @@ class FastTransport(httpx.AsyncBaseTransport):
             connection.head_done = asyncio.get_running_loop().create_future()
             connection.transport.write(message)
             try:
-                status = await asyncio.wait_for(connection.head_done, timeouts.get("read"))
+                async with asyncio.timeout(timeouts.get("read")):
+                    status = await connection.head_done
             except TimeoutError:
                 self._discard(connection)
                 raise httpx.ReadTimeout("the provider did not answer within the read timeout") from None
@@ -231,17 +233,19 @@ class FastTransport(httpx.AsyncBaseTransport):
                 return connection, True
             self._discard(connection)
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeouts.get("pool"))
+            async with asyncio.timeout(timeouts.get("pool")):
+                await self._slots.acquire()
         except TimeoutError:
             raise httpx.PoolTimeout("too many connections to providers are open") from None
         scheme, host, port = key
         try:
-            address = host if self._address_check is None else await asyncio.wait_for(
-                self._checked_address(host, port), timeouts.get("connect"))
-            _, connection = await asyncio.wait_for(asyncio.get_running_loop().create_connection(
-                lambda: _Connection(key), address, port,
-                ssl=self._ssl_context() if scheme == "https" else None,
-                server_hostname=host if scheme == "https" else None), timeouts.get("connect"))
+            async with asyncio.timeout(timeouts.get("connect")):
+                address = host if self._address_check is None else await self._checked_address(host, port)
+            async with asyncio.timeout(timeouts.get("connect")):
+                _, connection = await asyncio.get_running_loop().create_connection(
+                    lambda: _Connection(key), address, port,
+                    ssl=self._ssl_context() if scheme == "https" else None,
+                    server_hostname=host if scheme == "https" else None)
         except AddressRefused:
             self._slots.release()
             raise

@@ -152,7 +152,9 @@ def second_gateway(tmp_path, gw):
 
 def test_two_gateway_processes_share_the_counter(gw, second_gateway, obs_key, org):
     make_budget(org, name="Shared", amount_usd=Decimal("0.01"), hard_limit=True)
-    add_spend(org, "0.0099", datetime.now(UTC))
+    # $0.0098 + one call ($0.0001542) is still under $0.01, whichever gateway reads the counter when: only the
+    # second call spends it ($0.0101084), so a refusal at the second gateway can only come from the first's spend
+    add_spend(org, "0.0098", datetime.now(UTC))
     first = openai.OpenAI(base_url=gw.url + "/v1", api_key=obs_key, max_retries=0)
     second = openai.OpenAI(base_url=second_gateway + "/v1", api_key=obs_key, max_retries=0)
 

@@ -35,10 +35,19 @@ def policy(org, team):
     return CachePolicy.objects.create(organization=org, team=team, ttl_seconds=600)
 
 
+def stored(count: int = 1, *, entries=lambda: CachedResponse.objects.count()) -> None:
+    """Wait until the gateway has stored `count` answers: it stores off the event loop once the answer is sent, which
+    takes longer than any fixed pause on a loaded machine."""
+    deadline = time.monotonic() + 10
+    while entries() < count:
+        assert time.monotonic() < deadline, f"the gateway stored {entries()} answers, not {count}, within 10 s"
+        time.sleep(0.02)
+
+
 def test_a_repeated_request_is_answered_from_the_cache_and_recorded_as_saved(gw, oai, provider, policy, client, org,
                                                                               django_user_model):
     first = oai.chat.completions.create(model="gpt-4o-mini", messages=HI, temperature=0, extra_headers=SEARCH)
-    time.sleep(0.3)  # the first answer is stored once it is sent
+    stored()  # the first answer is stored once it is sent
     again = oai.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HI, temperature=0,
                                                           user="someone-else", extra_headers=SEARCH)
 
@@ -66,7 +75,7 @@ def test_a_repeated_request_is_answered_from_the_cache_and_recorded_as_saved(gw,
 
 def test_a_stream_is_replayed_as_a_stream(gw, oai, provider, policy):
     first = list(oai.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True, extra_headers=SEARCH))
-    time.sleep(0.3)
+    stored()
     replayed = list(oai.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True, extra_headers=SEARCH))
 
     assert len(provider.requests) == 1
@@ -80,7 +89,7 @@ def test_a_stream_is_replayed_as_a_stream(gw, oai, provider, policy):
 
 def test_a_plain_request_is_not_answered_with_a_cached_stream(gw, oai, provider, policy):
     list(oai.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True, extra_headers=SEARCH))
-    time.sleep(0.3)
+    stored()
     answer = oai.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers=SEARCH)
 
     assert answer.choices[0].message.content == ANSWER and len(provider.requests) == 2
@@ -123,7 +132,7 @@ def test_organizations_never_share_an_entry(gw, oai, provider, policy, team):
     theirs = openai.OpenAI(base_url=gw.url + "/v1", api_key=create_api_key(other, "gw").plaintext, max_retries=0)
 
     oai.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers=SEARCH)
-    time.sleep(0.3)
+    stored()
     theirs.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers=SEARCH)
 
     assert len(provider.requests) == 2
@@ -136,7 +145,7 @@ def test_two_gateway_processes_share_the_cache(gw, serve_gateway, oai, provider,
     other = openai.OpenAI(base_url=second.url + "/v1", api_key=obs_key, max_retries=0)
 
     oai.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers=SEARCH)
-    time.sleep(0.3)
+    stored()
     answer = other.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HI, extra_headers=SEARCH)
 
     assert answer.headers["x-observatory-cache"] == "hit" and len(provider.requests) == 1
@@ -186,7 +195,7 @@ def test_with_redis_configured_two_gateways_share_entries_there(redis_url, setti
     two = openai.OpenAI(base_url=second.url + "/v1", api_key=obs_key, max_retries=0)
 
     one.chat.completions.create(model="gpt-4o-mini", messages=HI, extra_headers=SEARCH)
-    time.sleep(0.3)
+    stored(entries=lambda: len(RedisStore(redis_url).client.keys("observatory:gateway:cache:*")))
     answer = two.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=HI, extra_headers=SEARCH)
 
     assert answer.headers["x-observatory-cache"] == "hit" and len(provider.requests) == 1
