@@ -157,6 +157,14 @@ def printed_key(server: subprocess.Popen) -> str | None:
     return key
 
 
+def c_decoder_in_use() -> bool:
+    """Whether the server decodes trace exports with the optional C decoder (built, and not turned off)."""
+    import importlib.util
+
+    off = os.environ.get("OBSERVATORY_INGEST_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes")
+    return not off and importlib.util.find_spec("ingest.otlp_decode._spans") is not None
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -260,6 +268,7 @@ def main() -> None:
         "cpu_us_per_span": middle["cpu_us_per_span"],
         "median_round": middle, "by_round": rounds,
         "cpu_count": os.cpu_count(),
+        "c_decoder": c_decoder_in_use(),
         "command": "python bench/ingest.py " + " ".join(sys.argv[1:]),
     }
     print(f"median of {len(rounds)} rounds: {middle['http_spans_per_s']:,} spans/s = "

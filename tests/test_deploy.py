@@ -110,6 +110,16 @@ def test_it_keeps_the_web_ingest_spool_on_a_volume(compose):
     assert {"web-data", "grpc-data"} <= set(compose["volumes"])
 
 
+def test_http_and_grpc_ingest_share_the_rate_limits(compose):
+    """ingest.rate_limit keeps each key's bucket in $OBSERVATORY_HOME/run: one volume there for both receivers,
+    or a key sending over both would get the limit twice."""
+    for name in ("web", "grpc"):
+        assert "ingest-limits:/var/lib/observatory/run" in compose["services"][name]["volumes"]
+    assert "ingest-limits" in compose["volumes"]
+    # a new named volume takes the owner of the image's directory it is mounted on: the app's user, not root
+    assert "install -d -o observatory -g observatory /var/lib/observatory/run" in (ROOT / "Dockerfile").read_text()
+
+
 def test_it_lets_the_collector_reach_the_app_by_service_name(compose):
     assert "web" in compose["services"]["web"]["environment"]["ALLOWED_HOSTS"].split(",")
 
@@ -196,3 +206,22 @@ def test_it_builds_a_non_root_image_serving_the_wsgi_app():
     cmd = re.findall(r"^CMD (.+)$", dockerfile, re.MULTILINE)[-1]
     assert "gunicorn" in cmd
     assert "observatory.wsgi:application" in cmd
+
+
+def test_the_image_holds_every_package_the_project_installs():
+    """INSTALLED_APPS names observatory, ingest, billing and gateway: an image without one of them cannot start."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+) \./\S*$", dockerfile, re.MULTILINE))
+    copied |= {name for line in re.findall(r"^COPY (.+) \./$", dockerfile, re.MULTILINE) for name in line.split()}
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    packages = re.search(r'include = \[([^\]]*)\]', pyproject).group(1)
+    for package in re.findall(r'"(\w+)\*"', packages):
+        assert package in copied, f"the Dockerfile does not copy {package}/"
+    assert {"setup.py", "pyproject.toml", "templates", "sdk"} <= copied
+    assert re.search(r"apt-get install[^\n]*gcc", dockerfile)  # the optional C modules are built in the image
+    # installed in place: the processes run /app's code (manage.py, gunicorn and Celery put it first on the path),
+    # so a copy in site-packages would be a second, unused one without the C decoder built beside /app's sources
+    assert "pip install -e . -e ./sdk" in dockerfile
+    assert "from ingest.otlp_decode import _spans" in dockerfile
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {"**/*.so", "**/build", "**/*.egg-info"} <= set(ignored)  # never the host's builds

@@ -5,10 +5,18 @@ KeyValues; short scalar KeyValues are then read straight from their bytes and ca
 provider ... repeat on every span. Measured 2-3x faster than walking the generated messages, which builds
 one Python object per KeyValue and AnyValue; tests/ingest/test_decode_protobuf.py holds it to protobuf's
 own decoding. Logs and metrics are rarer and walk the generated messages.
+
+When the optional C module `_spans` is built, it takes the plain trace exports first (spans without events or
+links, none to reject) and builds the same spans in about half the time (3.0 against 5.6 µs a span, measured
+in-process on the benchmark's exports); anything else it leaves to the Python code here, which therefore stays
+the reference (tests/ingest/test_decode_c.py holds the two to the same output). OBSERVATORY_INGEST_PURE_PYTHON=1
+turns it off.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import time
 from typing import Any
 
@@ -41,6 +49,19 @@ from ingest.otlp_decode.limits import (
     span_problem,
 )
 from ingest.records import AttrValue, EventView, SpanView
+
+
+def _load_c_decoder():
+    if os.environ.get("OBSERVATORY_INGEST_PURE_PYTHON", "").strip().lower() in ("1", "true", "yes"):
+        return None
+    try:
+        from ingest.otlp_decode import _spans
+    except ImportError:
+        return None
+    return _spans
+
+
+c_decoder = _load_c_decoder()
 
 _PB_SCALARS = frozenset(("string_value", "int_value", "double_value", "bool_value", "bytes_value"))
 
@@ -214,8 +235,52 @@ def _pb_short_scalar(raw: bytes) -> tuple[str, AttrValue] | None:
     return None
 
 
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field."""
+    head = bytearray([number << 3 | 2])
+    size = len(payload)
+    while size >= 0x80:
+        head.append(size & 0x7F | 0x80)
+        size >>= 7
+    head.append(size)
+    return bytes(head) + payload
+
+
+# The C decoder hands over a ResourceSpans' resource and a ScopeSpans' scope as they were sent; they are parsed
+# inside an export of their own, at the depth they have in the whole body, so that protobuf's nesting limit refuses
+# exactly what it refuses in the whole body.
+def _resource_of(raw: bytes) -> dict[str, AttrValue]:
+    """A ResourceSpans' resource attributes from its serialized Resource (for the C decoder)."""
+    request = _pb_parse(_LeanTraceRequest, _field(1, _field(1, raw)), "trace")
+    return _pb_resource(request.resource_spans[0].resource.attributes)
+
+
+@functools.lru_cache(maxsize=256)
+def _scope_of(raw: bytes) -> tuple[str, str]:
+    """A ScopeSpans' (name, version) from its serialized InstrumentationScope (for the C decoder)."""
+    request = _pb_parse(_LeanTraceRequest, _field(1, _field(2, _field(1, raw))), "trace")
+    scope = request.resource_spans[0].scope_spans[0].scope
+    return scope.name, scope.version
+
+
 def decode_traces(body: bytes) -> DecodedTraces:
     """An uncompressed protobuf trace export; invalid items are counted and explained, not raised."""
+    spans = _decode_in_c(body)
+    if spans is not None:
+        return DecodedTraces(spans, 0, [])
+    return _decode_traces_in_python(body)
+
+
+def _decode_in_c(body: bytes) -> list[SpanView] | None:
+    """The spans of a plain export, by the C decoder; None when it leaves the body to Python (or is not built)."""
+    if c_decoder is None:
+        return None
+    return c_decoder.decode(body, _KEY_VALUES.__getitem__, _resource_of, _scope_of, SpanView,
+                            time.time_ns() + limits.MAX_FUTURE_NS, limits.MIN_TIME_NS, limits.MAX_ATTRIBUTES,
+                            limits.MAX_SPANS)
+
+
+def _decode_traces_in_python(body: bytes) -> DecodedTraces:
     request = _pb_parse(_LeanTraceRequest, body, "trace")
     resource_spans = request.resource_spans
     total = 0
