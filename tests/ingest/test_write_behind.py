@@ -117,6 +117,84 @@ def test_a_batch_gathers_what_arrives_within_the_window_up_to_its_row_limit(monk
     assert writer.pending() == 0
 
 
+def _written_when(batches, began, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not batches and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert batches, "nothing was written"
+    return time.monotonic() - began
+
+
+def test_a_batch_goes_once_the_exports_stop_coming_not_at_the_end_of_its_window():
+    batches = []
+    writer = write_behind.Writer(batches.append, lambda: 5.0)  # quiet after 1 s without an export
+    began = time.monotonic()
+    writer.submit("a", 1)
+    elapsed = _written_when(batches, began)
+    assert 0.9 <= elapsed < 4.0 and batches == [["a"]]
+
+
+def test_under_a_steady_stream_a_batch_gathers_until_the_stream_stops():
+    batches = []
+    writer = write_behind.Writer(batches.append, lambda: 10.0)  # quiet after 2 s
+    began = time.monotonic()
+    for item in range(20):  # one every 50 ms for a second: never quiet
+        writer.submit(item, 1)
+        time.sleep(0.05)
+    _written_when(batches, began)
+    assert batches == [list(range(20))]
+    assert writer.flush(10) and writer.pending() == 0
+
+
+def test_the_writer_thread_prepares_each_item_while_its_batch_gathers():
+    prepared, batches = [], []
+
+    def prepare(item):
+        prepared.append((item, threading.current_thread().name, bool(batches)))
+
+    writer = write_behind.Writer(batches.append, lambda: 30.0, prepare=prepare)
+    for item in ("a", "b", "c"):
+        writer.submit(item, 1)
+    deadline = time.monotonic() + 10
+    while len(prepared) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert prepared == [(item, "ingest-writer", False) for item in ("a", "b", "c")]  # before any write
+    assert writer.flush(10) and batches == [["a", "b", "c"]]
+
+
+def test_a_failing_prepare_leaves_the_item_to_the_write():
+    def prepare(item):
+        raise RuntimeError("database away")
+
+    batches = []
+    writer = write_behind.Writer(batches.append, lambda: 30.0, prepare=prepare)
+    writer.submit("a", 1)
+    assert writer.flush(10) and batches == [["a"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rows_prepared_while_the_batch_gathered_are_the_rows_written(post_otlp, batching, write_calls, monkeypatch):
+    prepared = []
+    real = receiver.prepare_write
+
+    def counted(*args, **kwargs):
+        prepared.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(receiver, "prepare_write", counted)
+    assert post_otlp(body=_export(3)).status_code == 200
+    assert post_otlp(body=_export(4)).status_code == 200
+    deadline = time.monotonic() + 10
+    while len(prepared) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert prepared == ["ingest-writer"] * 2 and LLMCall.objects.count() == 0  # prepared, not written yet
+
+    assert receiver.writer.flush(30)
+    assert prepared == ["ingest-writer"] * 2  # not prepared again
+    assert write_calls == [7] and LLMCall.objects.count() == 7
+    assert {c.cost_status for c in LLMCall.objects.all()} == {"priced"}
+
+
 @pytest.mark.parametrize("limit, rows", [("MAX_QUEUED_ROWS", 5), ("MAX_QUEUED_EXPORTS", 1)])
 def test_a_full_queue_makes_the_request_thread_wait_for_the_writer(monkeypatch, limit, rows):
     """Full by rows, or by exports (each holds a journal slot, an open file, until it is written)."""
