@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ingest.mappers.normalize.values import as_seconds, unquote
 from ingest.records import AttrValue, SpanView
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def timestamp(ns: int) -> datetime:
-    """UTC datetime of a unix-nanosecond time, truncated to the microsecond."""
-    return datetime.fromtimestamp(ns // 1000 / 1e6, UTC)
+    """UTC datetime of a unix-nanosecond time, truncated to the microsecond (exact: no float on the way)."""
+    return _EPOCH + timedelta(0, 0, ns // 1000)
 
 
 def ttft_from_seconds(value: AttrValue) -> float | None:
