@@ -188,7 +188,7 @@ def _answer_first(sender: Sender, body: bytes, content_type: str, decoded) -> Re
     return Received(outcome.rejected, outcome.message, after_answer=after_answer)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True)
 class Answered:
     """A trace export answered for and journaled, waiting for its store."""
 
@@ -199,30 +199,17 @@ class Answered:
     context: list
     outcome: IngestOutcome
     entry: journal.Entry
-    rows: PreparedWrite | None = None
-    """Its rows, attributed and priced, once the writer thread has prepared them while its batch gathered."""
-
-
-def prepare_answered(item: Answered) -> None:
-    """The writer thread's work while a batch gathers: the export's rows. What fails here (the database away while
-    a team is looked up, say) is done again, and dealt with, by the store."""
-    connection.health_check_done = True  # as for the store (see _write_batch_in_thread)
-    try:
-        item.rows = prepare_write(item.sender.api_key, item.calls, item.context)
-    except Exception:
-        item.rows = None
 
 
 def store_answered(batch: list[Answered]) -> None:
     """Store answered exports with one write (ingest.write_behind); when that fails, each on its own, as if it had
     come alone: stored, spooled, or refused by the database (and dropped, said in the log), never lost for another's
     sake. Each journal entry is done once its export is stored or spooled."""
-    prepared: list[PreparedWrite | None] = [item.rows for item in batch]
+    prepared: list[PreparedWrite | None] = [None] * len(batch)
     if len(batch) > 1:
         try:
             for index, item in enumerate(batch):
-                if prepared[index] is None:
-                    prepared[index] = prepare_write(item.sender.api_key, item.calls, item.context)
+                prepared[index] = prepare_write(item.sender.api_key, item.calls, item.context)
             write_prepared(prepared)
         except Exception as exc:  # each export is tried on its own below, and says what failed
             log.warning("ingest: %s exports could not be written together (%s); writing each on its own",
@@ -271,7 +258,7 @@ def _write_batch_in_thread(batch: list[Answered]) -> None:
 
 
 writer: Writer[Answered] = Writer(_write_batch_in_thread, lambda: settings.INGEST_BATCH_SECONDS,
-                                   lambda: connection.close(), prepare_answered)
+                                   lambda: connection.close())
 
 
 def _spool(sender: Sender, signal: str, body: bytes, content_type: str, rejected: int) -> Received:

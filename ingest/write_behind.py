@@ -6,12 +6,6 @@ Why: at 100 spans per export, one COPY per export costs PostgreSQL and the web p
 rows themselves (a statement, its commit and its round trips per export). Measured with `bench/ingest.py`; the
 figures are in the README's performance table.
 
-A batch goes when its window is up, when it holds BATCH_ROWS rows, or as soon as the exports stop coming for a fifth
-of the window (QUIET_SHARE): under a steady stream that never happens, and when the stream pauses (a burst is over,
-the exporters stopped) what was answered is stored at once instead of waiting out the window. While it gathers, the
-writer thread prepares each export it has (`prepare`: attribution, prices, rows), so that what is left once the
-batch goes is little more than the COPY.
-
 What stays as it was: an export is answered once it is journaled, and its journal slot is marked done only once
 its rows are committed (or it is in the spool), so a process that dies with exports waiting here loses none of them
 (`journal.recover`). When a batch cannot be written, each export of it is written on its own, so one export the
@@ -38,7 +32,6 @@ MAX_QUEUED_ROWS = 20_000
 MAX_QUEUED_EXPORTS = 256  # each holds a journal slot (an open, locked file) until it is written
 EXIT_WAIT_SECONDS = 10.0
 IDLE_SECONDS = 30.0  # a writer with nothing to write for this long closes its database connection
-QUIET_SHARE = 0.2  # a batch goes once nothing arrived for this share of its window
 
 Item = TypeVar("Item")
 
@@ -47,15 +40,11 @@ class Writer(Generic[Item]):
     """Queues items (each with its row count) and hands them to `write(batch)` on one thread, in batches."""
 
     def __init__(
-        self, write: Callable[[list[Item]], None], window: Callable[[], float], on_idle: Callable[[], None] = lambda: None,
-        prepare: Callable[[Item], None] | None = None,
+        self, write: Callable[[list[Item]], None], window: Callable[[], float], on_idle: Callable[[], None] = lambda: None
     ) -> None:
-        """`prepare(item)`, when given, runs on the writer thread for each item while its batch gathers (never
-        raising: what it could not do, `write` does)."""
         self._write = write
         self._window = window
         self._on_idle = on_idle
-        self._prepare = prepare
         self._reset()
         atexit.register(self.flush, EXIT_WAIT_SECONDS)
 
@@ -69,7 +58,6 @@ class Writer(Generic[Item]):
         self._idle_asked = False
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self._last_arrival = 0.0
 
     def submit(self, item: Item, rows: int) -> None:
         """Queue `item` for the writer thread; waits while the queue is full."""
@@ -83,7 +71,6 @@ class Writer(Generic[Item]):
                 self._ready.wait(1.0)
             self._queue.append(item)
             self._rows += max(1, rows)
-            self._last_arrival = time.monotonic()
             if len(self._queue) == 1 or self._rows >= BATCH_ROWS:  # else the writer is gathering until its window ends
                 self._ready.notify_all()
 
@@ -136,32 +123,12 @@ class Writer(Generic[Item]):
                         if not self._queue:
                             self._go_idle()
                 self._idle = False
-                window = self._window()
-                deadline = time.monotonic() + window
-                quiet = window * QUIET_SHARE
-                prepared = 0
-                # Gather what arrives meanwhile, up to BATCH_ROWS rows, until the window is up or nothing came for
-                # `quiet` seconds; prepare each item meanwhile. Only this thread replaces the queue: request threads
-                # append to it, so the items up to `prepared` stay put while the lock is released.
-                while self._rows < BATCH_ROWS and not self._hurry:
-                    if self._prepare is not None and prepared < len(self._queue):
-                        fresh = self._queue[prepared:]
-                        prepared = len(self._queue)
-                        self._ready.release()
-                        try:
-                            for item in fresh:
-                                self._prepare(item)
-                        except Exception:  # `write` does what was not prepared
-                            log.exception("ingest: the writer thread could not prepare an export")
-                        finally:
-                            self._ready.acquire()
-                        continue
-                    now = time.monotonic()
-                    remaining = deadline - now
-                    still = self._last_arrival + quiet - now
-                    if remaining <= 0 or still <= 0:
+                deadline = time.monotonic() + self._window()
+                while self._rows < BATCH_ROWS and not self._hurry:  # gather what arrives meanwhile, up to BATCH_ROWS rows
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
                         break
-                    self._ready.wait(min(remaining, still))
+                    self._ready.wait(remaining)
                 batch, self._queue, self._rows = self._queue, [], 0
                 self._writing = True
                 self._ready.notify_all()
