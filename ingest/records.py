@@ -95,9 +95,10 @@ class CallFields:
     attributes: dict[str, AttrValue] = field(default_factory=dict)  # remaining span attributes, content removed
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class IngestCost:
-    """A call's cost as it is stored; cost_status is one of ingest.models.CostStatus."""
+    """A call's cost as it is stored; cost_status is one of ingest.models.CostStatus. A value: never changed once made
+    (not `frozen`: a frozen dataclass's __init__ costs ~0.6 µs more, once per ingested call)."""
 
     cost_usd: Decimal | None
     cost_status: str

@@ -39,8 +39,11 @@ _CONTEXT_ATTRIBUTE_LIMIT = 64
 UNPRICED = IngestCost(None, CostStatus.PENDING, None)  # with no pricer registered (ingest.hooks)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Attribution:
+    """A call's team and product and where they came from. A value: never changed once made (not `frozen`, as
+    IngestCost)."""
+
     team_id: int | None
     product_id: int | None
     source: str  # call | rule | key | "" (unattributed)
