@@ -329,7 +329,7 @@ def copy_ceiling(env: dict, bodies: list[bytes]) -> dict:
     three COPYs, each of every row in one transaction: one alone varies by a third from run to run) and
     (b) the ingest store path (COPY into staging + INSERT … ON CONFLICT), on the same database."""
     code = r'''
-import gzip, json, sys, time
+import gzip, json, os, sys, time
 import django
 django.setup()
 from django.db import connection, transaction
@@ -348,12 +348,17 @@ cost = IngestCost(None, "pending", None)
 def rows(org):
     return [call_row(org, None, c, Attribution(None, None, ""), cost) for c in calls]
 cols = ", ".join(store.LLMCALL.column_names)
-results, ceilings = {}, []
+def backend_cpu():
+    with connection.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        fields = open(f"/proc/{c.fetchone()[0]}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+results, ceilings, ceiling_cpu = {}, [], []
 for label, org in (("copy_binary", 900001), ("copy_binary", 900003), ("copy_binary", 900005), ("store_path", 900002)):
     data = rows(org)
     with connection.cursor() as c:
         c.execute("CHECKPOINT")
-    t0 = time.perf_counter()
+    cpu0, t0 = backend_cpu(), time.perf_counter()
     if label == "copy_binary":
         with transaction.atomic(), connection.cursor() as c:
             with c.cursor.copy(f"COPY ingest_llmcall ({cols}) FROM STDIN (FORMAT BINARY)") as cp:
@@ -366,8 +371,10 @@ for label, org in (("copy_binary", 900001), ("copy_binary", 900003), ("copy_bina
     results[label] = len(data) / (time.perf_counter() - t0)
     if label == "copy_binary":
         ceilings.append(round(results[label]))
+        ceiling_cpu.append((backend_cpu() - cpu0) / len(data) * 1e6)
 print(json.dumps({"decode_map_us_per_span": decode_s / len(calls) * 1e6,
                   "copy_binary_rows_per_s": sorted(ceilings)[1], "copy_binary_rows_per_s_by_try": ceilings,
+                  "copy_binary_postgres_cpu_us_per_row": round(sorted(ceiling_cpu)[1], 1),
                   "store_path_rows_per_s_100_per_batch": round(results["store_path"])}))
 '''
     payload = json.dumps([b.decode("latin-1") for b in bodies])
@@ -379,7 +386,7 @@ print(json.dumps({"decode_map_us_per_span": decode_s / len(calls) * 1e6,
         raise SystemExit(out.stderr)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"decode+map: {figures['decode_map_us_per_span']:.1f} µs/span; COPY binary ceiling (median of 3): "
-          f"{figures['copy_binary_rows_per_s']:,} rows/s; store path: {figures['store_path_rows_per_s_100_per_batch']:,} rows/s")
+          f"{figures['copy_binary_rows_per_s']:,} rows/s (PostgreSQL {figures['copy_binary_postgres_cpu_us_per_row']} µs/row); store path: {figures['store_path_rows_per_s_100_per_batch']:,} rows/s")
     return figures
 
 
