@@ -63,6 +63,7 @@ class RelayedStream(Response):
         self.status_code = upstream.status_code
         self.background = None
         self.raw_headers = client_headers(upstream.headers)
+        self._rest_taken = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange, watcher = self.exchange, self.watcher
@@ -84,6 +85,11 @@ class RelayedStream(Response):
             if not state["hung_up"]:
                 raise  # the server is stopping: not ours to swallow
             relay.uncancel()
+            if watcher.complete:  # it had the whole answer (clients stop at [DONE]) before the provider's stream ended
+                rest = self._rest()
+                if exchange.capture is not None:
+                    exchange.capture.append(rest)
+                outcome = (self.status_code, "")
         finally:
             state["relaying"] = False
             watch.cancel()
@@ -114,6 +120,10 @@ class RelayedStream(Response):
         return self.status_code, ""
 
     def _rest(self) -> bytes:
+        """The stream's last bytes (the watcher's remainder, the translator's closing events); once only."""
+        if self._rest_taken:
+            return b""
+        self._rest_taken = True
         rest = self.watcher.finish()
         if self.translator is not None:
             rest = self.translator.feed(rest) + self.translator.finish()

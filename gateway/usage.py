@@ -114,6 +114,7 @@ def error_type_of(status: int, body: bytes) -> str:
 
 _EVENT_END = re.compile(rb"\r?\n\r?\n")
 _USAGE_OBJECT = re.compile(rb'"usage":\s*\{')
+_DONE = re.compile(rb"^data:\s*\[DONE\]\s*$", re.MULTILINE)
 
 
 class StreamWatcher:
@@ -129,6 +130,9 @@ class StreamWatcher:
         self.hide_usage_chunk = hide_usage_chunk  # OpenAI chat: usage was asked for by the gateway, not the client
         self._pending = b""
         self.events = 0
+        # The provider's closing event went by (`[DONE]`, Anthropic's message_stop, a Responses stream's last
+        # response.* event): the client has the whole answer even if it hangs up before the connection ends.
+        self.complete = False
 
     def feed(self, chunk: bytes) -> bytes:
         data = self._pending + chunk
@@ -158,14 +162,21 @@ class StreamWatcher:
         if route.provider == ANTHROPIC:
             if b"message_start" in event or b"message_delta" in event:
                 self._anthropic(_data_of(event))
+            elif b"message_stop" in event:
+                self.complete = True
             return True
         if route.operation == "responses":
-            if self.events == 1 or b'"response.completed"' in event or b'"response.incomplete"' in event \
-                    or b'"response.failed"' in event:
+            closing = b'"response.completed"' in event or b'"response.incomplete"' in event \
+                or b'"response.failed"' in event
+            self.complete = self.complete or closing
+            if self.events == 1 or closing:
                 payload = _data_of(event)
                 response = payload.get("response") if isinstance(payload, dict) else None
                 if isinstance(response, dict):
                     _read_object(route, response, self.usage)
+            return True
+        if _DONE.search(event):
+            self.complete = True
             return True
         has_usage = _USAGE_OBJECT.search(event) is not None
         if self.events == 1 or has_usage or b'"finish_reason":"' in event or b'"finish_reason": "' in event:

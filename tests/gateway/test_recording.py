@@ -15,6 +15,7 @@ import openai
 import pytest
 from django.db import connection
 
+from gateway.rules import CachedResponse, CachePolicy
 from gateway.services import allow_upstream_host, set_provider_account
 from ingest import spool
 from ingest.models import LLMCall
@@ -152,6 +153,67 @@ def test_a_client_hanging_up_mid_stream_is_recorded_with_the_tokens_seen(serve_g
     assert (call.input_tokens, call.output_tokens, call.response_id) == (40, 1, "msg_slow")
     assert call.cost_usd == Decimal("0.000135")  # 40 × $3/M + 1 × $15/M: the provider bills what it streamed
     assert call.duration_ms < 5000  # recorded when the client left, not when the provider finished
+
+
+class _StreamHeldOpen(BaseHTTPRequestHandler):
+    """OpenAI's chat stream to its end ([DONE] included), then the connection held open until released, as a
+    provider or a proxy in front of it may: the client has its whole answer before the stream's body ends."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        head = {"id": "chatcmpl-held", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18"}
+        chunks = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": None}]},
+                  {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                  {**head, "choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 50, "total_tokens": 1050}}]
+        try:
+            for raw in [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks] + [b"data: [DONE]\n\n"]:
+                self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+                self.wfile.flush()
+            self.server.release.wait(10)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_that_stops_at_done_while_the_provider_holds_the_stream_open_gets_a_complete_call(
+        serve_gateway, org, team, priced):
+    held = _QuietServer(("127.0.0.1", 0), _StreamHeldOpen)
+    held.release = threading.Event()
+    threading.Thread(target=held.serve_forever, daemon=True).start()
+    allow_upstream_host(org, f"127.0.0.1:{held.server_address[1]}")
+    set_provider_account(org, "openai", base_url=f"http://127.0.0.1:{held.server_address[1]}/v1", api_key="sk-held")
+    CachePolicy.objects.create(organization=org, team=team, ttl_seconds=600)
+    gw = serve_gateway()
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key=create_api_key(org, "gateway").plaintext, max_retries=0)
+    try:
+        # the OpenAI SDK stops reading at [DONE] and closes the connection, the provider's body still open
+        chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True,
+                                                     extra_headers={"x-observatory-team": "search"}))
+        (call,) = gw.calls(1)
+        deadline = time.monotonic() + 10
+        while not CachedResponse.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        held.release.set()
+        held.shutdown()
+        held.server_close()
+
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello"
+    assert (call.status, call.error_type, call.http_status, call.finish_reason) == ("ok", "", 200, "stop")
+    assert (call.input_tokens, call.output_tokens) == (1000, 50)
+    assert call.cost_usd == Decimal("0.00018")  # 1,000 × $0.15/M + 50 × $0.60/M
+    assert call.duration_ms < 5000  # recorded when the client left, not when the provider let go
+    assert CachedResponse.objects.count() == 1  # a complete answer: the next identical request is served from it
 
 
 @contextmanager

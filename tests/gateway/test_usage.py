@@ -61,6 +61,31 @@ def test_anthropic_stream_usage_adds_the_cache_to_input_and_takes_the_last_outpu
     assert usage.finish_reason == "length" and usage.response_id == "msg_1"
 
 
+def test_a_stream_is_complete_once_its_closing_event_went_by_in_each_providers_shape():
+    openai_chat = StreamWatcher(CHAT)
+    openai_chat.feed(sse(CHUNK, LAST, USAGE))
+    before_done = openai_chat.complete
+    openai_chat.feed(b"data: [DO")  # a closing event cut in two
+    cut = openai_chat.complete
+    openai_chat.feed(b"NE]\n\n")
+
+    anthropic_messages = StreamWatcher(MESSAGES)
+    anthropic_messages.feed(sse({"type": "message_start", "message": {"id": "msg_2", "usage": {}}},
+                                {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}, named=True))
+    before_stop = anthropic_messages.complete
+    anthropic_messages.feed(sse({"type": "message_stop"}, named=True))
+
+    responses = StreamWatcher(ROUTES["/v1/responses"])
+    responses.feed(sse({"type": "response.created", "response": {"id": "resp_1"}},
+                       {"type": "response.output_text.delta", "delta": "Hi"}, named=True))
+    before_completed = responses.complete
+    responses.feed(sse({"type": "response.completed", "response": {"id": "resp_1", "status": "completed"}}, named=True))
+
+    assert (before_done, cut, openai_chat.complete) == (False, False, True)
+    assert (before_stop, anthropic_messages.complete) == (False, True)
+    assert (before_completed, responses.complete) == (False, True)
+
+
 def test_a_body_without_usage_says_it_reported_none():
     assert not usage_from_body(CHAT, b'{"id": "x", "choices": []}').reported
     assert not usage_from_body(CHAT, b"not json").reported
