@@ -348,10 +348,13 @@ cost = IngestCost(None, "pending", None)
 def rows(org):
     return [call_row(org, None, c, Attribution(None, None, ""), cost) for c in calls]
 cols = ", ".join(store.LLMCALL.column_names)
-def backend_cpu():
+def backend_cpu():  # this connection's server process CPU seconds (None when PostgreSQL runs on another machine)
     with connection.cursor() as c:
         c.execute("SELECT pg_backend_pid()")
-        fields = open(f"/proc/{c.fetchone()[0]}/stat").read().rsplit(")", 1)[1].split()
+        try:
+            fields = open(f"/proc/{c.fetchone()[0]}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 results, ceilings, ceiling_cpu = {}, [], []
 for label, org in (("copy_binary", 900001), ("copy_binary", 900003), ("copy_binary", 900005), ("store_path", 900002)):
@@ -371,10 +374,11 @@ for label, org in (("copy_binary", 900001), ("copy_binary", 900003), ("copy_bina
     results[label] = len(data) / (time.perf_counter() - t0)
     if label == "copy_binary":
         ceilings.append(round(results[label]))
-        ceiling_cpu.append((backend_cpu() - cpu0) / len(data) * 1e6)
+        cpu1 = backend_cpu()
+        ceiling_cpu.append(None if cpu0 is None or cpu1 is None else (cpu1 - cpu0) / len(data) * 1e6)
 print(json.dumps({"decode_map_us_per_span": decode_s / len(calls) * 1e6,
                   "copy_binary_rows_per_s": sorted(ceilings)[1], "copy_binary_rows_per_s_by_try": ceilings,
-                  "copy_binary_postgres_cpu_us_per_row": round(sorted(ceiling_cpu)[1], 1),
+                  "copy_binary_postgres_cpu_us_per_row": None if None in ceiling_cpu else round(sorted(ceiling_cpu)[1], 1),
                   "store_path_rows_per_s_100_per_batch": round(results["store_path"])}))
 '''
     payload = json.dumps([b.decode("latin-1") for b in bodies])

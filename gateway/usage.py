@@ -162,8 +162,9 @@ class StreamWatcher:
         if route.provider == ANTHROPIC:
             if b"message_start" in event or b"message_delta" in event:
                 self._anthropic(_data_of(event))
-            elif b"message_stop" in event:
-                self.complete = True
+            elif b"message_stop" in event:  # parsed: a text delta may say message_stop too
+                payload = _data_of(event)
+                self.complete = self.complete or (isinstance(payload, dict) and payload.get("type") == "message_stop")
             return True
         if route.operation == "responses":
             closing = b'"response.completed"' in event or b'"response.incomplete"' in event \

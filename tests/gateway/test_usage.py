@@ -72,6 +72,8 @@ def test_a_stream_is_complete_once_its_closing_event_went_by_in_each_providers_s
     anthropic_messages = StreamWatcher(MESSAGES)
     anthropic_messages.feed(sse({"type": "message_start", "message": {"id": "msg_2", "usage": {}}},
                                 {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}, named=True))
+    anthropic_messages.feed(sse({"type": "content_block_delta", "index": 0,
+                                 "delta": {"type": "text_delta", "text": "a message_stop event ends it"}}, named=True))
     before_stop = anthropic_messages.complete
     anthropic_messages.feed(sse({"type": "message_stop"}, named=True))
 
