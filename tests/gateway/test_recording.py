@@ -73,29 +73,38 @@ def test_a_key_with_a_default_team_attributes_calls_that_name_none(gw, org, team
     assert [call.team.slug for call in gw.calls(2)] == ["search", "ads"]
 
 
-class _SlowStream(BaseHTTPRequestHandler):
-    """Anthropic's stream: message_start (with the input usage), one delta, then a pause the client will not sit out."""
+class _EventStream(BaseHTTPRequestHandler):
+    """A fake provider's event stream, written chunk by chunk as the test's handler decides."""
 
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):
         pass
 
-    def do_POST(self):
+    def start_stream(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+
+    def send_event(self, raw: bytes) -> None:
+        self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
+        self.wfile.flush()
+
+
+class _SlowStream(_EventStream):
+    """Anthropic's stream: message_start (with the input usage), one delta, then a pause the client will not sit out."""
+
+    def do_POST(self):
+        self.start_stream()
         usage = {"input_tokens": 40, "cache_read_input_tokens": 0, "cache_creation_input_tokens": 0, "output_tokens": 1}
         start = {"type": "message_start", "message": {"id": "msg_slow", "type": "message", "role": "assistant",
                                                       "model": ANTHROPIC_MODEL, "content": [], "usage": usage}}
         delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}}
         try:
             for event in (start, delta):
-                raw = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
-                self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
-                self.wfile.flush()
+                self.send_event(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
             if self.server.break_off:  # the provider drops the connection mid-stream (no closing chunk)
                 self.close_connection = True
                 return
@@ -155,29 +164,19 @@ def test_a_client_hanging_up_mid_stream_is_recorded_with_the_tokens_seen(serve_g
     assert call.duration_ms < 5000  # recorded when the client left, not when the provider finished
 
 
-class _StreamHeldOpen(BaseHTTPRequestHandler):
+class _StreamHeldOpen(_EventStream):
     """OpenAI's chat stream to its end ([DONE] included), then the connection held open until released, as a
     provider or a proxy in front of it may: the client has its whole answer before the stream's body ends."""
 
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
+        self.start_stream()
         head = {"id": "chatcmpl-held", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18"}
         chunks = [{**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Hello"}, "finish_reason": None}]},
                   {**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
                   {**head, "choices": [], "usage": {"prompt_tokens": 1000, "completion_tokens": 50, "total_tokens": 1050}}]
         try:
             for raw in [f"data: {json.dumps(chunk)}\n\n".encode() for chunk in chunks] + [b"data: [DONE]\n\n"]:
-                self.wfile.write(f"{len(raw):x}\r\n".encode() + raw + b"\r\n")
-                self.wfile.flush()
+                self.send_event(raw)
             self.server.release.wait(10)
             self.wfile.write(b"0\r\n\r\n")
         except OSError:
